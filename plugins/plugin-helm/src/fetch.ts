@@ -1,0 +1,122 @@
+import {cp, mkdir, mkdtemp, readdir, readFile, rename, stat} from 'node:fs/promises'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import type {ChartEntry, PackageRequest, SourceContext} from 'kod'
+
+/** What a chart reference is. */
+export type ChartInput =
+  | {type: 'directory'; path: string}
+  | {type: 'archive'; path: string}
+  | {type: 'url'; url: string}
+  | {type: 'oci'; url: string}
+  | {type: 'repo'; repo: string; name: string}
+
+async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
+  try {
+    const info = await stat(file)
+    return info.isDirectory() ? 'directory' : info.isFile() ? 'file' : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export async function classify(request: PackageRequest): Promise<ChartInput | undefined> {
+  const {ref, repo} = request
+  if (repo) return {type: 'repo', repo, name: ref}
+  if (ref.startsWith('oci://')) return {type: 'oci', url: ref}
+  if (/^https?:\/\//.test(ref)) return {type: 'url', url: ref}
+  const kind = await kindOf(ref)
+  if (kind === 'directory' && (await kindOf(path.join(ref, 'Chart.yaml'))) === 'file') return {type: 'directory', path: path.resolve(ref)}
+  if (kind === 'file' && /\.(tgz|tar\.gz)$/.test(ref)) return {type: 'archive', path: path.resolve(ref)}
+  return undefined
+}
+
+export function describeInput(request: PackageRequest): string {
+  return request.repo ? `${request.ref} from ${request.repo}` : request.ref
+}
+
+/** helm flags for talking to a registry or repository host the user marked insecure. */
+function insecureFlags(url: string, insecureHosts: readonly string[]): string[] {
+  let host: string
+  try {
+    host = new URL(url.replace(/^oci:/, 'https:')).host
+  } catch {
+    return []
+  }
+  if (!insecureHosts.includes(host)) return []
+  return url.startsWith('oci://') ? ['--plain-http'] : ['--insecure-skip-tls-verify']
+}
+
+async function onlyArchive(dir: string): Promise<string> {
+  const archives = (await readdir(dir)).filter((file) => file.endsWith('.tgz'))
+  if (archives.length !== 1) throw new Error(`expected one chart archive in ${dir}, found ${archives.length}`)
+  return path.join(dir, archives[0])
+}
+
+/** Chart.yaml fields kod records. */
+export async function chartMetadata(ctx: SourceContext, archive: string): Promise<{name: string; version: string; appVersion?: string}> {
+  const {stdout} = await ctx.tools.run('helm', ['show', 'chart', archive])
+  const chart = YAML.parse(stdout) as {name?: unknown; version?: unknown; appVersion?: unknown}
+  if (typeof chart?.name !== 'string' || chart.version === undefined) throw new Error(`${archive} has no chart name or version`)
+  return {
+    name: chart.name,
+    version: String(chart.version),
+    appVersion: chart.appVersion === undefined || chart.appVersion === null ? undefined : String(chart.appVersion),
+  }
+}
+
+/**
+ * Brings the chart into `chartsDir` as a helm-packaged .tgz with its dependencies, whatever the input:
+ * a local chart is copied and packaged (the user's directory is never written to), anything remote
+ * is pulled with helm.
+ */
+export async function fetchChart(ctx: SourceContext, input: ChartInput, request: PackageRequest, chartsDir: string): Promise<ChartEntry> {
+  const download = await mkdtemp(path.join(ctx.tmpDir, 'chart-'))
+  const version = request.version ? ['--version', request.version] : []
+  switch (input.type) {
+    case 'directory': {
+      const copy = path.join(download, 'src', path.basename(input.path))
+      await cp(input.path, copy, {recursive: true})
+      const chartYaml = YAML.parse(await readFile(path.join(copy, 'Chart.yaml'), 'utf8')) as {dependencies?: unknown[]} | null
+      if (Array.isArray(chartYaml?.dependencies) && chartYaml.dependencies.length > 0) {
+        await ctx.tools.run('helm', ['dependency', 'build', copy])
+      }
+      await ctx.tools.run('helm', ['package', copy, '--destination', download])
+      break
+    }
+    case 'archive': {
+      await cp(input.path, path.join(download, path.basename(input.path).replace(/\.tar\.gz$/, '.tgz')))
+      break
+    }
+    case 'url': {
+      await ctx.tools.run('helm', ['pull', input.url, '--destination', download, ...insecureFlags(input.url, request.insecureRegistries)])
+      break
+    }
+    case 'oci': {
+      await ctx.tools.run('helm', ['pull', input.url, ...version, '--destination', download, ...insecureFlags(input.url, request.insecureRegistries)])
+      break
+    }
+    case 'repo': {
+      await ctx.tools.run('helm', [
+        'pull',
+        input.name,
+        '--repo',
+        input.repo,
+        ...version,
+        '--destination',
+        download,
+        ...insecureFlags(input.repo, request.insecureRegistries),
+      ])
+      break
+    }
+  }
+  const archive = await onlyArchive(download)
+  const metadata = await chartMetadata(ctx, archive)
+  const file = `charts/${metadata.name}-${metadata.version}.tgz`
+  await mkdir(chartsDir, {recursive: true})
+  await rename(archive, path.join(chartsDir, path.basename(file))).catch(async () => {
+    await cp(archive, path.join(chartsDir, path.basename(file)))
+  })
+  return {...metadata, file}
+}

@@ -1,0 +1,220 @@
+/**
+ * The contract between kod's core and the plugins that provide source kinds (helm, helmfile, …).
+ *
+ * Plugins `import type` from here only: an installed plugin has its own copy of every dependency, so
+ * nothing is shared across the boundary at run time except plain data and the toolkit the core hands
+ * over in each call. A plugin registers sources by declaring the oclif hook `kod:sources` and
+ * returning `KodSource[]` from it.
+ */
+
+/** Version of this contract. A source whose `api` differs is reported and not used. */
+export const SOURCE_API = 'kod.source/v1'
+export type SourceApi = typeof SOURCE_API
+
+/** The tools kod wraps. Each resolves to a binary on PATH, or to the path in KOD_<TOOL> (e.g. KOD_HELM). */
+export type ToolName = 'helm' | 'helmfile' | 'skopeo' | 'regctl'
+
+/** One command kod runs or, under --list-commands, prints. */
+export interface PlannedCommand {
+  tool: ToolName
+  args: string[]
+  /** Extra environment for this command only (never printed as secrets: keep values non-sensitive). */
+  env?: Record<string, string>
+}
+
+export interface RunOptions {
+  /** Working directory. */
+  cwd?: string
+  /** Stream the tool's stdout/stderr to the user instead of capturing them. */
+  stream?: boolean
+  /** Override the default timeout (ms). */
+  timeoutMs?: number
+  env?: Record<string, string>
+}
+
+export interface RunResult {
+  stdout: string
+  stderr: string
+}
+
+export interface ToolRunner {
+  /** Run a tool; rejects with a one-line error carrying the tail of the tool's stderr. */
+  run(tool: ToolName, args: string[], options?: RunOptions): Promise<RunResult>
+  /** The binary kod would run for a tool (as printed by --list-commands). */
+  binary(tool: ToolName): string
+}
+
+export interface Logger {
+  info(message: string): void
+  warn(message: string): void
+  debug(message: string): void
+}
+
+/** A parsed container image reference, normalised the way Docker/containerd resolve it. */
+export interface ImageRef {
+  /** Registry host, with port if any (docker.io for Docker Hub). */
+  host: string
+  /** Repository path below the host (library/nginx for nginx). */
+  path: string
+  tag?: string
+  digest?: string
+}
+
+/** Pure helpers for image references, handed to plugins so they need no runtime import of the core. */
+export interface RefHelpers {
+  parse(reference: string): ImageRef
+  /** Fully qualified form: host/path[:tag][@digest], :latest added when neither tag nor digest is given. */
+  normalize(reference: string): string
+  format(ref: ImageRef): string
+  /** Where populate puts an image: <registry>/<prefix>/<host>/<path> (no tag or digest). */
+  relocatedRepository(ref: ImageRef, target: Target): string
+}
+
+/** The private registry named with -r. */
+export interface Target {
+  /** host[:port][/path] without scheme or trailing slash. */
+  registry: string
+  /** Repository prefix below the registry (default "kod"; may be empty). */
+  prefix: string
+  plainHttp: boolean
+  insecureSkipTlsVerify: boolean
+}
+
+/** What a source needs from the core at run time. */
+export interface SourceContext {
+  api: SourceApi
+  tools: ToolRunner
+  log: Logger
+  refs: RefHelpers
+  /** A scratch directory that is removed when the command ends. */
+  tmpDir: string
+  cancelSignal?: AbortSignal
+}
+
+/** What the user asked `kod package` for. */
+export interface PackageRequest {
+  /** -c: a path, an https URL, an oci:// URL, or a chart name when `repo` is set. */
+  ref: string
+  version?: string
+  repo?: string
+  /** -f files, absolute paths, in order. */
+  valuesFiles: string[]
+  /** Hosts (host[:port]) that may be read over plain HTTP or with unverified TLS. */
+  insecureRegistries: string[]
+}
+
+/** Where one values path sets (part of) an image reference. */
+export interface ValuesBinding {
+  /** Dotted path of the image field in the chart's values, e.g. "server.image". */
+  path: string
+  /** "string": the path holds the whole reference; "map": the path holds registry/repository/tag/digest keys. */
+  form: 'string' | 'map'
+  /** For "map": the key names present at that path. */
+  keys?: {registry?: string; repository: string; tag?: string; digest?: string}
+}
+
+/** An image a source found. */
+export interface FoundImage {
+  /** The reference exactly as the rendered manifests carry it. */
+  ref: string
+  /** Values that set it; empty when none was recognised (the image is packaged but not relocatable by values). */
+  values: ValuesBinding[]
+  /** Templates (or other origins) it was seen in. */
+  foundIn: string[]
+}
+
+/** A chart archive stored in the package. */
+export interface ChartEntry {
+  name: string
+  version: string
+  appVersion?: string
+  /** Path inside the package, e.g. charts/mychart-1.2.3.tgz */
+  file: string
+}
+
+/** What a source's package step produced. Everything it wrote into the staging directory is carried. */
+export interface SourcePackage {
+  /** Names the package file: kod-<name>-<version>.kodpkg */
+  name: string
+  version: string
+  charts: ChartEntry[]
+  images: FoundImage[]
+  /** Source-specific data recorded in the manifest under `sourceData`. */
+  data?: Record<string, unknown>
+}
+
+/** A package as the core hands it to a source at deploy time. */
+export interface OpenedPackage {
+  /** Absolute path of the unpacked, verified package directory. */
+  dir: string
+  manifest: PackageManifest
+}
+
+export interface DeployRequest {
+  target: Target
+  /** -n; when absent helm uses its own default (the current context's namespace). */
+  namespace?: string
+  release?: string
+  /** User -f files, absolute paths; kod's generated values file goes before them. */
+  valuesFiles: string[]
+  wait: boolean
+  dryRun: boolean
+}
+
+/** A deployment a source prepared: the commands to run and the render check to pass before them. */
+export interface DeployPlan {
+  /** Files the source wrote (e.g. the generated values file), absolute paths. */
+  generated: string[]
+  /** Commands that install, in order. */
+  install: PlannedCommand[]
+  /** Every image reference the deployment will run, as rendered with the generated values. */
+  renderedImages: Array<{ref: string; foundIn: string[]}>
+}
+
+/**
+ * A source kind. `package` runs on the connected side; `pushCharts` and `deploy` on the air-gapped side.
+ * The core does everything that is common: image pulls and pushes, the archive, checksums, progress.
+ */
+export interface KodSource {
+  api: SourceApi
+  /** Recorded in the package; the core dispatches on it. */
+  kind: string
+  description: string
+  /** How sure this source is that it handles the request (0 = not at all). Highest wins; ties go to --kind. */
+  detect(request: PackageRequest): Promise<number>
+  /** Fetch into `stagingDir` and find every image. */
+  package(ctx: SourceContext, request: PackageRequest, stagingDir: string): Promise<SourcePackage>
+  /** Commands that push the package's charts (or other artifacts) into the target registry. */
+  pushCharts(ctx: SourceContext, pkg: OpenedPackage, target: Target): PlannedCommand[]
+  /** Write the values that relocate every image and plan the install. */
+  deploy(ctx: SourceContext, pkg: OpenedPackage, request: DeployRequest): Promise<DeployPlan>
+}
+
+/** One image in the package manifest. */
+export interface PackagedImage {
+  /** Reference as the chart renders it. */
+  ref: string
+  /** Normalised reference; also the image's name in the package's OCI layout (images/index.json). */
+  name: string
+  /** Digest of the top manifest or index, as pulled and as pushed. */
+  digest: string
+  platforms: string[]
+  values: ValuesBinding[]
+  foundIn: string[]
+}
+
+/** kod-package.yaml, format version 1 (see docs/kodpkg.md). */
+export interface PackageManifest {
+  formatVersion: 1
+  kodVersion: string
+  created: string
+  source: {kind: string; ref: string; version?: string; repo?: string}
+  name: string
+  version: string
+  charts: ChartEntry[]
+  /** Package-time -f files, in order, as paths inside the package. */
+  values: string[]
+  hints: string[]
+  images: PackagedImage[]
+  sourceData?: Record<string, unknown>
+}

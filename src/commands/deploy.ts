@@ -1,0 +1,99 @@
+import {Flags} from '@oclif/core'
+import {access} from 'node:fs/promises'
+import path from 'node:path'
+
+import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
+import {openPackage} from '../lib/actions/open.js'
+import {KodCommand, packageFlag, targetFlags} from '../lib/base-command.js'
+import {usageError} from '../lib/errors.js'
+import {parseTarget} from '../lib/target.js'
+
+export default class Deploy extends KodCommand {
+  static override summary = 'Populate the private registry, then install the chart with helm, every image pointed at that registry.'
+
+  static override description = `Runs on the air-gapped side: kod populate, then a generated values file (kod-values-<chart>.yaml, written
+into the unpacked package) that points every image at the private registry, then
+
+  helm upgrade --install <release> <chart> -n <namespace> --create-namespace \\
+    -f <package-time values…> -f kod-values-<chart>.yaml -f <your -f files…>
+
+so your own -f files win. Before installing, kod renders the chart with exactly those values and refuses if
+any image would be pulled from anywhere but the private registry, or is missing there. Nothing is installed
+into the cluster besides your chart; the chart itself is never modified.
+
+A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same
+package), so the generated values file and the printed commands stay valid after kod exits.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 -n mynamespace -d myrelease',
+    '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http -f prod.yaml --wait',
+    {
+      description: 'Print the exact commands (pushes and helm) without running them:',
+      command: '<%= config.bin %> <%= command.id %> --no-install --list-commands -c /tmp/kod-mychart-1.2.3/ -r https://myregistry:8080/ -n mynamespace',
+    },
+    {description: "Helm's client-side dry run:", command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --dry-run'},
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    package: packageFlag,
+    ...targetFlags,
+    namespace: Flags.string({char: 'n', summary: "Namespace to install into (helm's -n; created if missing)."}),
+    release: Flags.string({char: 'd', summary: 'Release name (default: the chart name).'}),
+    values: Flags.string({char: 'f', summary: 'Your values file (repeatable); passed to helm after kod\'s, so it wins.', multiple: true, multipleNonGreedy: true}),
+    wait: Flags.boolean({summary: "Passed to helm: wait until the release's resources are ready."}),
+    'dry-run': Flags.boolean({summary: "Passed to helm as --dry-run=client: render and simulate the install, change nothing in the cluster."}),
+    'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values file only.'}),
+    'list-commands': Flags.boolean({summary: 'Print the commands (pushes, then helm) one per line on stdout instead of running them.'}),
+  }
+
+  public async run(): Promise<DeployResult> {
+    const {flags} = await this.parse(Deploy)
+    const target = parseTarget({
+      registry: flags.registry,
+      prefix: flags.prefix,
+      plainHttp: flags['plain-http'],
+      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'],
+    })
+    const valuesFiles = (flags.values ?? []).map((file) => path.resolve(file))
+    for (const file of valuesFiles) {
+      await access(file).catch(() => {
+        throw usageError(`values file not found: ${file}`)
+      })
+    }
+    const ctx = await this.context()
+    const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true})
+    if (pkg.unpacked) this.logToStderr(`unpacked ${flags.package} into ${path.relative(process.cwd(), pkg.dir)}`)
+    const source = (await this.sources()).get(pkg.manifest.source.kind)
+    const listCommands = flags['list-commands']
+    const result = await deployAction(
+      ctx,
+      source,
+      pkg,
+      {
+        target,
+        namespace: flags.namespace,
+        release: flags.release,
+        valuesFiles,
+        wait: flags.wait,
+        dryRun: flags['dry-run'],
+      },
+      {
+        listCommands,
+        noInstall: flags['no-install'],
+        quiet: this.quiet(flags) || listCommands,
+        stream: !this.jsonEnabled(),
+        print: (line) => this.log(line),
+      },
+    )
+    if (!listCommands) {
+      this.logToStderr(
+        result.installed
+          ? `deployed ${pkg.manifest.name} ${pkg.manifest.version}${flags['dry-run'] ? ' (dry run)' : ''}`
+          : `registry populated; values for helm in ${result.valuesFiles.join(', ')}`,
+      )
+    }
+    return result
+  }
+}

@@ -1,0 +1,67 @@
+import {Flags} from '@oclif/core'
+import {stat} from 'node:fs/promises'
+
+import type {PackageManifest} from '../api.js'
+import {KodCommand} from '../lib/base-command.js'
+import {usageError} from '../lib/errors.js'
+import {formatSize, table} from '../lib/format.js'
+import {verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
+import {manifestSchema} from '../lib/kodpkg-schema.js'
+
+export default class Inspect extends KodCommand {
+  static override summary = 'Show what a package holds, after verifying every checksum.'
+
+  static override description = `Reads a .kodpkg file (without unpacking it) or an unpacked package directory, checks every file
+against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms,
+and the values paths that set it. --json prints the whole manifest (kod-package.yaml) as JSON.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',
+    '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 --json',
+    {description: 'Print the JSON Schema of kod-package.yaml:', command: '<%= config.bin %> <%= command.id %> --schema'},
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    package: Flags.string({char: 'c', summary: 'The package: a .kodpkg file or an unpacked package directory.', exactlyOne: ['package', 'schema']}),
+    schema: Flags.boolean({summary: 'Print the JSON Schema of kod-package.yaml and exit.'}),
+  }
+
+  public async run(): Promise<PackageManifest | typeof manifestSchema> {
+    const {flags} = await this.parse(Inspect)
+    if (flags.schema) {
+      if (!this.jsonEnabled()) this.log(JSON.stringify(manifestSchema, null, 2))
+      return manifestSchema
+    }
+    const input = flags.package!
+    const info = await stat(input).catch(() => {
+      throw usageError(`package not found: ${input}`)
+    })
+    const {manifest, files, bytes} = info.isDirectory()
+      ? {manifest: await verifyDirectory(input), files: undefined, bytes: undefined}
+      : await verifyArchive(input)
+    this.log(`${manifest.name} ${manifest.version}  (${manifest.source.kind} from ${manifest.source.ref}${manifest.source.version ? ` ${manifest.source.version}` : ''})`)
+    this.log(`created ${manifest.created} by kod ${manifest.kodVersion}, format ${manifest.formatVersion}`)
+    this.log(`checksums verified${files === undefined ? '' : `: ${files} files, ${formatSize(bytes)}`}`)
+    this.log('')
+    this.log('Charts:')
+    for (const chart of manifest.charts) this.log(`  ${chart.name} ${chart.version}${chart.appVersion ? ` (app ${chart.appVersion})` : ''}  ${chart.file}`)
+    if (manifest.values.length > 0) {
+      this.log('Values files:')
+      for (const file of manifest.values) this.log(`  ${file}`)
+    }
+    this.log(`Images (${manifest.images.length}):`)
+    const rows = [['IMAGE', 'DIGEST', 'PLATFORMS', 'SET BY']]
+    for (const image of manifest.images) {
+      rows.push([
+        image.ref,
+        image.digest.slice(0, 19),
+        image.platforms.join(',') || '-',
+        image.values.map((binding) => binding.path).join(', ') || 'NOT RELOCATABLE',
+      ])
+    }
+    for (const line of table(rows)) this.log(`  ${line}`)
+    return manifest
+  }
+}

@@ -1,0 +1,87 @@
+import {Flags} from '@oclif/core'
+import {access} from 'node:fs/promises'
+import path from 'node:path'
+
+import {packageAction} from '../lib/actions/package.js'
+import {KodCommand} from '../lib/base-command.js'
+import {usageError} from '../lib/errors.js'
+import {formatSize} from '../lib/format.js'
+
+export default class Package extends KodCommand {
+  static override summary = 'Package a Helm chart and every container image it runs into one .kodpkg file.'
+
+  static override description = `Runs on the connected side. kod fetches the chart (a directory, .tgz, https:// URL, oci:// URL, or a
+chart name in a repository given with -r), renders it with helm template (with your -f files), finds every
+image the rendered manifests reference, pulls them with skopeo into one OCI image layout (a layer shared by
+several images is stored once; digests are preserved), and writes kod-<chart>-<version>.kodpkg.
+
+Registry credentials come from the usual auth files (skopeo login / docker login / helm registry login).
+The file appears only when complete: a failed or interrupted run leaves nothing behind.`
+
+  static override examples = [
+    {description: 'Package a local chart directory:', command: '<%= config.bin %> <%= command.id %> -c ./mychart'},
+    {
+      description: 'Package with base values, into ./out:',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart -f base-values.yaml -o ./out',
+    },
+    {
+      description: 'A chart from a repository:',
+      command: '<%= config.bin %> <%= command.id %> -r https://charts.bitnami.com/bitnami -c redis --version 23.1.1',
+    },
+    {
+      description: 'A chart from an OCI registry:',
+      command: '<%= config.bin %> <%= command.id %> -c oci://ghcr.io/org/charts/mychart --version 1.2.3',
+    },
+    {
+      description: 'Pull images from a registry that serves plain HTTP:',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --insecure-registry registry.lab:5000',
+    },
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    chart: Flags.string({
+      char: 'c',
+      summary: 'Chart: directory, .tgz, https:// URL, oci:// URL, or a chart name with -r.',
+      required: true,
+    }),
+    repo: Flags.string({char: 'r', summary: 'Chart repository URL; -c is then the chart name.'}),
+    version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest).'}),
+    values: Flags.string({char: 'f', summary: 'Values file used to render the chart (repeatable, in order); carried in the package.', multiple: true, multipleNonGreedy: true}),
+    output: Flags.string({char: 'o', summary: 'Directory to write the package into.', default: '.'}),
+    'insecure-registry': Flags.string({
+      summary: 'Registry host[:port] that may be read over plain HTTP or unverified TLS (repeatable).',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
+  }
+
+  public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number}> {
+    const {flags} = await this.parse(Package)
+    const valuesFiles = (flags.values ?? []).map((file) => path.resolve(file))
+    for (const file of valuesFiles) {
+      await access(file).catch(() => {
+        throw usageError(`values file not found: ${file}`)
+      })
+    }
+    const result = await packageAction(await this.context(), await this.sources(), {
+      request: {
+        ref: flags.chart,
+        version: flags.version,
+        repo: flags.repo,
+        valuesFiles,
+        insecureRegistries: flags['insecure-registry'] ?? [],
+      },
+      kind: flags.kind,
+      outDir: path.resolve(flags.output),
+      kodVersion: this.config.version,
+      quiet: this.quiet(flags),
+      onCleanup: (fn) => this.onCleanup(fn),
+    })
+    const {manifest} = result
+    this.log(`${path.relative(process.cwd(), result.file) || result.file}: ${manifest.name} ${manifest.version}, ${manifest.images.length} image(s), ${formatSize(result.bytes)}`)
+    return {file: result.file, name: manifest.name, version: manifest.version, images: manifest.images.length, bytes: result.bytes}
+  }
+}

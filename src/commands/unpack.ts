@@ -1,0 +1,33 @@
+import {Flags} from '@oclif/core'
+import path from 'node:path'
+
+import {openPackage} from '../lib/actions/open.js'
+import {KodCommand} from '../lib/base-command.js'
+import {usageError} from '../lib/errors.js'
+
+export default class Unpack extends KodCommand {
+  static override summary = 'Unpack a .kodpkg into a directory, verifying every checksum.'
+
+  static override description = `The unpacked directory is plain files, for people and for security scanners, with kod out of the way:
+kod-package.yaml (what is inside), SHA256SUMS (check with "sha256sum -c SHA256SUMS"), charts/ (helm .tgz),
+values/ (package-time values), and images/, one OCI image layout holding every image (scan it with any tool
+that reads OCI layouts, or copy an image out with "skopeo copy oci:images:<name> …"). Every kod command that
+takes -c accepts the directory as well as the file.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',
+    '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -o /tmp/kod-mychart-1.2.3',
+  ]
+
+  static override flags = {
+    package: Flags.string({char: 'c', summary: 'The .kodpkg file.', required: true}),
+    output: Flags.string({char: 'o', summary: 'Directory to create (default: ./kod-<chart>-<version>).'}),
+  }
+
+  public async run(): Promise<void> {
+    const {flags} = await this.parse(Unpack)
+    if (!flags.package.endsWith('.kodpkg')) throw usageError(`${flags.package} is not a .kodpkg file`)
+    const opened = await openPackage(flags.package, {unpackTo: {dir: flags.output, parent: process.cwd()}})
+    this.log(`${path.relative(process.cwd(), opened.dir) || '.'}: ${opened.manifest.name} ${opened.manifest.version}, ${opened.manifest.images.length} image(s), checksums verified`)
+  }
+}

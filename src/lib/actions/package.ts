@@ -1,0 +1,147 @@
+import {copyFile, mkdir, mkdtemp, rm} from 'node:fs/promises'
+import path from 'node:path'
+
+import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourcePackage} from '../../api.js'
+import {KodError, messageOf} from '../errors.js'
+import {describeImage, pullCommand} from '../images.js'
+import {EXTENSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
+import {runSteps} from '../progress.js'
+import {normalizeRef, parseRef} from '../refs.js'
+import type {SourceRegistry} from '../sources.js'
+
+export interface PackageOptions {
+  request: PackageRequest
+  kind?: string
+  outDir: string
+  kodVersion: string
+  quiet: boolean
+  /** Called with each step's cleanup (the staging directory), so an interrupt removes it. */
+  onCleanup(fn: () => Promise<unknown>): void
+}
+
+export interface PackageResult {
+  file: string
+  manifest: PackageManifest
+  bytes: number
+}
+
+/** Errors from a plugin become one-line kod errors; kod's own pass through. */
+export function asKodError(error: unknown): KodError {
+  return error instanceof KodError ? error : new KodError(messageOf(error))
+}
+
+/** One entry per distinct image (by normalised name), merging where it was found and what sets it. */
+export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: string}> {
+  const byName = new Map<string, FoundImage & {name: string}>()
+  for (const image of found) {
+    let name: string
+    try {
+      name = normalizeRef(image.ref)
+    } catch {
+      throw new KodError(`the chart renders an invalid image reference "${image.ref}" (in ${image.foundIn.join(', ')})`)
+    }
+    const known = byName.get(name)
+    if (known) {
+      known.foundIn = [...new Set([...known.foundIn, ...image.foundIn])].sort()
+      for (const binding of image.values) {
+        if (!known.values.some((other) => other.path === binding.path)) known.values.push(binding)
+      }
+    } else {
+      byName.set(name, {...image, name, values: [...image.values], foundIn: [...image.foundIn]})
+    }
+  }
+  return [...byName.values()]
+}
+
+/**
+ * kod package: fetch through the source, pull every image into one OCI layout, write the archive.
+ * Everything is staged in a hidden directory beside the output and removed whatever happens; the
+ * .kodpkg appears only when complete.
+ */
+export async function packageAction(ctx: SourceContext, sources: SourceRegistry, options: PackageOptions): Promise<PackageResult> {
+  const source = await sources.pick(options.request, options.kind)
+  await mkdir(options.outDir, {recursive: true})
+  const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-'))
+  const removeStaging = (): Promise<void> => rm(staging, {recursive: true, force: true})
+  options.onCleanup(removeStaging)
+  const layout = path.join(staging, IMAGES_DIR)
+
+  let packaged: SourcePackage | undefined
+  let images: Array<FoundImage & {name: string}> = []
+  const pulled: PackagedImage[] = []
+  let result: PackageResult | undefined
+  try {
+    await runSteps(
+      [
+        {
+          title: `Fetch and render ${options.request.ref}`,
+          task: async () => {
+            packaged = await source.package(ctx, options.request, staging).catch((error: unknown) => {
+              throw asKodError(error)
+            })
+            images = mergeImages(packaged.images)
+          },
+        },
+        {
+          title: 'Pull images',
+          task: (_, task) =>
+            task.newListr(
+              images.map((image) => ({
+                title: image.name,
+                task: async () => {
+                  const command = pullCommand(parseRef(image.name), layout, image.name, options.request.insecureRegistries)
+                  await ctx.tools.run(command.tool, command.args).catch((error: unknown) => {
+                    throw new KodError(`cannot pull ${image.ref}: ${messageOf(error).replace(/^skopeo copy failed: /, '')}`, {
+                      exit: (error as KodError).exit,
+                    })
+                  })
+                  const {digest, platforms} = await describeImage(layout, image.name)
+                  pulled.push({ref: image.ref, name: image.name, digest, platforms, values: image.values, foundIn: image.foundIn})
+                },
+              })),
+              {concurrent: false},
+            ),
+        },
+        {
+          title: 'Write package',
+          task: async (_, task) => {
+            const pkg = packaged!
+            const valuesPaths: string[] = []
+            if (options.request.valuesFiles.length > 0) await mkdir(path.join(staging, 'values'), {recursive: true})
+            for (const [index, file] of options.request.valuesFiles.entries()) {
+              const inside = `values/${String(index + 1).padStart(2, '0')}-${path.basename(file)}`
+              await copyFile(file, path.join(staging, inside))
+              valuesPaths.push(inside)
+            }
+            const manifest: PackageManifest = {
+              formatVersion: 1,
+              kodVersion: options.kodVersion,
+              created: new Date().toISOString(),
+              source: {
+                kind: source.kind,
+                ref: options.request.ref,
+                ...(options.request.version ? {version: options.request.version} : {}),
+                ...(options.request.repo ? {repo: options.request.repo} : {}),
+              },
+              name: pkg.name,
+              version: pkg.version,
+              charts: pkg.charts,
+              values: valuesPaths,
+              hints: [],
+              images: [...pulled].sort((a, b) => a.name.localeCompare(b.name)),
+              ...(pkg.data ? {sourceData: pkg.data} : {}),
+            }
+            const file = path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
+            task.title = `Write ${path.basename(file)}`
+            const written = await writePackage(staging, manifest, file)
+            result = {file, manifest, bytes: written.bytes}
+          },
+        },
+      ],
+      {quiet: options.quiet},
+    )
+  } finally {
+    await removeStaging()
+  }
+  return result!
+}

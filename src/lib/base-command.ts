@@ -1,0 +1,114 @@
+import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {type Logger, SOURCE_API, type SourceContext} from '../api.js'
+import {ExitCode, KodError, messageOf} from './errors.js'
+import {refHelpers} from './refs.js'
+import {loadSources, type SourceRegistry} from './sources.js'
+import {createToolRunner} from './tools.js'
+
+/** Flags every command that talks to the target registry shares. */
+export const targetFlags = {
+  registry: Flags.string({
+    char: 'r',
+    summary: 'Private registry to push to: host[:port][/path], optionally with http:// or https://.',
+    required: true,
+  }),
+  prefix: Flags.string({summary: 'Repository prefix below the registry.', default: 'kod'}),
+  'plain-http': Flags.boolean({summary: 'Talk to the registry over plain HTTP.', exclusive: ['insecure-skip-tls-verify']}),
+  'insecure-skip-tls-verify': Flags.boolean({summary: "Use HTTPS but don't verify the registry's certificate."}),
+}
+
+export const packageFlag = Flags.string({
+  char: 'c',
+  summary: 'The package: a .kodpkg file or an unpacked package directory.',
+  required: true,
+})
+
+/**
+ * What every kod command shares: turning KodErrors into one-line oclif errors with fixed exit codes,
+ * cancellation on SIGINT/SIGTERM, a scratch directory removed at the end, and the source registry.
+ */
+export abstract class KodCommand extends Command {
+  protected readonly abort = new AbortController()
+  private readonly cleanups: Array<() => Promise<unknown>> = []
+  private readonly onSignal = (): void => this.abort.abort()
+  private scratchDir?: string
+
+  public override async init(): Promise<void> {
+    await super.init()
+    process.once('SIGINT', this.onSignal)
+    process.once('SIGTERM', this.onSignal)
+  }
+
+  /** Run fn when the command ends, however it ends. */
+  protected onCleanup(fn: () => Promise<unknown>): void {
+    this.cleanups.unshift(fn)
+  }
+
+  protected async scratch(): Promise<string> {
+    if (!this.scratchDir) {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'kod-'))
+      this.scratchDir = dir
+      this.onCleanup(() => rm(dir, {recursive: true, force: true}))
+    }
+    return this.scratchDir
+  }
+
+  protected logger(): Logger {
+    return {
+      info: (message) => this.logToStderr(message),
+      warn: (message) => this.logToStderr(`Warning: ${message}`),
+      debug: (message) => this.debug(message),
+    }
+  }
+
+  protected async sources(): Promise<SourceRegistry> {
+    return loadSources(this.config, this.logger())
+  }
+
+  protected async context(): Promise<SourceContext> {
+    return {
+      api: SOURCE_API,
+      tools: createToolRunner({cancelSignal: this.abort.signal, onRun: (line) => this.debug(`run: ${line}`)}),
+      log: this.logger(),
+      refs: refHelpers,
+      tmpDir: await this.scratch(),
+      cancelSignal: this.abort.signal,
+    }
+  }
+
+  /** Progress is quiet under --json, and when stdout is not a terminal. */
+  protected quiet(flags: {json?: boolean}): boolean {
+    return Boolean(flags.json) || !process.stdout.isTTY
+  }
+
+  protected override async catch(error: Interfaces.CommandError): Promise<unknown> {
+    let failure: {message: string; exit: number; suggestions: string[]}
+    if (this.abort.signal.aborted) {
+      failure = {message: 'interrupted; nothing was left half-written', exit: ExitCode.interrupted, suggestions: []}
+    } else if (error instanceof KodError) {
+      failure = {message: error.message, exit: error.exit, suggestions: error.suggestions}
+    } else if (error instanceof Errors.CLIError || (error as {oclif?: unknown}).oclif) {
+      return super.catch(error)
+    } else {
+      this.debug(error.stack)
+      failure = {message: `${messageOf(error)} (run with DEBUG=kod* for details)`, exit: ExitCode.failure, suggestions: []}
+    }
+    if (this.jsonEnabled()) {
+      return super.catch(new Errors.CLIError(failure.message, {exit: failure.exit, suggestions: failure.suggestions}))
+    }
+    // One unwrapped line, whatever the terminal width, so it can be read and grepped as it is.
+    process.stderr.write(`Error: ${failure.message}\n${failure.suggestions.map((text) => `Try: ${text}\n`).join('')}`)
+    return this.exit(failure.exit)
+  }
+
+  protected override async finally(error: Error | undefined): Promise<unknown> {
+    process.removeListener('SIGINT', this.onSignal)
+    process.removeListener('SIGTERM', this.onSignal)
+    for (const cleanup of this.cleanups) await cleanup().catch(() => {})
+    return super.finally(error)
+  }
+}

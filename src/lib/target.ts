@@ -1,0 +1,46 @@
+import type {Target} from '../api.js'
+import {usageError} from './errors.js'
+import {isValidRepositoryPath, parseRef} from './refs.js'
+
+export const DEFAULT_PREFIX = 'kod'
+
+export interface TargetFlags {
+  registry: string
+  prefix?: string
+  plainHttp?: boolean
+  insecureSkipTlsVerify?: boolean
+}
+
+/**
+ * The -r registry: host[:port][/path], with an optional http:// or https:// scheme and trailing slash.
+ * http:// implies --plain-http.
+ */
+export function parseTarget(flags: TargetFlags): Target {
+  let value = flags.registry.trim()
+  let plainHttp = Boolean(flags.plainHttp)
+  const scheme = /^([a-z]+):\/\//i.exec(value)
+  if (scheme) {
+    const name = scheme[1].toLowerCase()
+    if (name === 'http') plainHttp = true
+    else if (name !== 'https') throw usageError(`-r ${flags.registry}: use host[:port][/path], optionally with http:// or https://`)
+    value = value.slice(scheme[0].length)
+  }
+  value = value.replace(/\/+$/, '')
+  try {
+    // A registry is valid when an image can be named below it.
+    const probe = parseRef(`${value}/kod-probe:tag`)
+    if (probe.host === 'docker.io' && !value.startsWith('docker.io')) throw new Error('no host')
+  } catch {
+    throw usageError(`-r ${flags.registry} is not a registry address: use host[:port][/path], e.g. registry.local:5000`)
+  }
+  const prefix = (flags.prefix ?? DEFAULT_PREFIX).replace(/^\/+|\/+$/g, '')
+  if (prefix && !isValidRepositoryPath(prefix)) {
+    throw usageError(`--prefix ${flags.prefix}: use lower-case path components like "kod" or "team/mirror"`)
+  }
+  return {registry: value, prefix, plainHttp, insecureSkipTlsVerify: Boolean(flags.insecureSkipTlsVerify)}
+}
+
+/** True when kod should talk to this registry without verified TLS. */
+export function isInsecure(target: Target): boolean {
+  return target.plainHttp || target.insecureSkipTlsVerify
+}

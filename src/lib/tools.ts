@@ -1,0 +1,87 @@
+import {execa, type ExecaError} from 'execa'
+
+import type {PlannedCommand, RunOptions, RunResult, ToolName, ToolRunner} from '../api.js'
+import {ExitCode, KodError} from './errors.js'
+import {shellCommand} from './shell.js'
+
+/** A single tool invocation may take this long before kod gives up on it (image copies can be large). */
+export const TOOL_TIMEOUT_MS = 30 * 60 * 1000
+
+const INSTALL_HINT: Record<ToolName, string> = {
+  helm: 'install helm (https://helm.sh/docs/intro/install/) or set KOD_HELM to its path',
+  helmfile: 'install helmfile or set KOD_HELMFILE to its path',
+  skopeo: 'install skopeo (apt-get install skopeo) or set KOD_SKOPEO to its path',
+  regctl: 'install regctl or set KOD_REGCTL to its path',
+}
+
+/** How many trailing stderr lines an error carries. */
+const STDERR_TAIL_LINES = 3
+
+export function toolBinary(tool: ToolName, env: NodeJS.ProcessEnv = process.env): string {
+  return env[`KOD_${tool.toUpperCase()}`] || tool
+}
+
+/** The command line as a user would paste it. */
+export function formatCommand(runner: ToolRunner, command: PlannedCommand): string {
+  const env = Object.entries(command.env ?? {}).map(([key, value]) => `${key}=${value}`)
+  return shellCommand([...env, runner.binary(command.tool), ...command.args])
+}
+
+function tail(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+  return lines.slice(-STDERR_TAIL_LINES).join(' | ')
+}
+
+export interface RunnerOptions {
+  cancelSignal?: AbortSignal
+  /** Called with each command before it runs (debug logging). */
+  onRun?: (commandLine: string) => void
+}
+
+export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
+  const runner: ToolRunner = {
+    binary: (tool) => toolBinary(tool),
+    async run(tool: ToolName, args: string[], runOptions: RunOptions = {}): Promise<RunResult> {
+      const file = runner.binary(tool)
+      options.onRun?.(formatCommand(runner, {tool, args, env: runOptions.env}))
+      try {
+        const result = await execa(file, args, {
+          cwd: runOptions.cwd,
+          env: runOptions.env,
+          stdin: 'ignore',
+          stdout: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
+          stderr: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
+          timeout: runOptions.timeoutMs ?? TOOL_TIMEOUT_MS,
+          cancelSignal: options.cancelSignal,
+          maxBuffer: 512 * 1024 * 1024,
+        })
+        return {stdout: String(result.stdout), stderr: String(result.stderr)}
+      } catch (error) {
+        throw toolError(tool, file, args, error as ExecaError)
+      }
+    },
+  }
+  return runner
+}
+
+function toolError(tool: ToolName, file: string, args: string[], error: ExecaError): KodError {
+  const code = (error as {code?: string}).code
+  if (code === 'ENOENT') {
+    return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {
+      exit: ExitCode.toolMissing,
+      cause: error,
+    })
+  }
+  if (error.isCanceled) return new KodError('interrupted', {exit: ExitCode.interrupted, cause: error})
+  if (error.timedOut) {
+    return new KodError(`${tool} ${args[0] ?? ''} timed out after ${Math.round((error.durationMs ?? 0) / 1000)}s`, {
+      exit: ExitCode.toolFailed,
+      cause: error,
+    })
+  }
+  const detail = tail(String(error.stderr ?? '')) || tail(String(error.stdout ?? '')) || error.shortMessage
+  return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail}`, {exit: ExitCode.toolFailed, cause: error})
+}

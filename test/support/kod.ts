@@ -1,0 +1,30 @@
+import {execa} from 'execa'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures')
+export const TOOLS_BIN = path.join(ROOT, '.tools', 'bin')
+
+/** PATH with the test tools (helm from npm, see scripts/tools.mjs) first. */
+export function toolPath(extra: string[] = []): string {
+  return [...extra, TOOLS_BIN, process.env.PATH ?? ''].join(path.delimiter)
+}
+
+export interface KodResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built CLI (bin/run.js) as a user would, never throwing on a non-zero exit. */
+export async function kod(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): Promise<KodResult> {
+  const result = await execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: {PATH: toolPath(), ...options.env},
+    stdin: 'ignore',
+    reject: false,
+    timeout: 10 * 60 * 1000,
+  })
+  return {exitCode: result.exitCode ?? 1, stdout: String(result.stdout), stderr: String(result.stderr)}
+}

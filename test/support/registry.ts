@@ -1,0 +1,70 @@
+import {execa, type ResultPromise} from 'execa'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+/** A CNCF distribution registry (Debian's docker-registry) on 127.0.0.1, on a free port. */
+export interface TestRegistry {
+  host: string
+  stop(): Promise<void>
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPort(port: number, child: ResultPromise, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`registry exited with ${child.exitCode}`)
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.once('connect', () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (open) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`registry did not listen on 127.0.0.1:${port}`)
+}
+
+export async function startRegistry(): Promise<TestRegistry> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kod-registry-'))
+  const port = await freePort()
+  const config = path.join(dir, 'config.yml')
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log: {level: error, accesslog: {disabled: true}}',
+      `storage: {filesystem: {rootdirectory: ${path.join(dir, 'data')}}, delete: {enabled: true}}`,
+      `http: {addr: "127.0.0.1:${port}"}`,
+      '',
+    ].join('\n'),
+  )
+  const binary = process.env.KOD_TEST_REGISTRY ?? 'docker-registry'
+  const child = execa(binary, ['serve', config], {stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false})
+  await waitForPort(port, child)
+  let stopped = false
+  return {
+    host: `127.0.0.1:${port}`,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      child.kill('SIGTERM')
+      await child
+      await rm(dir, {recursive: true, force: true})
+    },
+  }
+}
