@@ -56,6 +56,9 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
           stderr: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
           timeout: runOptions.timeoutMs ?? TOOL_TIMEOUT_MS,
           cancelSignal: options.cancelSignal,
+          // kod cancels its tools itself (SIGINT aborts cancelSignal); execa's own exit hook would make
+          // signal-exit re-raise SIGINT and kill kod before it can clean up.
+          cleanup: false,
           maxBuffer: 512 * 1024 * 1024,
         })
         return {stdout: String(result.stdout), stderr: String(result.stderr)}

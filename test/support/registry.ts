@@ -39,10 +39,30 @@ async function waitForPort(port: number, child: ResultPromise, timeoutMs = 15_00
   throw new Error(`registry did not listen on 127.0.0.1:${port}`)
 }
 
-export async function startRegistry(): Promise<TestRegistry> {
+/** A bcrypt line for the registry's htpasswd file (python3's crypt module, glibc's bcrypt). */
+async function htpasswdLine(user: string, password: string): Promise<string> {
+  const {stdout} = await execa('python3', [
+    '-W',
+    'ignore',
+    '-c',
+    'import crypt,sys; print(sys.argv[1] + ":" + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))',
+    user,
+    password,
+  ])
+  return String(stdout).trim()
+}
+
+export interface RegistryOptions {
+  /** Require these credentials (basic auth over plain HTTP). */
+  auth?: {user: string; password: string}
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kod-registry-'))
   const port = await freePort()
   const config = path.join(dir, 'config.yml')
+  const auth = options.auth
+  if (auth) await writeFile(path.join(dir, 'htpasswd'), `${await htpasswdLine(auth.user, auth.password)}\n`)
   await writeFile(
     config,
     [
@@ -50,6 +70,7 @@ export async function startRegistry(): Promise<TestRegistry> {
       'log: {level: error, accesslog: {disabled: true}}',
       `storage: {filesystem: {rootdirectory: ${path.join(dir, 'data')}}, delete: {enabled: true}}`,
       `http: {addr: "127.0.0.1:${port}"}`,
+      ...(auth ? [`auth: {htpasswd: {realm: kod-test, path: ${path.join(dir, 'htpasswd')}}}`] : []),
       '',
     ].join('\n'),
   )

@@ -1,0 +1,193 @@
+import {expect} from 'chai'
+import {execa} from 'execa'
+import {cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import {startChartServer, startSilentServer, type ChartServer} from '../support/chart-server.js'
+import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
+import {buildLayout} from '../support/oci-build.js'
+import {startRegistry, type TestRegistry} from '../support/registry.js'
+
+/**
+ * Every way to name a chart (directory, .tgz, https:// URL, oci:// URL, repository + name), and the bad
+ * inputs: each must end in one line on stderr, a non-zero exit, and nothing left behind.
+ */
+const HELM = path.join(TOOLS_BIN, 'helm')
+
+function oneLineError(result: {stderr: string}, pattern: RegExp): void {
+  const lines = result.stderr.trim().split('\n')
+  const error = lines.filter((line) => line.startsWith('Error: '))
+  expect(error, result.stderr).to.have.length(1)
+  expect(error[0], result.stderr).to.match(pattern)
+  expect(result.stderr).to.not.match(/\n\s+at /)
+}
+
+describe('chart inputs and bad input (e2e)', function () {
+  let work: string
+  let upstream: TestRegistry
+  let server: ChartServer
+  let valuesFile: string
+  let chartTgz: string
+
+  before(async function () {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kod-inputs-'))
+    upstream = await startRegistry()
+    const layout = path.join(work, 'build')
+    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
+    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
+    valuesFile = path.join(work, 'upstream.yaml')
+    await writeFile(valuesFile, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`}}))
+
+    // The chart as a .tgz, in an https repository (with index.yaml), and in an OCI registry.
+    const site = path.join(work, 'site')
+    await mkdir(site)
+    await execa(HELM, ['package', path.join(FIXTURES, 'charts', 'hello'), '--destination', site])
+    chartTgz = path.join(site, 'hello-0.1.0.tgz')
+    server = await startChartServer(site)
+    await execa(HELM, ['repo', 'index', site, '--url', server.url])
+    await execa(HELM, ['push', chartTgz, `oci://${upstream.host}/charts`, '--plain-http'], {env: {HOME: work}})
+  })
+
+  after(async function () {
+    await upstream?.stop()
+    await server?.stop()
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  const inputs: Array<[string, () => string[]]> = [
+    ['a chart directory', () => ['-c', path.join(FIXTURES, 'charts', 'hello')]],
+    ['a .tgz', () => ['-c', chartTgz]],
+    ['an https:// URL', () => ['-c', `${server.url}/hello-0.1.0.tgz`, '--insecure-registry', server.host]],
+    ['an oci:// URL with --version', () => ['-c', `oci://${upstream.host}/charts/hello`, '--version', '0.1.0']],
+    ['a repository URL and chart name', () => ['-r', server.url, '-c', 'hello', '--version', '0.1.0', '--insecure-registry', server.host]],
+  ]
+  for (const [what, args] of inputs) {
+    it(`packages ${what}`, async function () {
+      const out = await mkdtemp(path.join(work, 'out-'))
+      const result = await kod(['package', ...args(), '-f', valuesFile, '-o', out, '--insecure-registry', upstream.host, '--json'], {
+        env: {HOME: work},
+      })
+      expect(result.exitCode, result.stderr).to.equal(0)
+      expect(JSON.parse(result.stdout)).to.include({name: 'hello', version: '0.1.0', images: 1})
+      expect(await readdir(out)).to.deep.equal(['kod-hello-0.1.0.kodpkg'])
+    })
+  }
+
+  it('reads private registries with the credentials of the standard auth file', async function () {
+    const locked = await startRegistry({auth: {user: 'kod', password: 's3cret'}})
+    try {
+      const home = await mkdtemp(path.join(work, 'home-'))
+      const layout = path.join(work, 'build')
+      await execa('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', 'kod:s3cret', `oci:${layout}:hello`, `docker://${locked.host}/kodtest/hello:1.0`])
+      const values = path.join(home, 'locked.yaml')
+      await writeFile(values, YAML.stringify({image: {repository: `${locked.host}/kodtest/hello`}}))
+      const args = ['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', home, '--insecure-registry', locked.host]
+
+      const anonymous = await kod(args, {env: {HOME: home}})
+      expect(anonymous.exitCode).to.not.equal(0)
+      oneLineError(anonymous, /cannot pull 127\.0\.0\.1:\d+\/kodtest\/hello:1\.0: .*(unauthorized|authentication required)/i)
+      expect((await readdir(home)).filter((file) => file.endsWith('.kodpkg') || file.startsWith('.kod'))).to.deep.equal([])
+
+      const auth = Buffer.from('kod:s3cret').toString('base64')
+      await mkdir(path.join(home, '.docker'))
+      await writeFile(path.join(home, '.docker', 'config.json'), JSON.stringify({auths: {[locked.host]: {auth}}}))
+      const authorised = await kod(args, {env: {HOME: home}})
+      expect(authorised.exitCode, authorised.stderr).to.equal(0)
+    } finally {
+      await locked.stop()
+    }
+  })
+
+  it('names a missing chart', async function () {
+    const result = await kod(['package', '-c', path.join(work, 'no-such-chart'), '-o', work])
+    expect(result.exitCode).to.not.equal(0)
+    oneLineError(result, /chart not found/)
+  })
+
+  it('names a chart that does not render', async function () {
+    const broken = path.join(work, 'broken')
+    await cp(path.join(FIXTURES, 'charts', 'hello'), broken, {recursive: true})
+    await writeFile(path.join(broken, 'templates', 'bad.yaml'), '{{ .Values.nope.deeper }}\n')
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const result = await kod(['package', '-c', broken, '-o', out])
+    expect(result.exitCode).to.equal(4)
+    oneLineError(result, /helm template failed: .*nil pointer/)
+    expect(await readdir(out)).to.deep.equal([])
+  })
+
+  it('names an unreachable registry and leaves nothing behind', async function () {
+    const silent = await startSilentServer()
+    await silent.stop()
+    const values = path.join(work, 'closed.yaml')
+    await writeFile(values, YAML.stringify({image: {repository: `${silent.host}/kodtest/hello`}}))
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const result = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', out, '--insecure-registry', silent.host])
+    expect(result.exitCode).to.equal(4)
+    oneLineError(result, new RegExp(`cannot pull ${silent.host}/kodtest/hello:1.0: .*connection refused`))
+    expect(await readdir(out)).to.deep.equal([])
+  })
+
+  it('stops on Ctrl-C with exit 130 and leaves nothing behind', async function () {
+    const silent = await startSilentServer()
+    try {
+      const values = path.join(work, 'hang.yaml')
+      await writeFile(values, YAML.stringify({image: {repository: `${silent.host}/kodtest/hello`}}))
+      const out = await mkdtemp(path.join(work, 'out-'))
+      const child = execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), 'package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', out, '--insecure-registry', silent.host], {
+        env: {PATH: toolPath()},
+        reject: false,
+        stdin: 'ignore',
+      })
+      // Wait until kod is pulling (the staging directory exists), then interrupt.
+      const deadline = Date.now() + 30_000
+      while ((await readdir(out)).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      child.kill('SIGINT')
+      const result = await child
+      expect(result.exitCode, String(result.stderr)).to.equal(130)
+      expect(String(result.stderr)).to.match(/interrupted/)
+      expect(await readdir(out)).to.deep.equal([])
+    } finally {
+      await silent.stop()
+    }
+  })
+
+  it('names a missing helm or skopeo and how to get it', async function () {
+    const noHelm = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-o', work], {env: {KOD_HELM: path.join(work, 'nope', 'helm')}})
+    expect(noHelm.exitCode).to.equal(3)
+    oneLineError(noHelm, /helm not found at .*nope\/helm: install helm/)
+    const noSkopeo = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', valuesFile, '-o', work], {
+      env: {KOD_SKOPEO: path.join(work, 'nope', 'skopeo')},
+    })
+    expect(noSkopeo.exitCode).to.equal(3)
+    oneLineError(noSkopeo, /skopeo not found at .*: install skopeo \(apt-get install skopeo\)/)
+  })
+
+  it('refuses an unknown source kind, a missing package and a bad registry address', async function () {
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const packaged = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', valuesFile, '-o', out, '--insecure-registry', upstream.host])
+    expect(packaged.exitCode, packaged.stderr).to.equal(0)
+    const dir = path.join(out, 'pkg')
+    expect((await kod(['unpack', '-c', path.join(out, 'kod-hello-0.1.0.kodpkg'), '-o', dir])).exitCode).to.equal(0)
+    // Rewrite the manifest's kind and its checksum consistently: a well-formed package of a kind no plugin provides.
+    const manifestFile = path.join(dir, 'kod-package.yaml')
+    const manifest = (await readFile(manifestFile, 'utf8')).replace('kind: helm', 'kind: nope')
+    await writeFile(manifestFile, manifest)
+    const {stdout: sum} = await execa('sha256sum', ['kod-package.yaml'], {cwd: dir})
+    const sums = (await readFile(path.join(dir, 'SHA256SUMS'), 'utf8')).replace(/^[a-f0-9]{64} {2}kod-package\.yaml$/m, String(sum).trim())
+    await writeFile(path.join(dir, 'SHA256SUMS'), sums)
+    const unknown = await kod(['populate', '-c', dir, '-r', '127.0.0.1:1', '--plain-http'])
+    expect(unknown.exitCode).to.equal(1)
+    oneLineError(unknown, /unknown source kind "nope": no installed plugin provides it \(known: helm\)/)
+
+    const missing = await kod(['deploy', '-c', path.join(work, 'nope.kodpkg'), '-r', '127.0.0.1:1'])
+    expect(missing.exitCode).to.equal(2)
+    oneLineError(missing, /package not found/)
+
+    const badRegistry = await kod(['deploy', '-c', dir, '-r', 'not a registry'])
+    expect(badRegistry.exitCode).to.equal(2)
+    oneLineError(badRegistry, /is not a registry address/)
+  })
+})
