@@ -1,12 +1,9 @@
 import {Flags} from '@oclif/core'
-import {access} from 'node:fs/promises'
 import path from 'node:path'
 
 import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
-import {KodCommand, packageFlag, targetFlags} from '../lib/base-command.js'
-import {usageError} from '../lib/errors.js'
-import {parseTarget} from '../lib/target.js'
+import {KodCommand, packageFlag, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
   static override summary = 'Populate the private registry, then install the chart with helm, every image pointed at that registry.'
@@ -50,18 +47,8 @@ package), so the generated values file and the printed commands stay valid after
 
   public async run(): Promise<DeployResult> {
     const {flags} = await this.parse(Deploy)
-    const target = parseTarget({
-      registry: flags.registry,
-      prefix: flags.prefix,
-      plainHttp: flags['plain-http'],
-      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'],
-    })
-    const valuesFiles = (flags.values ?? []).map((file) => path.resolve(file))
-    for (const file of valuesFiles) {
-      await access(file).catch(() => {
-        throw usageError(`values file not found: ${file}`)
-      })
-    }
+    const target = targetFrom(flags)
+    const valuesFiles = await valuesFilesFrom(flags.values)
     const ctx = await this.context()
     const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true})
     if (pkg.unpacked) this.logToStderr(`unpacked ${flags.package} into ${path.relative(process.cwd(), pkg.dir)}`)

@@ -1,10 +1,8 @@
 import {Flags} from '@oclif/core'
-import {access} from 'node:fs/promises'
 import path from 'node:path'
 
 import {packageAction} from '../lib/actions/package.js'
-import {KodCommand} from '../lib/base-command.js'
-import {usageError} from '../lib/errors.js'
+import {KodCommand, valuesFilesFrom} from '../lib/base-command.js'
 import {formatSize} from '../lib/format.js'
 
 export default class Package extends KodCommand {
@@ -60,12 +58,7 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number}> {
     const {flags} = await this.parse(Package)
-    const valuesFiles = (flags.values ?? []).map((file) => path.resolve(file))
-    for (const file of valuesFiles) {
-      await access(file).catch(() => {
-        throw usageError(`values file not found: ${file}`)
-      })
-    }
+    const valuesFiles = await valuesFilesFrom(flags.values)
     const result = await packageAction(await this.context(), await this.sources(), {
       request: {
         ref: flags.chart,

@@ -2,8 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {planCommands, planPopulate, runPopulate} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
-import {KodCommand, packageFlag, targetFlags} from '../lib/base-command.js'
-import {parseTarget} from '../lib/target.js'
+import {KodCommand, packageFlag, targetFlags, targetFrom} from '../lib/base-command.js'
 import {formatCommand} from '../lib/tools.js'
 
 export default class Populate extends KodCommand {
@@ -30,12 +29,7 @@ Credentials come from the usual auth files (skopeo login, helm registry login).`
 
   public async run(): Promise<{registry: string; images: string[]; commands: string[]}> {
     const {flags} = await this.parse(Populate)
-    const target = parseTarget({
-      registry: flags.registry,
-      prefix: flags.prefix,
-      plainHttp: flags['plain-http'],
-      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'],
-    })
+    const target = targetFrom(flags)
     const ctx = await this.context()
     const pkg = await openPackage(flags.package, {unpackTo: {parent: ctx.tmpDir}})
     const source = (await this.sources()).get(pkg.manifest.source.kind)

@@ -1,12 +1,13 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
-import {mkdtemp, rm} from 'node:fs/promises'
+import {access, mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import {type Logger, SOURCE_API, type SourceContext} from '../api.js'
-import {ExitCode, KodError, messageOf} from './errors.js'
+import {type Logger, SOURCE_API, type SourceContext, type Target} from '../api.js'
+import {ExitCode, KodError, messageOf, usageError} from './errors.js'
 import {refHelpers} from './refs.js'
 import {loadSources, type SourceRegistry} from './sources.js'
+import {parseTarget} from './target.js'
 import {createToolRunner} from './tools.js'
 
 /** Flags every command that talks to the target registry shares. */
@@ -19,6 +20,27 @@ export const targetFlags = {
   prefix: Flags.string({summary: 'Repository prefix below the registry.', default: 'kod'}),
   'plain-http': Flags.boolean({summary: 'Talk to the registry over plain HTTP.', exclusive: ['insecure-skip-tls-verify']}),
   'insecure-skip-tls-verify': Flags.boolean({summary: "Use HTTPS but don't verify the registry's certificate."}),
+}
+
+/** The target registry from the shared target flags. */
+export function targetFrom(flags: {registry: string; prefix: string; 'plain-http': boolean; 'insecure-skip-tls-verify': boolean}): Target {
+  return parseTarget({
+    registry: flags.registry,
+    prefix: flags.prefix,
+    plainHttp: flags['plain-http'],
+    insecureSkipTlsVerify: flags['insecure-skip-tls-verify'],
+  })
+}
+
+/** -f files as absolute paths, each checked to exist. */
+export async function valuesFilesFrom(files: string[] | undefined): Promise<string[]> {
+  const resolved = (files ?? []).map((file) => path.resolve(file))
+  for (const file of resolved) {
+    await access(file).catch(() => {
+      throw usageError(`values file not found: ${file}`)
+    })
+  }
+  return resolved
 }
 
 export const packageFlag = Flags.string({
