@@ -101,24 +101,40 @@ export interface PackageRequest {
   valuesFiles: string[]
   /** Hosts (host[:port]) that may be read over plain HTTP or with unverified TLS. */
   insecureRegistries: string[]
+  /** helm's rendering knobs, passed to every render and recorded in the package. */
+  render?: RenderKnobs
 }
 
-/** Where one values path sets (part of) an image reference. */
+/** helm's rendering knobs (--kube-version, --api-versions, --set), under helm's names. */
+export interface RenderKnobs {
+  kubeVersion?: string
+  apiVersions?: string[]
+  set?: string[]
+}
+
+/**
+ * A values path whose value renders at the start of an image reference (the whole reference, its
+ * registry, or registry and repository together). Relocating the image sets the path to the relocated
+ * location followed by `value` minus its first `replace` characters (the part naming the original
+ * location).
+ */
 export interface ValuesBinding {
-  /** Dotted path of the image field in the chart's values, e.g. "server.image". */
+  /** Dotted values path, e.g. "server.image.registry" ("." inside a key is written "\."). */
   path: string
-  /** "string": the path holds the whole reference; "map": the path holds registry/repository/tag/digest keys. */
-  form: 'string' | 'map'
-  /** For "map": the key names present at that path. */
-  keys?: {registry?: string; repository: string; tag?: string; digest?: string}
+  /** What the path rendered to at package time (its value, or the default the chart used for it). */
+  value: string
+  /** How many leading characters of `value` name the original location. */
+  replace: number
 }
 
 /** An image a source found. */
 export interface FoundImage {
   /** The reference exactly as the rendered manifests carry it. */
   ref: string
-  /** Values that set it; empty when none was recognised (the image is packaged but not relocatable by values). */
+  /** Values that set it; empty when none does (the image is packaged but not relocatable by values). */
   values: ValuesBinding[]
+  /** Why it cannot be relocated through values, when it cannot. */
+  note?: string
   /** Templates (or other origins) it was seen in. */
   foundIn: string[]
 }
@@ -159,6 +175,8 @@ export interface DeployRequest {
   valuesFiles: string[]
   wait: boolean
   dryRun: boolean
+  /** Knobs given to deploy; each one given replaces the one recorded at package time. */
+  render?: RenderKnobs
 }
 
 /** A deployment a source prepared: the commands to run and the render check to pass before them. */
@@ -201,6 +219,8 @@ export interface PackagedImage {
   platforms: string[]
   values: ValuesBinding[]
   foundIn: string[]
+  /** Why deploy cannot relocate it through values, when it cannot. */
+  note?: string
 }
 
 /** kod-package.yaml, format version 1 (see docs/kodpkg.md). */

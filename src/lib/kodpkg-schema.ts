@@ -6,22 +6,12 @@ const relativeFile = {type: 'string', minLength: 1, pattern: '^(?!/)(?!.*(^|/)\\
 
 const valuesBinding = {
   type: 'object',
-  required: ['path', 'form'],
+  required: ['path', 'value', 'replace'],
   additionalProperties: false,
   properties: {
     path: {type: 'string', minLength: 1},
-    form: {enum: ['string', 'map']},
-    keys: {
-      type: 'object',
-      required: ['repository'],
-      additionalProperties: false,
-      properties: {
-        registry: {type: 'string'},
-        repository: {type: 'string'},
-        tag: {type: 'string'},
-        digest: {type: 'string'},
-      },
-    },
+    value: {type: 'string'},
+    replace: {type: 'integer', minimum: 0},
   },
 }
 
@@ -76,6 +66,7 @@ export const manifestSchema = {
           platforms: {type: 'array', items: {type: 'string'}},
           values: {type: 'array', items: valuesBinding},
           foundIn: {type: 'array', items: {type: 'string'}},
+          note: {type: 'string'},
         },
       },
     },

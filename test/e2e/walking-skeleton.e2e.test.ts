@@ -108,9 +108,13 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
       expect(image.digest, name).to.equal(digests[name])
       expect(image.platforms, name).to.deep.equal(['linux/amd64'])
     }
-    expect(byRepo.web.values.map((binding: {path: string}) => binding.path)).to.deep.equal(['web.image'])
-    expect(byRepo.worker.values.map((binding: {path: string}) => binding.path)).to.deep.equal(['worker.image'])
-    expect(byRepo.job.values).to.deep.equal([{path: 'job.image', form: 'string'}])
+    // Each image is relocated through the value that renders at the start of its reference.
+    const up = upstream.host
+    expect(byRepo.web.values).to.deep.equal([{path: 'web.image.registry', value: up, replace: up.length}])
+    expect(byRepo.worker.values).to.deep.equal([{path: 'worker.image.repository', value: `${up}/kodtest/worker`, replace: up.length}])
+    expect(byRepo.job.values).to.deep.equal([{path: 'job.image', value: `${up}/kodtest/job:2.0`, replace: up.length}])
+    expect(byRepo.pinned.values).to.deep.equal([{path: 'pinned.image.registry', value: up, replace: up.length}])
+    expect(byRepo.am.values).to.deep.equal([{path: 'alertmanager.image.repository', value: `${up}/kodtest/am`, replace: up.length}])
     expect(byRepo.pinned.ref).to.equal(`${upstream.host}/kodtest/pinned@${digests.pinned}`)
     expect(byRepo.am.foundIn).to.deep.equal(['shapes/templates/alertmanager.yaml'])
     expect(manifest.values).to.deep.equal(['values/01-package-values.yaml'])

@@ -1,3 +1,4 @@
+export {ImageAnalyzer, PROBE_TARGET} from './analyze.js'
 export {createHelmSource, kodValuesFile} from './helm-source.js'
-export {imagesInManifests, type RenderedImage} from './render.js'
-export {bindingsFor, findCandidates, mergeValues, relocate} from './values.js'
+export {imagesInManifests, occurrences, type RenderedImage} from './render.js'
+export {mergeValues, relocatedValue, relocationValues} from './values.js'

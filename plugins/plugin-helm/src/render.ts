@@ -9,58 +9,104 @@ export interface RenderedImage {
   foundIn: string[]
 }
 
+/** One place a string sits in the rendered output; `where` is stable between renders of the same chart. */
+export interface Occurrence {
+  /** template#document/json/path */
+  where: string
+  template: string
+  value: string
+  /** "image" for an image field; "arg" or "env" for a container argument or environment value. */
+  kind: 'image' | 'arg' | 'env'
+}
+
 const SOURCE_COMMENT = /^# Source: (.+)$/m
 
-export function imagesInManifests(output: string): RenderedImage[] {
-  const byRef = new Map<string, Set<string>>()
+/** Every image field, container argument and environment value of the rendered output. */
+export function occurrences(output: string): Occurrence[] {
+  const found: Occurrence[] = []
+  const counters = new Map<string, number>()
   for (const chunk of output.split(/^---\s*$/m)) {
     if (!chunk.trim()) continue
-    const source = SOURCE_COMMENT.exec(chunk)?.[1]?.trim() ?? '(unknown template)'
+    const template = SOURCE_COMMENT.exec(chunk)?.[1]?.trim() ?? '(unknown template)'
     let documents: unknown[]
     try {
       documents = YAML.parseAllDocuments(chunk).map((document) => document.toJS())
     } catch {
       continue
     }
-    const visit = (node: unknown): void => {
-      if (Array.isArray(node)) {
-        for (const item of node) visit(item)
-      } else if (typeof node === 'object' && node !== null) {
-        for (const [key, value] of Object.entries(node)) {
-          if (key === 'image' && typeof value === 'string' && value.trim()) {
-            const ref = value.trim()
-            if (!byRef.has(ref)) byRef.set(ref, new Set())
-            byRef.get(ref)!.add(source)
-          } else {
-            visit(value)
+    for (const document of documents) {
+      const index = counters.get(template) ?? 0
+      counters.set(template, index + 1)
+      const visit = (node: unknown, at: string, parentKey: string): void => {
+        if (Array.isArray(node)) {
+          for (const [position, item] of node.entries()) {
+            if (typeof item === 'string' && (parentKey === 'args' || parentKey === 'command') && item.trim()) {
+              found.push({where: `${template}#${index}${at}/${position}`, template, value: item.trim(), kind: 'arg'})
+            } else {
+              visit(item, `${at}/${position}`, parentKey)
+            }
+          }
+        } else if (typeof node === 'object' && node !== null) {
+          const record = node as Record<string, unknown>
+          for (const [key, value] of Object.entries(record)) {
+            const where = `${template}#${index}${at}/${key}`
+            if (key === 'image' && typeof value === 'string') {
+              if (value.trim()) found.push({where, template, value: value.trim(), kind: 'image'})
+            } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {
+              found.push({where, template, value: value.trim(), kind: 'env'})
+            } else {
+              visit(value, `${at}/${key}`, key)
+            }
           }
         }
       }
+      visit(document, '', '')
     }
-    for (const document of documents) visit(document)
+  }
+  return found
+}
+
+export function imagesInManifests(output: string): RenderedImage[] {
+  const byRef = new Map<string, Set<string>>()
+  for (const occurrence of occurrences(output)) {
+    if (occurrence.kind !== 'image') continue
+    if (!byRef.has(occurrence.value)) byRef.set(occurrence.value, new Set())
+    byRef.get(occurrence.value)!.add(occurrence.template)
   }
   return [...byRef].map(([ref, sources]) => ({ref, foundIn: [...sources].sort()})).sort((a, b) => a.ref.localeCompare(b.ref))
 }
 
-export interface RenderOptions {
+/** helm's rendering knobs, passed to every render and recorded in the package. */
+export interface RenderKnobs {
+  kubeVersion?: string
+  apiVersions?: string[]
+  set?: string[]
+}
+
+export interface RenderOptions extends RenderKnobs {
   release: string
   namespace: string
   valuesFiles: string[]
 }
 
-/** helm template, as the install will render: same release, namespace and values files. */
+/** helm template, as the install will render: same release, namespace, values files and knobs. */
 export function templateArgs(chart: string, options: RenderOptions): string[] {
+  return ['template', options.release, chart, '--namespace', options.namespace, ...knobArgs(options), ...options.valuesFiles.flatMap((file) => ['-f', file])]
+}
+
+/** --kube-version, --api-versions and --set as helm takes them. */
+export function knobArgs(knobs: RenderKnobs): string[] {
   return [
-    'template',
-    options.release,
-    chart,
-    '--namespace',
-    options.namespace,
-    ...options.valuesFiles.flatMap((file) => ['-f', file]),
+    ...(knobs.kubeVersion ? ['--kube-version', knobs.kubeVersion] : []),
+    ...(knobs.apiVersions ?? []).flatMap((api) => ['--api-versions', api]),
+    ...(knobs.set ?? []).flatMap((value) => ['--set', value]),
   ]
 }
 
+export async function render(ctx: SourceContext, chart: string, options: RenderOptions): Promise<string> {
+  return (await ctx.tools.run('helm', templateArgs(chart, options))).stdout
+}
+
 export async function renderImages(ctx: SourceContext, chart: string, options: RenderOptions): Promise<RenderedImage[]> {
-  const {stdout} = await ctx.tools.run('helm', templateArgs(chart, options))
-  return imagesInManifests(stdout)
+  return imagesInManifests(await render(ctx, chart, options))
 }

@@ -1,13 +1,6 @@
-import type {ImageRef, RefHelpers, Target, ValuesBinding} from 'kod'
+import type {RefHelpers, Target, ValuesBinding} from 'kod'
 
-/**
- * Which values set which image, and the values that relocate it.
- *
- * Candidates are read from the chart's effective values (values.yaml merged with the -f files): a
- * string under a key named like "image", or a map with a "repository" key (plus optional "registry",
- * "tag", "digest"). Each candidate is composed into the reference(s) it would render to — the tag
- * defaulting to the chart's appVersion — and matched against the images the chart really renders.
- */
+/** Helm values: plain YAML maps. */
 export type Values = Record<string, unknown>
 
 export function isMap(value: unknown): value is Values {
@@ -25,97 +18,93 @@ export function mergeValues(base: Values, override: Values): Values {
   return merged
 }
 
-const IMAGE_KEY = /image$/i
-const SCALAR = (value: unknown): string | undefined =>
-  typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : undefined
-
-export interface Candidate {
-  binding: ValuesBinding
-  /** Normalised references this candidate can render to. */
-  renders: string[]
+/** A values path as written in the manifest: keys joined by ".", a "." inside a key escaped as "\.". */
+export function joinPath(keys: string[]): string {
+  return keys.map((key) => key.replaceAll('\\', '\\\\').replaceAll('.', '\\.')).join('.')
 }
 
-function tryNormalize(refs: RefHelpers, reference: string): string | undefined {
-  try {
-    return refs.normalize(reference)
-  } catch {
-    return undefined
+export function splitPath(path: string): string[] {
+  const keys: string[] = []
+  let current = ''
+  for (let index = 0; index < path.length; index++) {
+    const char = path[index]
+    if (char === '\\' && index + 1 < path.length) current += path[++index]
+    else if (char === '.') {
+      keys.push(current)
+      current = ''
+    } else current += char
   }
+  keys.push(current)
+  return keys
 }
 
-function mapCandidate(refs: RefHelpers, node: Values, path: string, appVersion: string | undefined): Candidate | undefined {
-  const repository = SCALAR(node.repository)
-  if (!repository) return undefined
-  const registry = SCALAR(node.registry)
-  const tag = SCALAR(node.tag)
-  const digest = SCALAR(node.digest)
-  const keys: NonNullable<ValuesBinding['keys']> = {repository: 'repository'}
-  if ('registry' in node) keys.registry = 'registry'
-  if ('tag' in node) keys.tag = 'tag'
-  if ('digest' in node) keys.digest = 'digest'
-  const name = registry ? `${registry}/${repository}` : repository
-  // An empty tag usually means "the chart's appVersion", sometimes with a "v" in front.
-  const tags = tag ? [tag] : appVersion ? [appVersion, `v${appVersion.replace(/^v/, '')}`] : []
-  const forms = new Set<string>()
-  for (const candidateTag of [...tags, undefined]) {
-    for (const candidateDigest of digest ? [digest, undefined] : [undefined]) {
-      const suffix = `${candidateTag ? `:${candidateTag}` : ''}${candidateDigest ? `@${candidateDigest}` : ''}`
-      const normalized = tryNormalize(refs, `${name}${suffix}`)
-      if (normalized) forms.add(normalized)
-    }
+export function getPath(values: Values, keys: string[]): unknown {
+  let node: unknown = values
+  for (const key of keys) {
+    if (!isMap(node)) return undefined
+    node = node[key]
   }
-  return forms.size > 0 ? {binding: {path, form: 'map', keys}, renders: [...forms]} : undefined
+  return node
 }
 
-/** Every place in the values that could set an image. */
-export function findCandidates(refs: RefHelpers, values: Values, appVersion?: string): Candidate[] {
-  const found: Candidate[] = []
-  const walk = (node: Values, prefix: string): void => {
-    for (const [key, value] of Object.entries(node)) {
-      const path = prefix ? `${prefix}.${key}` : key
-      if (typeof value === 'string' && IMAGE_KEY.test(key) && value.trim()) {
-        const normalized = tryNormalize(refs, value)
-        if (normalized) found.push({binding: {path, form: 'string'}, renders: [normalized]})
-      } else if (isMap(value)) {
-        const candidate = mapCandidate(refs, value, path, appVersion)
-        if (candidate) found.push(candidate)
-        walk(value, path)
-      }
-    }
-  }
-  walk(values, '')
-  return found
-}
-
-/** The values bindings that produce a rendered reference. */
-export function bindingsFor(refs: RefHelpers, candidates: Candidate[], rendered: string): ValuesBinding[] {
-  const normalized = tryNormalize(refs, rendered)
-  if (!normalized) return []
-  return candidates.filter((candidate) => candidate.renders.includes(normalized)).map((candidate) => candidate.binding)
-}
-
-function setPath(root: Values, path: string, key: string | undefined, value: string): void {
-  const parts = key ? [...path.split('.'), key] : path.split('.')
+export function setPath(root: Values, keys: string[], value: unknown): void {
   let node = root
-  for (const part of parts.slice(0, -1)) {
-    if (!isMap(node[part])) node[part] = {}
-    node = node[part] as Values
+  for (const key of keys.slice(0, -1)) {
+    if (!isMap(node[key])) node[key] = {}
+    node = node[key] as Values
   }
-  node[parts.at(-1)!] = value
+  node[keys.at(-1)!] = value
 }
 
-/** Adds to `values` what points one image, set through `binding`, at the target registry. */
-export function relocate(refs: RefHelpers, values: Values, binding: ValuesBinding, ref: ImageRef, target: Target): void {
-  const repository = refs.relocatedRepository(ref, target)
-  if (binding.form === 'string') {
-    setPath(values, binding.path, undefined, `${repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`)
-    return
+/** The repository part of a reference as written (before :tag and @digest). */
+export function nameOf(reference: string): string {
+  const withoutDigest = reference.split('@')[0]
+  const colon = withoutDigest.lastIndexOf(':')
+  return colon > withoutDigest.lastIndexOf('/') ? withoutDigest.slice(0, colon) : withoutDigest
+}
+
+/**
+ * The value that makes `binding.path` render the image at its relocated location.
+ *
+ * The binding's value renders at the very start of the reference; its first `replace` characters
+ * are the part that names the original location. They are replaced by whatever the relocated
+ * repository needs in front of the rest of the name, which stays as the chart renders it.
+ */
+export function relocatedValue(refs: RefHelpers, binding: ValuesBinding, reference: string, target: Target): string {
+  const relocated = refs.relocatedRepository(refs.parse(reference), target)
+  const kept = nameOf(reference).slice(binding.replace)
+  if (!relocated.endsWith(kept)) {
+    throw new Error(`cannot relocate ${reference} through ${binding.path}: ${relocated} does not end with "${kept}"`)
   }
-  const keys = binding.keys!
-  if (keys.registry) {
-    setPath(values, binding.path, keys.registry, target.registry)
-    setPath(values, binding.path, keys.repository, repository.slice(target.registry.length + 1))
-  } else {
-    setPath(values, binding.path, keys.repository, repository)
+  return relocated.slice(0, relocated.length - kept.length) + binding.value.slice(binding.replace)
+}
+
+/**
+ * How many leading characters of `value` (which renders at the start of `reference`) to replace so
+ * the reference lands at its relocated location; undefined when no choice works.
+ */
+export function replaceLength(refs: RefHelpers, value: string, reference: string, probe: Target): number | undefined {
+  const name = nameOf(reference)
+  const relocated = refs.relocatedRepository(refs.parse(reference), probe)
+  for (let length = 0; length <= Math.min(value.length, name.length); length++) {
+    // Only whole path components are kept, so the value keeps its meaning (a registry stays a registry).
+    const boundary = length === 0 || length === name.length || name[length] === '/' || name[length - 1] === '/'
+    if (boundary && relocated.endsWith(name.slice(length))) return length
   }
+  return undefined
+}
+
+/** The values file that relocates every image: each binding's path set to its relocated value. */
+export function relocationValues(
+  refs: RefHelpers,
+  images: Array<{ref: string; values: ValuesBinding[]}>,
+  target: Target,
+  extra: Values = {},
+): Values {
+  let values: Values = {}
+  for (const image of images) {
+    for (const binding of image.values) setPath(values, splitPath(binding.path), relocatedValue(refs, binding, image.ref, target))
+  }
+  if (Object.keys(extra).length > 0) values = mergeValues(values, extra)
+  return values
 }

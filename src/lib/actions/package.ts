@@ -96,7 +96,15 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
                     })
                   })
                   const {digest, platforms} = await describeImage(layout, image.name)
-                  pulled.push({ref: image.ref, name: image.name, digest, platforms, values: image.values, foundIn: image.foundIn})
+                  pulled.push({
+                    ref: image.ref,
+                    name: image.name,
+                    digest,
+                    platforms,
+                    values: image.values,
+                    foundIn: image.foundIn,
+                    ...(image.note ? {note: image.note} : {}),
+                  })
                 },
               })),
               {concurrent: false},

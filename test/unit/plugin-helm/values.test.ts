@@ -1,51 +1,66 @@
 import {expect} from 'chai'
 
-import {bindingsFor, findCandidates, mergeValues, relocate, type Values} from '../../../plugins/plugin-helm/src/values.js'
-import {parseRef, refHelpers} from '../../../src/lib/refs.js'
+import {alignFirst, findCandidates, PROBE_TARGET} from '../../../plugins/plugin-helm/src/analyze.js'
+import {joinPath, mergeValues, nameOf, relocatedValue, replaceLength, splitPath} from '../../../plugins/plugin-helm/src/values.js'
+import {refHelpers} from '../../../src/lib/refs.js'
 
 const target = {registry: 'air.local:5000', prefix: 'kod', plainHttp: true, insecureSkipTlsVerify: false}
 const digest = `sha256:${'c'.repeat(64)}`
 
-function pathsFor(values: Values, rendered: string, appVersion?: string): string[] {
-  return bindingsFor(refHelpers, findCandidates(refHelpers, values, appVersion), rendered).map((binding) => binding.path)
+/** What the binding's path must be set to for `reference` (whose start `value` renders) to land in `target`. */
+function relocate(value: string, reference: string): string {
+  const replace = replaceLength(refHelpers, value, reference, PROBE_TARGET)
+  expect(replace, `${value} in ${reference}`).to.not.equal(undefined)
+  return relocatedValue(refHelpers, {path: 'x', value, replace: replace!}, reference, target)
 }
 
-describe('plugin-helm: values that set images', function () {
+describe('plugin-helm: values and relocation', function () {
   it('merges values files as helm does (null deletes)', function () {
     expect(mergeValues({a: {b: 1, c: 2}, d: [1]}, {a: {c: 3, e: null}, d: [2], f: null})).to.deep.equal({a: {b: 1, c: 3}, d: [2]})
-    expect(mergeValues({a: {b: 1}}, {a: {b: null}})).to.deep.equal({a: {}})
   })
 
-  it('finds image: "repo:tag"', function () {
-    expect(pathsFor({app: {image: 'nginx:1.25'}}, 'docker.io/library/nginx:1.25')).to.deep.equal(['app.image'])
+  it('writes values paths with escaped dots, and reads them back', function () {
+    const keys = ['podAnnotations', 'example.com/image', 'x']
+    expect(joinPath(keys)).to.equal('podAnnotations.example\\.com/image.x')
+    expect(splitPath(joinPath(keys))).to.deep.equal(keys)
   })
 
-  it('finds {repository, tag}, the tag defaulting to appVersion (with or without v)', function () {
-    expect(pathsFor({image: {repository: 'quay.io/x/y', tag: '2.0'}}, 'quay.io/x/y:2.0')).to.deep.equal(['image'])
-    expect(pathsFor({image: {repository: 'quay.io/x/y', tag: ''}}, 'quay.io/x/y:1.4', '1.4')).to.deep.equal(['image'])
-    expect(pathsFor({image: {repository: 'quay.io/x/y'}}, 'quay.io/x/y:v1.4', '1.4')).to.deep.equal(['image'])
-    expect(pathsFor({image: {repository: 'quay.io/x/y', tag: '2.0'}}, 'quay.io/x/y:1.4', '1.4')).to.deep.equal([])
+  it('takes the name part of a reference as written', function () {
+    expect(nameOf('nginx')).to.equal('nginx')
+    expect(nameOf('127.0.0.1:5000/a/b:1.0')).to.equal('127.0.0.1:5000/a/b')
+    expect(nameOf(`quay.io/a/b:1@${digest}`)).to.equal('quay.io/a/b')
   })
 
-  it('finds {registry, repository, tag, digest}', function () {
-    const values = {db: {image: {registry: 'docker.io', repository: 'bitnami/postgresql', tag: '17', digest}}}
-    expect(pathsFor(values, `docker.io/bitnami/postgresql:17@${digest}`)).to.deep.equal(['db.image'])
-    expect(pathsFor(values, `docker.io/bitnami/postgresql@${digest}`)).to.deep.equal(['db.image'])
+  it('relocates whatever part of the reference the value renders at the start', function () {
+    // the whole reference
+    expect(relocate('nginx:1.25', 'nginx:1.25')).to.equal('air.local:5000/kod/docker.io/library/nginx:1.25')
+    // the registry only: it must carry the whole path in front of the repository
+    expect(relocate('docker.io', 'docker.io/bitnami/redis:7')).to.equal('air.local:5000/kod/docker.io')
+    // a registry with a port, which becomes a path component
+    expect(relocate('127.0.0.1:5000', '127.0.0.1:5000/team/app:1')).to.equal('air.local:5000/kod/127.0.0.1-5000')
+    // registry and repository in one value, pinned by digest
+    expect(relocate('ghcr.io/org/app', `ghcr.io/org/app@${digest}`)).to.equal('air.local:5000/kod/ghcr.io/org/app')
+    // istio's hub: registry plus the first path component
+    expect(relocate('docker.io/istio', 'docker.io/istio/pilot:1.30.3')).to.equal('air.local:5000/kod/docker.io/istio')
   })
 
-  it('ignores values that do not render', function () {
-    expect(pathsFor({a: {image: 'nginx:1'}, b: {image: {repository: 'redis'}}}, 'busybox:1')).to.deep.equal([])
+  it('aligns a sentinel with the text it replaced', function () {
+    const s = (n: number): string => `kodsnt${String(n).padStart(4, '0')}x`
+    expect(alignFirst(`${s(1)}/${s(2)}:7`, 'docker.io/bitnami/redis:7', 'docker.io')).to.equal('docker.io')
+    // an empty value the template defaulted: found from the rest of the reference
+    expect(alignFirst(`${s(1)}/bitnami/redis:7`, 'docker.io/bitnami/redis:7', '')).to.equal('docker.io')
+    expect(alignFirst(`${s(3)}:1.0`, '127.0.0.1:5000/a/b:1.0', '127.0.0.1:5000/a/b')).to.equal('127.0.0.1:5000/a/b')
+    expect(alignFirst(`docker.io/${s(1)}`, 'docker.io/x', 'x')).to.equal(undefined)
   })
 
-  it('relocates each layout into the target', function () {
-    const values: Values = {}
-    relocate(refHelpers, values, {path: 'a.image', form: 'string'}, parseRef('nginx:1.25'), target)
-    relocate(refHelpers, values, {path: 'b.image', form: 'map', keys: {registry: 'registry', repository: 'repository', tag: 'tag'}}, parseRef('docker.io/bitnami/redis:7'), target)
-    relocate(refHelpers, values, {path: 'c.image', form: 'map', keys: {repository: 'repository'}}, parseRef(`quay.io/x/y@${digest}`), target)
-    expect(values).to.deep.equal({
-      a: {image: 'air.local:5000/kod/docker.io/library/nginx:1.25'},
-      b: {image: {registry: 'air.local:5000', repository: 'kod/docker.io/bitnami/redis'}},
-      c: {image: {repository: 'air.local:5000/kod/quay.io/x/y'}},
-    })
+  it('proposes values found in image names, and empty location values, as candidates', function () {
+    const values = {
+      global: {imageRegistry: '', storageClass: ''},
+      image: {registry: 'docker.io', repository: 'bitnami/redis', tag: '7.2', digest: ''},
+      service: {type: 'ClusterIP'},
+      sidecar: {image: 'busybox:1.36'},
+    }
+    const paths = findCandidates(values, ['docker.io/bitnami/redis', 'busybox'], [['global', 'hub'], ['global', 'storageClass']]).map((c) => c.path)
+    expect(paths.sort()).to.deep.equal(['global.hub', 'global.imageRegistry', 'image.registry', 'image.repository', 'sidecar.image'])
   })
 })
