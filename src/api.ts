@@ -204,6 +204,8 @@ export interface KodSource {
   package(ctx: SourceContext, request: PackageRequest, stagingDir: string): Promise<SourcePackage>
   /** Commands that push the package's charts (or other artifacts) into the target registry. */
   pushCharts(ctx: SourceContext, pkg: OpenedPackage, target: Target): PlannedCommand[]
+  /** The values file (text) that points every image at the target: what deploy writes. */
+  relocation(ctx: SourceContext, found: Pick<SourcePackage, 'charts' | 'images' | 'data'>, target: Target): string
   /** Write the values that relocate every image and plan the install. */
   deploy(ctx: SourceContext, pkg: OpenedPackage, request: DeployRequest): Promise<DeployPlan>
 }

@@ -2,7 +2,8 @@ import {Flags} from '@oclif/core'
 import path from 'node:path'
 
 import {packageAction} from '../lib/actions/package.js'
-import {KodCommand, valuesFilesFrom} from '../lib/base-command.js'
+import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js'
+import {parseMirrors} from '../lib/images.js'
 import {formatSize} from '../lib/format.js'
 
 export default class Package extends KodCommand {
@@ -31,6 +32,10 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
       command: '<%= config.bin %> <%= command.id %> -c oci://ghcr.io/org/charts/mychart --version 1.2.3',
     },
     {
+      description: 'Pull through a proxy cache, recording the original references:',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --registry-mirror docker.io=harbor.local/dockerhub-proxy',
+    },
+    {
       description: 'Pull images from a registry that serves plain HTTP:',
       command: '<%= config.bin %> <%= command.id %> -c ./mychart --insecure-registry registry.lab:5000',
     },
@@ -39,34 +44,20 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
   static override enableJsonFlag = true
 
   static override flags = {
-    chart: Flags.string({
-      char: 'c',
-      summary: 'Chart: directory, .tgz, https:// URL, oci:// URL, or a chart name with -r.',
-      required: true,
-    }),
-    repo: Flags.string({char: 'r', summary: 'Chart repository URL; -c is then the chart name.'}),
-    version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest).'}),
-    values: Flags.string({char: 'f', summary: 'Values file used to render the chart (repeatable, in order); carried in the package.', multiple: true, multipleNonGreedy: true}),
+    ...chartFlags,
     output: Flags.string({char: 'o', summary: 'Directory to write the package into.', default: '.'}),
-    'insecure-registry': Flags.string({
-      summary: 'Registry host[:port] that may be read over plain HTTP or unverified TLS (repeatable).',
+    'registry-mirror': Flags.string({
+      summary: 'Pull SOURCE registry images through MIRROR, recording the original references (repeatable), e.g. docker.io=harbor.local/dockerhub-proxy.',
       multiple: true,
       multipleNonGreedy: true,
     }),
-    kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
   }
 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number}> {
     const {flags} = await this.parse(Package)
-    const valuesFiles = await valuesFilesFrom(flags.values)
     const result = await packageAction(await this.context(), await this.sources(), {
-      request: {
-        ref: flags.chart,
-        version: flags.version,
-        repo: flags.repo,
-        valuesFiles,
-        insecureRegistries: flags['insecure-registry'] ?? [],
-      },
+      request: await packageRequestFrom(flags),
+      mirrors: parseMirrors(flags['registry-mirror'] ?? []),
       kind: flags.kind,
       outDir: path.resolve(flags.output),
       kodVersion: this.config.version,

@@ -3,7 +3,7 @@ import {access, mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import {type Logger, SOURCE_API, type SourceContext, type Target} from '../api.js'
+import {type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type Target} from '../api.js'
 import {ExitCode, KodError, messageOf, usageError} from './errors.js'
 import {refHelpers} from './refs.js'
 import {loadSources, type SourceRegistry} from './sources.js'
@@ -41,6 +41,67 @@ export async function valuesFilesFrom(files: string[] | undefined): Promise<stri
     })
   }
   return resolved
+}
+
+/** How a chart is named and rendered: shared by package and images. */
+export const chartFlags = {
+  chart: Flags.string({
+    char: 'c',
+    summary: 'Chart: directory, .tgz, https:// URL, oci:// URL, or a chart name with -r.',
+    required: true,
+  }),
+  repo: Flags.string({char: 'r', summary: 'Chart repository URL; -c is then the chart name.'}),
+  version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest).'}),
+  values: Flags.string({
+    char: 'f',
+    summary: 'Values file used to render the chart (repeatable, in order); carried in the package.',
+    multiple: true,
+    multipleNonGreedy: true,
+  }),
+  'insecure-registry': Flags.string({
+    summary: 'Registry host[:port] that may be read over plain HTTP or unverified TLS (repeatable).',
+    multiple: true,
+    multipleNonGreedy: true,
+  }),
+  kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
+  'kube-version': Flags.string({summary: "helm's --kube-version for every render (e.g. 1.30.0); recorded in the package."}),
+  'api-versions': Flags.string({
+    summary: "helm's --api-versions for every render (repeatable); recorded in the package.",
+    multiple: true,
+    multipleNonGreedy: true,
+  }),
+  set: Flags.string({summary: "helm's --set for every render (repeatable); recorded in the package and passed to the install.", multiple: true, multipleNonGreedy: true}),
+}
+
+interface ChartFlagValues {
+  chart: string
+  repo?: string
+  version?: string
+  values?: string[]
+  'insecure-registry'?: string[]
+  'kube-version'?: string
+  'api-versions'?: string[]
+  set?: string[]
+}
+
+/** The package request the chart flags describe. */
+export async function packageRequestFrom(flags: ChartFlagValues): Promise<PackageRequest> {
+  return {
+    ref: flags.chart,
+    version: flags.version,
+    repo: flags.repo,
+    valuesFiles: await valuesFilesFrom(flags.values),
+    insecureRegistries: flags['insecure-registry'] ?? [],
+    render: renderKnobsFrom(flags),
+  }
+}
+
+export function renderKnobsFrom(flags: {'kube-version'?: string; 'api-versions'?: string[]; set?: string[]}): RenderKnobs {
+  return {
+    ...(flags['kube-version'] ? {kubeVersion: flags['kube-version']} : {}),
+    ...(flags['api-versions']?.length ? {apiVersions: flags['api-versions']} : {}),
+    ...(flags.set?.length ? {set: flags.set} : {}),
+  }
 }
 
 export const packageFlag = Flags.string({

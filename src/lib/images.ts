@@ -1,4 +1,5 @@
 import type {ImageRef, PlannedCommand, Target, ToolRunner} from '../api.js'
+import {usageError} from './errors.js'
 import {findImage, imagePlatforms} from './oci.js'
 import {formatRef, hostComponent, parseRef, relocatedRepository} from './refs.js'
 import {isInsecure} from './target.js'
@@ -19,16 +20,50 @@ export function hostOf(registry: string): string {
   return registry.split('/')[0]
 }
 
+/** --registry-mirror SOURCE=MIRROR: pull SOURCE's images from MIRROR (host[:port][/path]). */
+export interface Mirror {
+  source: string
+  mirror: string
+}
+
+export function parseMirrors(specs: readonly string[]): Mirror[] {
+  return specs.map((spec) => {
+    const [source, mirror, ...rest] = spec.split('=')
+    const cleanMirror = (mirror ?? '').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '')
+    if (!source?.trim() || !cleanMirror || rest.length > 0) {
+      throw usageError(`--registry-mirror ${spec}: use SOURCE=MIRROR, e.g. docker.io=harbor.local/dockerhub-proxy`)
+    }
+    let host: string
+    try {
+      host = parseRef(`${source.trim()}/kod-probe`).host
+      parseRef(`${cleanMirror}/kod-probe`)
+    } catch {
+      throw usageError(`--registry-mirror ${spec}: use SOURCE=MIRROR with registry hosts, e.g. docker.io=harbor.local/dockerhub-proxy`)
+    }
+    return {source: host, mirror: cleanMirror}
+  })
+}
+
+/** Where an image is pulled from: through its registry's mirror if one is given, else from the registry itself. */
+export function pullSource(ref: ImageRef, mirrors: readonly Mirror[] = []): ImageRef & {via?: string} {
+  const mirror = mirrors.find((candidate) => candidate.source === ref.host)
+  if (!mirror) return ref
+  const [host, ...pathPrefix] = mirror.mirror.split('/')
+  return {...ref, host, path: [...pathPrefix, ref.path].join('/'), via: mirror.mirror}
+}
+
 export function pullCommand(
   ref: ImageRef,
   layout: string,
   name: string,
   insecureHosts: readonly string[],
+  mirrors: readonly Mirror[] = [],
 ): PlannedCommand {
-  const insecure = insecureHosts.includes(ref.host) || insecureHosts.includes(hostComponent(ref.host))
+  const source = pullSource(ref, mirrors)
+  const insecure = insecureHosts.includes(source.host) || insecureHosts.includes(hostComponent(source.host))
   return {
     tool: 'skopeo',
-    args: [...COPY, ...(insecure ? ['--src-tls-verify=false'] : []), `docker://${pullReference(ref)}`, `oci:${layout}:${name}`],
+    args: [...COPY, ...(insecure ? ['--src-tls-verify=false'] : []), `docker://${pullReference(source)}`, `oci:${layout}:${name}`],
   }
 }
 

@@ -48,6 +48,24 @@ function insecureFlags(url: string, insecureHosts: readonly string[]): string[] 
   return url.startsWith('oci://') ? ['--plain-http'] : ['--insecure-skip-tls-verify']
 }
 
+/** Dependencies named in Chart.yaml that charts/ does not hold (as a directory or a .tgz). */
+export async function missingDependencies(chartDir: string): Promise<string[]> {
+  const chart = YAML.parse(await readFile(path.join(chartDir, 'Chart.yaml'), 'utf8')) as {dependencies?: Array<{name?: string}>} | null
+  const wanted = (chart?.dependencies ?? []).map((dependency) => dependency.name).filter((name): name is string => Boolean(name))
+  if (wanted.length === 0) return []
+  const present = new Set<string>()
+  const entries = await readdir(path.join(chartDir, 'charts')).catch(() => [] as string[])
+  for (const entry of entries) {
+    if (entry.endsWith('.tgz')) {
+      present.add(entry.replace(/-\d[^-]*(?:-[^-]+)*\.tgz$/, ''))
+      continue
+    }
+    const sub = YAML.parse(await readFile(path.join(chartDir, 'charts', entry, 'Chart.yaml'), 'utf8').catch(() => 'null')) as {name?: string} | null
+    if (sub?.name) present.add(sub.name)
+  }
+  return wanted.filter((name) => !present.has(name))
+}
+
 async function onlyArchive(dir: string): Promise<string> {
   const archives = (await readdir(dir)).filter((file) => file.endsWith('.tgz'))
   if (archives.length !== 1) throw new Error(`expected one chart archive in ${dir}, found ${archives.length}`)
@@ -78,10 +96,7 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
     case 'directory': {
       const copy = path.join(download, 'src', path.basename(input.path))
       await cp(input.path, copy, {recursive: true})
-      const chartYaml = YAML.parse(await readFile(path.join(copy, 'Chart.yaml'), 'utf8')) as {dependencies?: unknown[]} | null
-      if (Array.isArray(chartYaml?.dependencies) && chartYaml.dependencies.length > 0) {
-        await ctx.tools.run('helm', ['dependency', 'build', copy])
-      }
+      if ((await missingDependencies(copy)).length > 0) await ctx.tools.run('helm', ['dependency', 'build', copy])
       await ctx.tools.run('helm', ['package', copy, '--destination', download])
       break
     }

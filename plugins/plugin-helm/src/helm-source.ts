@@ -44,8 +44,8 @@ export function kodValuesFile(pkg: OpenedPackage, chartName: string): string {
   return path.join(pkg.dir, `kod-values-${chartName}.yaml`)
 }
 
-function sourceData(pkg: OpenedPackage): HelmSourceData {
-  const data = pkg.manifest.sourceData ?? {}
+function sourceData(stored: Record<string, unknown> | undefined): HelmSourceData {
+  const data = stored ?? {}
   return {
     render: isMap(data.render) ? (data.render as RenderKnobs) : undefined,
     extraValues: isMap(data.extraValues) ? (data.extraValues as Values) : undefined,
@@ -130,15 +130,19 @@ export function createHelmSource(): KodSource {
       }))
     },
 
+    relocation(ctx: SourceContext, found: Pick<SourcePackage, 'charts' | 'images' | 'data'>, target: Target): string {
+      const [chart] = found.charts
+      const extra = sourceData(found.data).extraValues ?? {}
+      return relocationFile(chart, target, relocationValues(ctx.refs, found.images, target, extra), extra)
+    },
+
     async deploy(ctx: SourceContext, pkg: OpenedPackage, request: DeployRequest): Promise<DeployPlan> {
       const [chart] = pkg.manifest.charts
       if (!chart) throw new Error(`${pkg.dir} holds no chart`)
       const chartPath = path.join(pkg.dir, chart.file)
-      const recorded = sourceData(pkg)
-      const extra = recorded.extraValues ?? {}
-      const values = relocationValues(ctx.refs, pkg.manifest.images, request.target, extra)
+      const recorded = sourceData(pkg.manifest.sourceData)
       const valuesFile = kodValuesFile(pkg, chart.name)
-      await writeFile(valuesFile, relocationFile(chart, request.target, values, extra))
+      await writeFile(valuesFile, this.relocation(ctx, {charts: pkg.manifest.charts, images: pkg.manifest.images, data: pkg.manifest.sourceData}, request.target))
 
       const release = request.release ?? chart.name
       const knobs = mergeKnobs(recorded.render, request.render)

@@ -2,8 +2,8 @@ import {copyFile, mkdir, mkdtemp, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourcePackage} from '../../api.js'
-import {KodError, messageOf} from '../errors.js'
-import {describeImage, pullCommand} from '../images.js'
+import {ExitCode, KodError, messageOf} from '../errors.js'
+import {describeImage, type Mirror, pullCommand, pullSource} from '../images.js'
 import {EXTENSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
 import {runSteps} from '../progress.js'
 import {normalizeRef, parseRef} from '../refs.js'
@@ -15,6 +15,8 @@ export interface PackageOptions {
   outDir: string
   kodVersion: string
   quiet: boolean
+  /** --registry-mirror: pull through these, recording the original references. */
+  mirrors?: Mirror[]
   /** Called with each step's cleanup (the staging directory), so an interrupt removes it. */
   onCleanup(fn: () => Promise<unknown>): void
 }
@@ -89,13 +91,21 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               images.map((image) => ({
                 title: image.name,
                 task: async () => {
-                  const command = pullCommand(parseRef(image.name), layout, image.name, options.request.insecureRegistries)
+                  const ref = parseRef(image.name)
+                  const via = pullSource(ref, options.mirrors).via
+                  const command = pullCommand(ref, layout, image.name, options.request.insecureRegistries, options.mirrors)
                   await ctx.tools.run(command.tool, command.args).catch((error: unknown) => {
-                    throw new KodError(`cannot pull ${image.ref}: ${messageOf(error).replace(/^skopeo copy failed: /, '')}`, {
+                    const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
+                    throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
                       exit: (error as KodError).exit,
                     })
                   })
                   const {digest, platforms} = await describeImage(layout, image.name)
+                  if (ref.digest && digest !== ref.digest) {
+                    throw new KodError(`${via ?? ref.host} served ${digest} for ${image.ref}, which is pinned to ${ref.digest}: refusing it`, {
+                      exit: ExitCode.toolFailed,
+                    })
+                  }
                   pulled.push({
                     ref: image.ref,
                     name: image.name,

@@ -1,0 +1,79 @@
+import {Flags} from '@oclif/core'
+import {writeFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import {findImages, relocatedReference} from '../lib/actions/images.js'
+import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js'
+import {table} from '../lib/format.js'
+import {DEFAULT_PREFIX, parseTarget} from '../lib/target.js'
+
+interface ImageRow {
+  ref: string
+  name: string
+  foundIn: string[]
+  values: string[]
+  relocatable: boolean
+  note?: string
+  relocatedTo?: string
+}
+
+export default class Images extends KodCommand {
+  static override summary = 'List every image a chart will run, where it was found, and how kod will relocate it. Pulls nothing.'
+
+  static override description = `Renders the chart as kod package would (same flags) and lists each image: the templates it appears in,
+the values path that sets where it is pulled from, and whether deploy can relocate it.
+
+With --relocate-to, writes the values file deploy would generate for that registry (to -o FILE, or stdout):
+for sites that already mirror images by other means (registry replication, a proxy cache) and only need
+the values. Images are expected at <registry>/<prefix>/<original-host>/<original-repository>, as
+kod populate pushes them.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> -c ./mychart',
+    '<%= config.bin %> <%= command.id %> -c oci://ghcr.io/org/charts/mychart --version 1.2.3 --json',
+    {
+      description: 'Write the values that point every image at a mirror:',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --relocate-to harbor.corp:443 --prefix mirror -o relocate.yaml',
+    },
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    ...chartFlags,
+    'relocate-to': Flags.string({summary: 'Write the values file deploy would generate for this registry.'}),
+    prefix: Flags.string({summary: 'Repository prefix below that registry.', default: DEFAULT_PREFIX}),
+    output: Flags.string({char: 'o', summary: 'File for the values (default: stdout).', dependsOn: ['relocate-to']}),
+  }
+
+  public async run(): Promise<{images: ImageRow[]; values?: string}> {
+    const {flags} = await this.parse(Images)
+    const target = flags['relocate-to'] ? parseTarget({registry: flags['relocate-to'], prefix: flags.prefix}) : undefined
+    const ctx = await this.context()
+    const {source, found, images} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags), flags.kind)
+    const rows: ImageRow[] = images.map((image) => ({
+      ref: image.ref,
+      name: image.name,
+      foundIn: image.foundIn,
+      values: image.values.map((binding) => binding.path),
+      relocatable: image.values.length > 0 && !image.note,
+      ...(image.note ? {note: image.note} : {}),
+      ...(target ? {relocatedTo: relocatedReference(image.ref, target)} : {}),
+    }))
+    const values = target ? source.relocation(ctx, found, target) : undefined
+    if (values !== undefined && flags.output) {
+      await writeFile(path.resolve(flags.output), values)
+      this.logToStderr(`wrote ${flags.output}`)
+    }
+    if (values !== undefined && !flags.output) {
+      if (!this.jsonEnabled()) process.stdout.write(values)
+    } else {
+      const lines = [['IMAGE', 'SET BY', 'FOUND IN']]
+      for (const row of rows) lines.push([row.ref, row.values.join(', ') || 'NOT RELOCATABLE', row.foundIn.join(', ')])
+      for (const line of table(lines)) this.log(line)
+      this.log(`${rows.length} image(s), ${rows.filter((row) => row.relocatable).length} relocatable through values`)
+    }
+    for (const row of rows.filter((candidate) => candidate.note)) this.warn(`${row.ref}: ${row.note}`)
+    return {images: rows, ...(values === undefined ? {} : {values})}
+  }
+}
