@@ -13,7 +13,6 @@ import {
   mergeValues,
   nameOf,
   relocatedValue,
-  relocationValues,
   replaceLength,
   setPath,
   splitPath,
