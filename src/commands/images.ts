@@ -73,7 +73,6 @@ kod populate pushes them.`
       for (const line of table(lines)) this.log(line)
       this.log(`${rows.length} image(s), ${rows.filter((row) => row.relocatable).length} relocatable through values`)
     }
-    for (const row of rows.filter((candidate) => candidate.note)) this.warn(`${row.ref}: ${row.note}`)
     return {images: rows, ...(values === undefined ? {} : {values})}
   }
 }

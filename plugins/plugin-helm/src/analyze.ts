@@ -69,7 +69,7 @@ function parseable(refs: RefHelpers, value: string): boolean {
 }
 
 /** An image carried in an argument ("--image=repo:tag") or env value: the part that is a reference. */
-function imagePart(value: string): {prefix: string; ref: string} {
+export function imagePart(value: string): {prefix: string; ref: string} {
   const eq = value.indexOf('=')
   return eq !== -1 && value.startsWith('-') ? {prefix: value.slice(0, eq + 1), ref: value.slice(eq + 1)} : {prefix: '', ref: value}
 }
@@ -205,7 +205,17 @@ export class ImageAnalyzer {
     const refs = this.ctx.refs
     const base = occurrences(await this.render([]))
     const imageFields = base.filter((occurrence) => occurrence.kind === 'image')
-    const names = [...new Set(imageFields.map((occurrence) => nameOf(occurrence.value)))]
+    // Names of image fields, and of arguments and env values that look like images (a path and a tag or digest).
+    const looksPinned = (value: string): boolean => {
+      const {ref} = imagePart(value)
+      return parseable(refs, ref) && ref.includes('/') && /[:@]/.test(ref.slice(nameOf(ref).length))
+    }
+    const names = [
+      ...new Set([
+        ...imageFields.map((occurrence) => nameOf(occurrence.value)),
+        ...base.filter((occurrence) => occurrence.kind !== 'image' && looksPinned(occurrence.value)).map((occurrence) => nameOf(imagePart(occurrence.value).ref)),
+      ]),
+    ]
 
     let effective = this.tree.values
     for (const file of this.options.valuesFiles) {

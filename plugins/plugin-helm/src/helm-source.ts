@@ -15,10 +15,10 @@ import type {
   Target,
 } from 'kod'
 
-import {ImageAnalyzer} from './analyze.js'
 import {readChartTree} from './chart-files.js'
 import {classify, describeInput, fetchChart} from './fetch.js'
-import {knobArgs, renderImages} from './render.js'
+import {ImageAnalyzer, imagePart} from './analyze.js'
+import {imagesInManifests, knobArgs, occurrences, render} from './render.js'
 import {isMap, relocationValues, type Values} from './values.js'
 
 /** Release and namespace used to render at package time (names rarely change which images render). */
@@ -147,12 +147,21 @@ export function createHelmSource(): KodSource {
       const release = request.release ?? chart.name
       const knobs = mergeKnobs(recorded.render, request.render)
       const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), valuesFile, ...request.valuesFiles]
-      const renderedImages = await renderImages(ctx, chartPath, {
-        release,
-        namespace: request.namespace ?? PACKAGE_NAMESPACE,
-        valuesFiles,
-        ...knobs,
-      })
+      const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
+      const renderedImages = imagesInManifests(output)
+      // Images the package carries in container args or env values must be relocated too.
+      const packaged = new Set(pkg.manifest.images.map((image) => image.name))
+      for (const occurrence of occurrences(output)) {
+        if (occurrence.kind === 'image') continue
+        const {ref} = imagePart(occurrence.value)
+        let name: string
+        try {
+          name = ctx.refs.normalize(ref)
+        } catch {
+          continue
+        }
+        if (packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
+      }
       const install: PlannedCommand = {
         tool: 'helm',
         args: [

@@ -7,13 +7,13 @@ export function isMap(value: unknown): value is Values {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** Helm's merge of values files: maps merge key by key, a null deletes, anything else replaces. */
+/** Helm's merge of values files: maps merge key by key, a null deletes, anything else replaces. Never shares structure with its inputs. */
 export function mergeValues(base: Values, override: Values): Values {
   const merged: Values = {...base}
   for (const [key, value] of Object.entries(override)) {
     if (value === null) delete merged[key]
-    else if (isMap(value) && isMap(merged[key])) merged[key] = mergeValues(merged[key] as Values, value)
-    else merged[key] = value
+    else if (isMap(value)) merged[key] = mergeValues(isMap(merged[key]) ? (merged[key] as Values) : {}, value)
+    else merged[key] = Array.isArray(value) ? structuredClone(value) : value
   }
   return merged
 }

@@ -1,0 +1,101 @@
+import {expect} from 'chai'
+import {execa} from 'execa'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+import {occurrences} from '../../plugins/plugin-helm/src/render.js'
+import {FIXTURES, kod, TOOLS_BIN} from '../support/kod.js'
+
+/**
+ * The image layouts real charts use, in one fixture chart (test/fixtures/charts/layouts), through real
+ * helm: kod images finds each image and the value that relocates it, and the values it writes for a
+ * registry really relocate every image, checked by rendering the chart with them.
+ */
+const CHART = path.join(FIXTURES, 'charts', 'layouts')
+
+interface Row {
+  ref: string
+  values: string[]
+  relocatable: boolean
+  foundIn: string[]
+  note?: string
+}
+
+describe('image layouts of real-world charts (e2e, helm only)', function () {
+  let work: string
+  let rows: Map<string, Row>
+
+  before(async function () {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kod-layouts-'))
+    const result = await kod(['images', '-c', CHART, '--json'])
+    expect(result.exitCode, result.stderr).to.equal(0)
+    rows = new Map((JSON.parse(result.stdout).images as Row[]).map((row) => [row.ref, row]))
+  })
+
+  after(async function () {
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  const expectations: Array<[string, string, string]> = [
+    ['registry.invalid/bitnami/app:1.0', 'global.imageRegistry', 'global.imageRegistry over {registry, repository, tag}'],
+    ['registry.invalid/istio/pilot:1.30.3', 'global.hub', 'global.hub + global.tag (istio)'],
+    ['registry.invalid/istio/proxyv2:1.30.3', 'global.hub', 'a second image from the same hub'],
+    ['registry.invalid/ingress-nginx/controller:v1.12.0', 'ingress.image.registry', 'image.image (ingress-nginx)'],
+    ['registry.invalid/jetstack/cert-manager-controller:v3.1.0', 'certmanager.imageRegistry', 'imageRegistry/imageNamespace, tag from v<appVersion> (cert-manager)'],
+    ['registry.invalid/op/operator:2.0', 'operator.image.repository', '{repository, tag}'],
+    ['registry.invalid/op/agent:2.0', 'operator.agentImage.repository', 'an image passed only in container args and env'],
+    ['registry.invalid/prom/prometheus:v3.0.0', 'prometheus.image.registry', 'a custom resource (Prometheus spec.image)'],
+    ['registry.invalid/tools/migrate:5', 'migrate.image', 'a Helm hook Job, the whole reference in one string'],
+    ['registry.invalid/cache/redis:7.4', 'redis.image.repository', 'a subchart under its alias, tag overridden by the parent'],
+  ]
+  for (const [ref, valuesPath, what] of expectations) {
+    it(`relocates ${what}`, function () {
+      const row = rows.get(ref)
+      expect(row, `${ref} not found in ${[...rows.keys()].join(', ')}`).to.not.equal(undefined)
+      expect(row!.values).to.deep.equal([valuesPath])
+      expect(row!.relocatable).to.equal(true)
+    })
+  }
+
+  it('skips disabled subcharts, and finds nothing else', function () {
+    expect([...rows.keys()].filter((ref) => ref.includes('never'))).to.deep.equal([])
+    expect(rows.size).to.equal(expectations.length + 1)
+  })
+
+  it('says which image cannot be relocated through values, and which template hard-codes it', function () {
+    const row = rows.get('registry.invalid/hard/coded:1')!
+    expect(row.relocatable).to.equal(false)
+    expect(row.note).to.match(/layouts\/templates\/hardcoded\.yaml/)
+  })
+
+  it('writes values that relocate every relocatable image, in image fields, args and env', async function () {
+    const file = path.join(work, 'relocate.yaml')
+    const result = await kod(['images', '-c', CHART, '--relocate-to', 'air.local:5000', '--prefix', 'mirror', '-o', file])
+    expect(result.exitCode, result.stderr).to.equal(0)
+    const text = await readFile(file, 'utf8')
+    expect(text).to.match(/allowInsecureImages: true/)
+    expect(text).to.match(/# global\.security\.allowInsecureImages: this Bitnami chart refuses/)
+
+    const rendered = await execa(path.join(TOOLS_BIN, 'helm'), ['template', 'rel', CHART, '-f', file])
+    const found = occurrences(String(rendered.stdout))
+    const images = found.filter((occurrence) => occurrence.kind === 'image').map((occurrence) => occurrence.value)
+    for (const [ref] of expectations.filter(([ref]) => !ref.includes('/op/agent'))) {
+      expect(images).to.include(`air.local:5000/mirror/${ref}`)
+    }
+    expect(images).to.include('registry.invalid/hard/coded:1')
+    expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/'))).to.deep.equal(['registry.invalid/hard/coded:1'])
+    const carried = found.filter((occurrence) => occurrence.kind !== 'image' && occurrence.value.includes('op/agent')).map((occurrence) => occurrence.value)
+    expect(carried.sort()).to.deep.equal(['--sidecar-image=air.local:5000/mirror/registry.invalid/op/agent:2.0', 'air.local:5000/mirror/registry.invalid/op/agent:2.0'])
+  })
+
+  it('passes helm rendering knobs to every render', async function () {
+    const result = await kod(['images', '-c', CHART, '--set', 'migrate.image=registry.invalid/tools/other:6', '--kube-version', '1.29.0', '--json'])
+    expect(result.exitCode, result.stderr).to.equal(0)
+    const refs = (JSON.parse(result.stdout).images as Row[]).map((row) => row.ref)
+    expect(refs).to.include('registry.invalid/tools/other:6')
+    expect(refs).to.not.include('registry.invalid/tools/migrate:5')
+    const tooOld = await kod(['images', '-c', path.join(FIXTURES, 'charts', 'hello'), '--kube-version', 'not-a-version'])
+    expect(tooOld.exitCode).to.equal(4)
+  })
+})
