@@ -103,6 +103,8 @@ export interface PackageRequest {
   insecureRegistries: string[]
   /** helm's rendering knobs, passed to every render and recorded in the package. */
   render?: RenderKnobs
+  /** Hint files: --hints first, then the libraries plugins contribute through the kod:hints hook. */
+  hints?: LoadedHints[]
 }
 
 /** helm's rendering knobs (--kube-version, --api-versions, --set), under helm's names. */
@@ -139,6 +141,51 @@ export interface FoundImage {
   foundIn: string[]
 }
 
+/** Version of the hint-library contract (the kod:hints hook). */
+export const HINTS_API = 'kod.hints/v1'
+
+/** What a plugin's kod:hints hook returns: a named set of hint files it ships. */
+export interface HintLibrary {
+  api: typeof HINTS_API
+  name: string
+  /** Absolute paths of hint files (docs/hints.md). */
+  files: string[]
+}
+
+/** An image a chart needs that rendering alone does not reveal, or the values that relocate one. */
+export interface ImageHint {
+  /** The reference; may use {{ .Values.x }} and {{ .Chart.AppVersion }}, rendered by helm with the chart. */
+  ref: string
+  /** Values paths whose value renders at the start of the reference (found by kod when omitted). */
+  values?: string[]
+}
+
+export interface ChartHint {
+  /** Chart name (Chart.yaml name). */
+  chart: string
+  /** Semver range of chart versions (default: every version). */
+  versions?: string
+  images?: ImageHint[]
+  /** Values kod sets whenever it relocates this chart (in analysis renders and in deploy's values). */
+  set?: Array<{path: string; value: unknown; reason?: string}>
+}
+
+/** A hint file: apiVersion kod.dev/v1, kind ImageHints (docs/hints.md). */
+export interface HintFile {
+  apiVersion: 'kod.dev/v1'
+  kind: 'ImageHints'
+  hints: ChartHint[]
+}
+
+/** A validated hint file and where it came from. */
+export interface LoadedHints {
+  /** Absolute path of the file. */
+  file: string
+  /** "--hints", or the plugin library that provided it. */
+  library: string
+  hints: HintFile
+}
+
 /** A chart archive stored in the package. */
 export interface ChartEntry {
   name: string
@@ -155,6 +202,8 @@ export interface SourcePackage {
   version: string
   charts: ChartEntry[]
   images: FoundImage[]
+  /** Hint files (LoadedHints.file) that applied; they are stored in the package. */
+  hintsUsed?: string[]
   /** Source-specific data recorded in the manifest under `sourceData`. */
   data?: Record<string, unknown>
 }

@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
-import {KodCommand, packageFlag, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
+import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
   static override summary = 'Populate the private registry, then install the chart with helm, every image pointed at that registry.'
@@ -43,6 +43,7 @@ package), so the generated values file and the printed commands stay valid after
     'dry-run': Flags.boolean({summary: "Passed to helm as --dry-run=client: render and simulate the install, change nothing in the cluster."}),
     'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values file only.'}),
     'list-commands': Flags.boolean({summary: 'Print the commands (pushes, then helm) one per line on stdout instead of running them.'}),
+    ...renderFlags,
   }
 
   public async run(): Promise<DeployResult> {
@@ -65,6 +66,7 @@ package), so the generated values file and the printed commands stay valid after
         valuesFiles,
         wait: flags.wait,
         dryRun: flags['dry-run'],
+        render: renderKnobsFrom(flags),
       },
       {
         listCommands,

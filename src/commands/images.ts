@@ -50,7 +50,7 @@ kod populate pushes them.`
     const {flags} = await this.parse(Images)
     const target = flags['relocate-to'] ? parseTarget({registry: flags['relocate-to'], prefix: flags.prefix}) : undefined
     const ctx = await this.context()
-    const {source, found, images} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags), flags.kind)
+    const {source, found, images} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags, await this.hints(flags.hints)), flags.kind)
     const rows: ImageRow[] = images.map((image) => ({
       ref: image.ref,
       name: image.name,

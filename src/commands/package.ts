@@ -56,7 +56,7 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number}> {
     const {flags} = await this.parse(Package)
     const result = await packageAction(await this.context(), await this.sources(), {
-      request: await packageRequestFrom(flags),
+      request: await packageRequestFrom(flags, await this.hints(flags.hints)),
       mirrors: parseMirrors(flags['registry-mirror'] ?? []),
       kind: flags.kind,
       outDir: path.resolve(flags.output),

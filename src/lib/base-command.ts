@@ -3,8 +3,9 @@ import {access, mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import {type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type Target} from '../api.js'
+import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type Target} from '../api.js'
 import {ExitCode, KodError, messageOf, usageError} from './errors.js'
+import {loadHints} from './hints.js'
 import {refHelpers} from './refs.js'
 import {loadSources, type SourceRegistry} from './sources.js'
 import {parseTarget} from './target.js'
@@ -43,6 +44,17 @@ export async function valuesFilesFrom(files: string[] | undefined): Promise<stri
   return resolved
 }
 
+/** helm's rendering knobs: package, images and deploy take them. */
+export const renderFlags = {
+  'kube-version': Flags.string({summary: "helm's --kube-version for every render (e.g. 1.30.0); recorded in the package."}),
+  'api-versions': Flags.string({
+    summary: "helm's --api-versions for every render (repeatable); recorded in the package.",
+    multiple: true,
+    multipleNonGreedy: true,
+  }),
+  set: Flags.string({summary: "helm's --set for every render (repeatable); recorded in the package and passed to the install.", multiple: true, multipleNonGreedy: true}),
+}
+
 /** How a chart is named and rendered: shared by package and images. */
 export const chartFlags = {
   chart: Flags.string({
@@ -64,13 +76,12 @@ export const chartFlags = {
     multipleNonGreedy: true,
   }),
   kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
-  'kube-version': Flags.string({summary: "helm's --kube-version for every render (e.g. 1.30.0); recorded in the package."}),
-  'api-versions': Flags.string({
-    summary: "helm's --api-versions for every render (repeatable); recorded in the package.",
+  ...renderFlags,
+  hints: Flags.string({
+    summary: 'Hint file (docs/hints.md) for charts kod cannot fully read by rendering (repeatable); stored in the package.',
     multiple: true,
     multipleNonGreedy: true,
   }),
-  set: Flags.string({summary: "helm's --set for every render (repeatable); recorded in the package and passed to the install.", multiple: true, multipleNonGreedy: true}),
 }
 
 interface ChartFlagValues {
@@ -84,9 +95,10 @@ interface ChartFlagValues {
   set?: string[]
 }
 
-/** The package request the chart flags describe. */
-export async function packageRequestFrom(flags: ChartFlagValues): Promise<PackageRequest> {
+/** The package request the chart flags describe, with the hints already loaded. */
+export async function packageRequestFrom(flags: ChartFlagValues, hints: LoadedHints[]): Promise<PackageRequest> {
   return {
+    hints,
     ref: flags.chart,
     version: flags.version,
     repo: flags.repo,
@@ -146,6 +158,11 @@ export abstract class KodCommand extends Command {
       warn: (message) => this.logToStderr(`Warning: ${message}`),
       debug: (message) => this.debug(message),
     }
+  }
+
+  /** --hints files, then every plugin's hint library. */
+  protected async hints(files: string[] | undefined): Promise<LoadedHints[]> {
+    return loadHints(this.config, files ?? [], this.logger())
   }
 
   protected async sources(): Promise<SourceRegistry> {

@@ -5,6 +5,7 @@ import YAML from 'yaml'
 import type {FoundImage, RefHelpers, SourceContext, Target, ValuesBinding} from 'kod'
 
 import {type ChartTree, valuesPathsInTemplates} from './chart-files.js'
+import {type HintedImage, HINTS_TEMPLATE} from './hints.js'
 import {type Occurrence, occurrences, render, type RenderOptions} from './render.js'
 import {
   getPath,
@@ -74,6 +75,12 @@ export function imagePart(value: string): {prefix: string; ref: string} {
   return eq !== -1 && value.startsWith('-') ? {prefix: value.slice(0, eq + 1), ref: value.slice(eq + 1)} : {prefix: '', ref: value}
 }
 
+/** An argument or env value that is an image reference: a path and a tag or digest ("host:port" alone is not). */
+export function looksLikeImage(refs: RefHelpers, value: string): boolean {
+  const {ref} = imagePart(value)
+  return parseable(refs, ref) && ref.includes('/') && /[:@]/.test(ref.slice(nameOf(ref).length))
+}
+
 /** Candidate values: strings found in the name part of an image, and empty location-like values. */
 export function findCandidates(values: Values, names: string[], templatePaths: string[][] = []): Candidate[] {
   const found = new Map<string, Candidate>()
@@ -105,37 +112,61 @@ export function findCandidates(values: Values, names: string[], templatePaths: s
 }
 
 /**
- * The text a sentinel at the start of `rendered` stood for in `original`: the value itself when that
- * fits, else the shortest prefix for which the rest of both renders agrees.
+ * The text a sentinel at the start of `rendered` stood for in `original`. Later sentinels whose value is
+ * known stand for that value; the others for any text. The value itself wins when it fits; else, of the
+ * prefixes for which the rest of both renders agrees, the longest within the repository name (an unknown
+ * value after it is more likely an image's own name than part of a registry path).
  */
-export function alignFirst(rendered: string, original: string, value: string): string | undefined {
+export function alignFirst(rendered: string, original: string, value: string, known: ReadonlyMap<number, string> = new Map()): string | undefined {
   const first = new RegExp(`^${SENTINEL.source}`).exec(rendered)
   if (!first) return undefined
   const rest = rendered.slice(first[0].length)
-  // split() with a capture group interleaves the sentinel numbers (odd indices): keep the literals.
-  const literals = rest.split(SENTINEL).filter((_, index) => index % 2 === 0)
-  const pattern = new RegExp(`^${literals.map((part) => part.replaceAll(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('(.*?)')}$`)
+  const escape = (text: string): string => text.replaceAll(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  // split() with a capture group interleaves the sentinel numbers (odd indices) with the literals.
+  const parts = rest.split(SENTINEL)
+  const pattern = new RegExp(
+    `^${parts.map((part, index) => (index % 2 === 0 ? escape(part) : known.has(Number(part)) ? escape(known.get(Number(part))!) : '(.*?)')).join('')}$`,
+  )
   const fits = (after: string): boolean => pattern.test(after)
   if (value && original.startsWith(value) && fits(original.slice(value.length))) return value
-  for (let length = 0; length <= original.length; length++) {
-    if (fits(original.slice(length))) return original.slice(0, length)
-  }
-  return undefined
+  const lengths = Array.from({length: original.length + 1}, (_, length) => length).filter((length) => fits(original.slice(length)))
+  const withinName = lengths.filter((length) => length <= nameOf(original).length)
+  const chosen = withinName.length > 0 ? withinName.at(-1) : lengths[0]
+  return chosen === undefined ? undefined : original.slice(0, chosen)
 }
 
 interface Binding extends ValuesBinding {
   where: string
 }
 
+/** What hints add to an analysis. */
+export interface AnalysisHints {
+  /** References written into the analysis-only hints template. */
+  images: HintedImage[]
+  /** Values set in every analysis render and in deploy's values. */
+  values: Values
+}
+
 export class ImageAnalyzer {
   private renders = 0
+  private readonly chart: string
 
+  /** Renders tree.dir (the scratch copy), which may carry the analysis-only hints template. */
   constructor(
     private readonly ctx: SourceContext,
-    private readonly chart: string,
     private readonly options: RenderOptions,
     private readonly tree: ChartTree,
-  ) {}
+    private readonly hints: AnalysisHints = {images: [], values: {}},
+  ) {
+    this.chart = tree.dir
+  }
+
+  /** The hinted image a hints-template occurrence stands for. */
+  private hinted(occurrence: Occurrence): HintedImage | undefined {
+    if (!occurrence.template.endsWith(`/templates/${HINTS_TEMPLATE}`)) return undefined
+    const index = /\/containers\/(\d+)\/image$/.exec(occurrence.where)?.[1]
+    return index === undefined ? undefined : this.hints.images[Number(index)]
+  }
 
   get renderCount(): number {
     return this.renders
@@ -181,9 +212,11 @@ export class ImageAnalyzer {
     const refs = this.ctx.refs
     const found = new Map<string, Binding>()
     for (const {output, byIndex} of await this.sentinelRenders(candidates, extra)) {
+      const known = new Map([...byIndex].filter(([, candidate]) => candidate.original.trim() !== '').map(([index, candidate]) => [index, candidate.original.trim()]))
       for (const occurrence of occurrences(output)) {
         const original = base.get(occurrence.where)
         if (!original || found.has(occurrence.where)) continue
+        if (original.kind !== 'image' && !looksLikeImage(refs, original.value)) continue
         const renderedPart = imagePart(occurrence.value)
         const originalPart = imagePart(original.value)
         if (renderedPart.prefix !== originalPart.prefix) continue
@@ -191,7 +224,7 @@ export class ImageAnalyzer {
         if (!first) continue
         const candidate = byIndex.get(Number(first[1]))
         if (!candidate) continue
-        const text = alignFirst(renderedPart.ref, originalPart.ref, candidate.original.trim())
+        const text = alignFirst(renderedPart.ref, originalPart.ref, candidate.original.trim(), known)
         if (text === undefined || !parseable(refs, originalPart.ref)) continue
         const replace = replaceLength(refs, text, originalPart.ref, PROBE_TARGET)
         if (replace === undefined) continue
@@ -205,11 +238,8 @@ export class ImageAnalyzer {
     const refs = this.ctx.refs
     const base = occurrences(await this.render([]))
     const imageFields = base.filter((occurrence) => occurrence.kind === 'image')
-    // Names of image fields, and of arguments and env values that look like images (a path and a tag or digest).
-    const looksPinned = (value: string): boolean => {
-      const {ref} = imagePart(value)
-      return parseable(refs, ref) && ref.includes('/') && /[:@]/.test(ref.slice(nameOf(ref).length))
-    }
+    // Names of image fields, and of arguments and env values that look like images.
+    const looksPinned = (value: string): boolean => looksLikeImage(refs, value)
     const names = [
       ...new Set([
         ...imageFields.map((occurrence) => nameOf(occurrence.value)),
@@ -222,12 +252,15 @@ export class ImageAnalyzer {
       const data = YAML.parse(await readFile(file, 'utf8')) as unknown
       if (isMap(data)) effective = mergeValues(effective, data)
     }
-    const extra: Values = {}
-    if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined) setPath(extra, ALLOW_INSECURE_IMAGES, true)
+    const extra: Values = mergeValues({}, this.hints.values)
+    if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) {
+      setPath(extra, ALLOW_INSECURE_IMAGES, true)
+    }
 
     // Arguments and env values are images only when values put an image there (checked below).
     const byWhere = new Map(base.map((occurrence) => [occurrence.where, occurrence]))
     const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates))
+    this.ctx.log.debug(`candidates: ${allCandidates.map((candidate) => candidate.path).join(', ')}`)
     let bindings = await this.bindingsRound(allCandidates, byWhere, extra)
 
     // Round 2: without the empty candidates (they can change a template's shape), and without any value
@@ -248,15 +281,25 @@ export class ImageAnalyzer {
       }
     }
 
-    // An argument or env value is an image when values set it the way they set an image field.
-    const imagePaths = new Set([...bindings.values()].filter((binding) => byWhere.get(binding.where)?.kind === 'image').map((binding) => binding.path))
+    // Values paths a hint names, for images no sentinel could tie to a value (e.g. inside a list).
+    for (const occurrence of imageFields) {
+      if (bindings.has(occurrence.where)) continue
+      const named = this.hinted(occurrence)?.values ?? this.hints.images.filter((image) => this.renderedHint(base, image) === occurrence.value).flatMap((image) => image.values)
+      for (const valuesPath of named) {
+        const value = getPath(effective, splitPath(valuesPath))
+        if (typeof value !== 'string' || !occurrence.value.startsWith(value)) continue
+        const replace = replaceLength(refs, value, occurrence.value, PROBE_TARGET)
+        if (replace === undefined) continue
+        bindings.set(occurrence.where, {where: occurrence.where, path: valuesPath, value, replace})
+        break
+      }
+    }
+
+    // An argument or env value is an image when it looks like one and values set where it is pulled from.
+    // (A registry alone, "host:port", is not an image: an image has a path and a tag or digest.)
     const carried = base.filter((occurrence) => {
-      if (occurrence.kind === 'image') return false
-      const binding = bindings.get(occurrence.where)
-      const {ref} = imagePart(occurrence.value)
-      if (binding === undefined || !parseable(refs, ref)) return false
-      const pinned = /[:@]/.test(ref.slice(nameOf(ref).length))
-      return (pinned || ref.includes('/')) && (pinned || imagePaths.has(binding.path))
+      if (occurrence.kind === 'image' || !looksPinned(occurrence.value)) return false
+      return bindings.has(occurrence.where)
     })
     for (const [where] of bindings) {
       if (byWhere.get(where)?.kind !== 'image' && !carried.some((occurrence) => occurrence.where === where)) bindings.delete(where)
@@ -264,6 +307,11 @@ export class ImageAnalyzer {
 
     bindings = await this.verify(bindings, byWhere, extra)
     return {images: this.collect([...imageFields, ...carried], bindings), extraValues: extra}
+  }
+
+  /** What a hinted reference rendered to. */
+  private renderedHint(base: Occurrence[], image: HintedImage): string | undefined {
+    return base.find((occurrence) => this.hinted(occurrence) === image)?.value
   }
 
   /** Paths whose relocated values differ between the occurrences they set. */
@@ -326,10 +374,11 @@ export class ImageAnalyzer {
       const {ref} = imagePart(occurrence.value)
       if (!byRef.has(ref)) byRef.set(ref, {foundIn: new Set(), values: new Map(), missing: new Set()})
       const entry = byRef.get(ref)!
-      entry.foundIn.add(occurrence.template)
+      const label = this.hinted(occurrence)?.label ?? occurrence.template
+      entry.foundIn.add(label)
       const binding = bindings.get(occurrence.where)
       if (binding) entry.values.set(binding.path, {path: binding.path, value: binding.value, replace: binding.replace})
-      else entry.missing.add(occurrence.template)
+      else entry.missing.add(label)
     }
     return [...byRef]
       .map(([ref, entry]) => {

@@ -11,6 +11,8 @@ import {isMap, mergeValues, type Values} from './values.js'
  * tells kod which values exist, so it can ask helm what each one does.
  */
 export interface ChartTree {
+  /** The unpacked chart: scratch space, so kod may add analysis-only templates to it. */
+  dir: string
   name: string
   /** Values as the parent chart sees them: values.yaml, with each subchart's values.yaml under its key. */
   values: Values
@@ -97,8 +99,9 @@ export async function readChartTree(archive: string, scratch: string): Promise<C
   await tar.extract({file: archive, cwd: out})
   const [top] = await readdir(out)
   const templates = new Map<string, string>()
-  const {name, values} = await loadChart(path.join(out, top), scratch, top, templates)
-  return {name, values, templates}
+  const dir = path.join(out, top)
+  const {name, values} = await loadChart(dir, scratch, top, templates)
+  return {dir, name, values, templates}
 }
 
 /** `.Values.a.b.c` paths the templates read (also through `$.Values` and `.Values.global`). */

@@ -131,6 +131,14 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               await copyFile(file, path.join(staging, inside))
               valuesPaths.push(inside)
             }
+            const hintPaths: string[] = []
+            const used = pkg.hintsUsed ?? []
+            if (used.length > 0) await mkdir(path.join(staging, 'hints'), {recursive: true})
+            for (const [index, file] of used.entries()) {
+              const inside = `hints/${String(index + 1).padStart(2, '0')}-${path.basename(file)}`
+              await copyFile(file, path.join(staging, inside))
+              hintPaths.push(inside)
+            }
             const manifest: PackageManifest = {
               formatVersion: 1,
               kodVersion: options.kodVersion,
@@ -145,7 +153,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               version: pkg.version,
               charts: pkg.charts,
               values: valuesPaths,
-              hints: [],
+              hints: hintPaths,
               images: [...pulled].sort((a, b) => a.name.localeCompare(b.name)),
               ...(pkg.data ? {sourceData: pkg.data} : {}),
             }

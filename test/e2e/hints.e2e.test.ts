@@ -1,0 +1,127 @@
+import {expect} from 'chai'
+import {execa} from 'execa'
+import {cp, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import {FIXTURES, kod} from '../support/kod.js'
+import {buildLayout} from '../support/oci-build.js'
+import {startRegistry, type TestRegistry} from '../support/registry.js'
+
+/**
+ * Hint files: given with --hints, shipped by plugin-helm, or contributed by a private plugin through the
+ * kod:hints hook (a fixture plugin installed with `kod plugins link`). The fixture chart "acme" composes
+ * its worker image at run time, so rendering alone cannot find it.
+ */
+const ACME = path.join(FIXTURES, 'charts', 'acme')
+const PLUGIN = path.join(FIXTURES, 'plugins', 'acme-hints')
+
+interface Row {
+  ref: string
+  values: string[]
+  relocatable: boolean
+  foundIn: string[]
+}
+
+describe('hint files and hint libraries (e2e)', function () {
+  let work: string
+  let env: Record<string, string>
+  let hintFile: string
+
+  before(async function () {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kod-hints-'))
+    // A user of its own: plugins linked here are not seen by anyone else.
+    env = {HOME: work, XDG_DATA_HOME: path.join(work, 'data'), XDG_CONFIG_HOME: path.join(work, 'config'), XDG_CACHE_HOME: path.join(work, 'cache')}
+    hintFile = path.join(work, 'my-hints.yaml')
+    await cp(path.join(PLUGIN, 'hints', 'acme.yaml'), hintFile)
+  })
+
+  after(async function () {
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  async function images(args: string[]): Promise<Row[]> {
+    const result = await kod(['images', '-c', ACME, '--json', ...args], {env})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    return JSON.parse(result.stdout).images as Row[]
+  }
+
+  it('without a hint, finds only what renders', async function () {
+    expect((await images([])).map((row) => row.ref)).to.deep.equal(['registry.invalid/acme/app:2.1.0'])
+  })
+
+  it('with --hints, adds the hinted image and relocates it through the value it is built from', async function () {
+    const rows = await images(['--hints', hintFile])
+    const worker = rows.find((row) => row.ref === 'registry.invalid/acme/worker:2.1.0')
+    expect(worker, JSON.stringify(rows)).to.not.equal(undefined)
+    expect(worker!.values).to.deep.equal(['workers.registry'])
+    expect(worker!.foundIn).to.deep.equal(['hint my-hints.yaml (--hints)'])
+
+    const relocate = path.join(work, 'relocate.yaml')
+    const result = await kod(['images', '-c', ACME, '--hints', hintFile, '--relocate-to', 'air.local:5000', '-o', relocate], {env})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    const text = await readFile(relocate, 'utf8')
+    expect(YAML.parse(text)).to.deep.equal({
+      image: {repository: 'air.local:5000/kod/registry.invalid/acme/app'},
+      workers: {registry: 'air.local:5000/kod/registry.invalid', pullFromMirror: true},
+    })
+    expect(text).to.match(/# workers\.pullFromMirror: the app must be told the worker image is relocated/)
+  })
+
+  it('refuses a hint file that does not match the schema, in one line', async function () {
+    const bad = path.join(work, 'bad.yaml')
+    await writeFile(bad, YAML.stringify({apiVersion: 'kod.dev/v1', kind: 'ImageHints', hints: [{chart: 'acme', images: [{reference: 'x'}]}]}))
+    const result = await kod(['images', '-c', ACME, '--hints', bad], {env})
+    expect(result.exitCode).to.equal(2)
+    expect(result.stderr.trim()).to.match(/^Error: .*bad\.yaml is not a kod hint file: \/hints\/0\/images\/0 must have required property 'ref'/)
+  })
+
+  it('takes hint libraries from a private plugin installed with kod plugins link', async function () {
+    const linked = await kod(['plugins', 'link', PLUGIN, '--no-install'], {env})
+    expect(linked.exitCode, linked.stderr).to.equal(0)
+    try {
+      const listed = await kod(['plugins'], {env})
+      expect(listed.stdout).to.match(/kod-plugin-acme-hints/)
+      const worker = (await images([])).find((row) => row.ref === 'registry.invalid/acme/worker:2.1.0')
+      expect(worker?.foundIn).to.deep.equal(['hint acme.yaml (kod-plugin-acme-hints (acme charts))'])
+      expect(worker?.values).to.deep.equal(['workers.registry'])
+    } finally {
+      await kod(['plugins', 'unlink', 'kod-plugin-acme-hints'], {env})
+    }
+    expect((await images([])).map((row) => row.ref)).to.deep.equal(['registry.invalid/acme/app:2.1.0'])
+  })
+
+  describe('packaging with a hint', function () {
+    let upstream: TestRegistry
+
+    before(async function () {
+      upstream = await startRegistry()
+    })
+
+    after(async function () {
+      await upstream?.stop()
+    })
+
+    it('pulls the hinted image and stores the hint file in the package', async function () {
+      const layout = path.join(work, 'build')
+      await buildLayout(layout, [
+        {name: 'app', layers: [{files: {app: 'app\n'}}]},
+        {name: 'worker', layers: [{files: {worker: 'worker\n'}}]},
+      ])
+      for (const name of ['app', 'worker']) {
+        await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${upstream.host}/acme/${name}:2.1.0`])
+      }
+      const values = path.join(work, 'upstream.yaml')
+      await writeFile(values, YAML.stringify({image: {repository: `${upstream.host}/acme/app`}, workers: {registry: upstream.host}}))
+      const out = path.join(work, 'out')
+      await mkdir(out)
+      const packaged = await kod(['package', '-c', ACME, '-f', values, '--hints', hintFile, '-o', out, '--insecure-registry', upstream.host], {env})
+      expect(packaged.exitCode, packaged.stderr).to.equal(0)
+      const manifest = JSON.parse((await kod(['inspect', '-c', path.join(out, 'kod-acme-2.1.0.kodpkg'), '--json'], {env})).stdout)
+      expect(manifest.hints).to.deep.equal(['hints/01-my-hints.yaml'])
+      expect(manifest.images.map((image: {ref: string}) => image.ref)).to.deep.equal([`${upstream.host}/acme/app:2.1.0`, `${upstream.host}/acme/worker:2.1.0`])
+      expect(manifest.sourceData.extraValues).to.deep.equal({workers: {pullFromMirror: true}})
+    })
+  })
+})
