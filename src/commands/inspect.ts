@@ -58,10 +58,15 @@ and the values paths that set it. --json prints the whole manifest (kod-package.
         image.ref,
         image.digest.slice(0, 19),
         image.platforms.join(',') || '-',
-        image.values.map((binding) => binding.path).join(', ') || 'NOT RELOCATABLE',
+        image.note ? 'NOT RELOCATABLE (see below)' : image.values.map((binding) => binding.path).join(', ') || 'NOT RELOCATABLE',
       ])
     }
     for (const line of table(rows)) this.log(`  ${line}`)
+    for (const image of manifest.images.filter((candidate) => candidate.note)) this.log(`  ${image.ref}: ${image.note}`)
+    if (manifest.hints.length > 0) {
+      this.log('Hints:')
+      for (const file of manifest.hints) this.log(`  ${file}`)
+    }
     return manifest
   }
 }

@@ -75,6 +75,43 @@ describe('chart inputs and bad input (e2e)', function () {
     })
   }
 
+  it('pulls through --registry-mirror, recording the original references', async function () {
+    const mirror = await startRegistry()
+    try {
+      const layout = path.join(work, 'build')
+      await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${mirror.host}/proxy/kodtest/hello:1.0`])
+      const out = await mkdtemp(path.join(work, 'out-'))
+      // The chart's own default, registry.invalid, exists nowhere: only the mirror can serve it.
+      const args = ['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-o', out, '--insecure-registry', mirror.host]
+      const result = await kod([...args, '--registry-mirror', `registry.invalid=${mirror.host}/proxy`, '--json'])
+      expect(result.exitCode, result.stderr).to.equal(0)
+      const manifest = JSON.parse((await kod(['inspect', '-c', JSON.parse(result.stdout).file, '--json'])).stdout)
+      expect(manifest.images.map((image: {ref: string}) => image.ref)).to.deep.equal(['registry.invalid/kodtest/hello:1.0'])
+
+      // A pinned reference the mirror does not have is refused, naming the mirror.
+      const pinned = path.join(work, 'pinned.yaml')
+      await writeFile(pinned, YAML.stringify({image: {repository: `registry.invalid/kodtest/hello@sha256:${'0'.repeat(64)}`, tag: 'x'}}))
+      const pinnedChart = path.join(work, 'pinned-chart')
+      await cp(path.join(FIXTURES, 'charts', 'hello'), pinnedChart, {recursive: true})
+      await writeFile(
+        path.join(pinnedChart, 'templates', 'deployment.yaml'),
+        (await readFile(path.join(pinnedChart, 'templates', 'deployment.yaml'), 'utf8')).replace(
+          '"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"',
+          '{{ .Values.image.repository | quote }}',
+        ),
+      )
+      const refused = await kod(['package', '-c', pinnedChart, '-f', pinned, '-o', out, '--insecure-registry', mirror.host, '--registry-mirror', `registry.invalid=${mirror.host}/proxy`])
+      expect(refused.exitCode).to.equal(4)
+      oneLineError(refused, new RegExp(`cannot pull registry\\.invalid/kodtest/hello@sha256:0+ through mirror ${mirror.host}/proxy`))
+
+      const bad = await kod([...args, '--registry-mirror', 'registry.invalid'])
+      expect(bad.exitCode).to.equal(2)
+      oneLineError(bad, /--registry-mirror registry\.invalid: use SOURCE=MIRROR/)
+    } finally {
+      await mirror.stop()
+    }
+  })
+
   it('reads private registries with the credentials of the standard auth file', async function () {
     const locked = await startRegistry({auth: {user: 'kod', password: 's3cret'}})
     try {
