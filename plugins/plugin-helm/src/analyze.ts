@@ -257,6 +257,8 @@ export class ImageAnalyzer {
       setPath(extra, ALLOW_INSECURE_IMAGES, true)
     }
 
+    if (names.length === 0) return {images: [], extraValues: extra}
+
     // Arguments and env values are images only when values put an image there (checked below).
     const byWhere = new Map(base.map((occurrence) => [occurrence.where, occurrence]))
     const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates))
