@@ -155,7 +155,8 @@ export abstract class KodCommand extends Command {
   protected logger(): Logger {
     return {
       info: (message) => this.logToStderr(message),
-      warn: (message) => this.logToStderr(`Warning: ${message}`),
+      // Warnings reach stderr even under --json (which keeps stdout for the data).
+      warn: (message) => process.stderr.write(`Warning: ${message}\n`),
       debug: (message) => this.debug(message),
     }
   }

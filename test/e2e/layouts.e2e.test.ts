@@ -26,11 +26,14 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
   let work: string
   let rows: Map<string, Row>
 
+  let warnings: string
+
   before(async function () {
     work = await mkdtemp(path.join(os.tmpdir(), 'kod-layouts-'))
     const result = await kod(['images', '-c', CHART, '--json'])
     expect(result.exitCode, result.stderr).to.equal(0)
     rows = new Map((JSON.parse(result.stdout).images as Row[]).map((row) => [row.ref, row]))
+    warnings = result.stderr
   })
 
   after(async function () {
@@ -48,6 +51,7 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     ['registry.invalid/prom/prometheus:v3.0.0', 'prometheus.image.registry', 'a custom resource (Prometheus spec.image)'],
     ['registry.invalid/tools/migrate:5', 'migrate.image', 'a Helm hook Job, the whole reference in one string'],
     ['registry.invalid/cache/redis:7.4', 'redis.image.repository', 'a subchart under its alias, tag overridden by the parent'],
+    ['registry.invalid/op/helper:2.0', 'operator.helperImage.registry', 'an image named in ConfigMap text, from values'],
   ]
   for (const [ref, valuesPath, what] of expectations) {
     it(`relocates ${what}`, function () {
@@ -57,6 +61,11 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
       expect(row!.relocatable).to.equal(true)
     })
   }
+
+  it('names, but does not package, an image-like string in config text that no value sets', function () {
+    expect(rows.has('registry.invalid/docs/example:1')).to.equal(false)
+    expect(warnings).to.match(/layouts\/templates\/operator-config\.yaml names registry\.invalid\/docs\/example:1, which looks like an image but no value sets it/)
+  })
 
   it('skips disabled subcharts, and finds nothing else', function () {
     expect([...rows.keys()].filter((ref) => ref.includes('never'))).to.deep.equal([])
@@ -80,13 +89,15 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     const rendered = await execa(path.join(TOOLS_BIN, 'helm'), ['template', 'rel', CHART, '-f', file])
     const found = occurrences(String(rendered.stdout))
     const images = found.filter((occurrence) => occurrence.kind === 'image').map((occurrence) => occurrence.value)
-    for (const [ref] of expectations.filter(([ref]) => !ref.includes('/op/agent'))) {
+    for (const [ref] of expectations.filter(([ref]) => !ref.includes('/op/agent') && !ref.includes('/op/helper'))) {
       expect(images).to.include(`air.local:5000/mirror/${ref}`)
     }
     expect(images).to.include('registry.invalid/hard/coded:1')
     expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/'))).to.deep.equal(['registry.invalid/hard/coded:1'])
     const carried = found.filter((occurrence) => occurrence.kind !== 'image' && occurrence.value.includes('op/agent')).map((occurrence) => occurrence.value)
     expect(carried.sort()).to.deep.equal(['--sidecar-image=air.local:5000/mirror/registry.invalid/op/agent:2.0', 'air.local:5000/mirror/registry.invalid/op/agent:2.0'])
+    const config = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('config.toml'))
+    expect(config?.value).to.include('helper_image = "air.local:5000/mirror/registry.invalid/op/helper:2.0"')
   })
 
   it('passes helm rendering knobs to every render', async function () {

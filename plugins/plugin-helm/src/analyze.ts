@@ -6,7 +6,7 @@ import type {FoundImage, RefHelpers, SourceContext, Target, ValuesBinding} from 
 
 import {type ChartTree, valuesPathsInTemplates} from './chart-files.js'
 import {type HintedImage, HINTS_TEMPLATE} from './hints.js'
-import {type Occurrence, occurrences, render, type RenderOptions} from './render.js'
+import {imageTokens, type Occurrence, occurrences, render, type RenderOptions} from './render.js'
 import {
   getPath,
   isMap,
@@ -136,7 +136,20 @@ export function alignFirst(rendered: string, original: string, value: string, kn
 }
 
 interface Binding extends ValuesBinding {
+  key: string
+}
+
+/** One place an image reference sits in the rendered output. */
+interface Item {
+  /** The occurrence's where, plus "|token" for a reference inside text. */
+  key: string
   where: string
+  template: string
+  kind: Occurrence['kind']
+  /** The reference as rendered. */
+  ref: string
+  /** Text before the reference in an argument ("--image="). */
+  prefix: string
 }
 
 /** What hints add to an analysis. */
@@ -145,6 +158,12 @@ export interface AnalysisHints {
   images: HintedImage[]
   /** Values set in every analysis render and in deploy's values. */
   values: Values
+}
+
+/** An image-like reference kod saw but does not package: nothing ties it to a value. */
+export interface Unpackaged {
+  ref: string
+  template: string
 }
 
 export class ImageAnalyzer {
@@ -161,15 +180,32 @@ export class ImageAnalyzer {
     this.chart = tree.dir
   }
 
-  /** The hinted image a hints-template occurrence stands for. */
-  private hinted(occurrence: Occurrence): HintedImage | undefined {
-    if (!occurrence.template.endsWith(`/templates/${HINTS_TEMPLATE}`)) return undefined
-    const index = /\/containers\/(\d+)\/image$/.exec(occurrence.where)?.[1]
+  get renderCount(): number {
+    return this.renders
+  }
+
+  /** The hinted image a hints-template item stands for. */
+  private hinted(item: Item): HintedImage | undefined {
+    if (!item.template.endsWith(`/templates/${HINTS_TEMPLATE}`)) return undefined
+    const index = /\/containers\/(\d+)\/image$/.exec(item.where)?.[1]
     return index === undefined ? undefined : this.hints.images[Number(index)]
   }
 
-  get renderCount(): number {
-    return this.renders
+  /** Every image field; arguments, env values and ConfigMap text only where they look like an image. */
+  private items(found: Occurrence[]): Item[] {
+    const refs = this.ctx.refs
+    return found.flatMap((occurrence): Item[] => {
+      const {where, template, kind} = occurrence
+      if (kind === 'image') return [{key: where, where, template, kind, ref: occurrence.value, prefix: ''}]
+      if (kind === 'text') {
+        return imageTokens(occurrence.value)
+          .filter((token) => parseable(refs, token))
+          .map((token) => ({key: `${where}|${token}`, where, template, kind, ref: token, prefix: ''}))
+      }
+      if (!looksLikeImage(refs, occurrence.value)) return []
+      const {prefix, ref} = imagePart(occurrence.value)
+      return [{key: where, where, template, kind, ref, prefix}]
+    })
   }
 
   private async render(extraFiles: string[]): Promise<string> {
@@ -207,45 +243,49 @@ export class ImageAnalyzer {
     }
   }
 
-  /** For each occurrence (by where), the binding that relocates it, from one round of sentinel renders. */
-  private async bindingsRound(candidates: Candidate[], base: Map<string, Occurrence>, extra: Values): Promise<Map<string, Binding>> {
+  /** For each item, the binding that relocates it, from one round of sentinel renders. */
+  private async bindingsRound(candidates: Candidate[], items: Item[], extra: Values): Promise<Map<string, Binding>> {
     const refs = this.ctx.refs
     const found = new Map<string, Binding>()
+    const bind = (item: Item, path: string, value: string): void => {
+      const replace = replaceLength(refs, value, item.ref, PROBE_TARGET)
+      if (replace !== undefined) found.set(item.key, {key: item.key, path, value, replace})
+    }
     for (const {output, byIndex} of await this.sentinelRenders(candidates, extra)) {
       const known = new Map([...byIndex].filter(([, candidate]) => candidate.original.trim() !== '').map(([index, candidate]) => [index, candidate.original.trim()]))
-      for (const occurrence of occurrences(output)) {
-        const original = base.get(occurrence.where)
-        if (!original || found.has(occurrence.where)) continue
-        if (original.kind !== 'image' && !looksLikeImage(refs, original.value)) continue
-        const renderedPart = imagePart(occurrence.value)
-        const originalPart = imagePart(original.value)
-        if (renderedPart.prefix !== originalPart.prefix) continue
-        const first = new RegExp(`^${SENTINEL.source}`).exec(renderedPart.ref)
-        if (!first) continue
-        const candidate = byIndex.get(Number(first[1]))
+      const rendered = new Map(occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
+      for (const item of items) {
+        const text = rendered.get(item.where)
+        if (text === undefined || found.has(item.key)) continue
+        if (item.kind === 'text') {
+          // The token's start is a value's when the sentinel, followed by the rest of the token, is in the text.
+          for (const [index, candidate] of byIndex) {
+            const value = candidate.original.trim()
+            if (!value || !item.ref.startsWith(value)) continue
+            const restored = text.replaceAll(SENTINEL, (match, number: string) => (Number(number) === index ? match : (known.get(Number(number)) ?? match)))
+            if (restored.includes(sentinel(index) + item.ref.slice(value.length))) {
+              bind(item, candidate.path, value)
+              break
+            }
+          }
+          continue
+        }
+        const part = imagePart(text)
+        if (part.prefix !== item.prefix) continue
+        const first = new RegExp(`^${SENTINEL.source}`).exec(part.ref)
+        const candidate = first ? byIndex.get(Number(first[1])) : undefined
         if (!candidate) continue
-        const text = alignFirst(renderedPart.ref, originalPart.ref, candidate.original.trim(), known)
-        if (text === undefined || !parseable(refs, originalPart.ref)) continue
-        const replace = replaceLength(refs, text, originalPart.ref, PROBE_TARGET)
-        if (replace === undefined) continue
-        found.set(occurrence.where, {where: occurrence.where, path: candidate.path, value: text, replace})
+        const value = alignFirst(part.ref, item.ref, candidate.original.trim(), known)
+        if (value !== undefined) bind(item, candidate.path, value)
       }
     }
     return found
   }
 
-  async analyze(): Promise<Analysis> {
+  async analyze(): Promise<Analysis & {unpackaged: Unpackaged[]}> {
     const refs = this.ctx.refs
-    const base = occurrences(await this.render([]))
-    const imageFields = base.filter((occurrence) => occurrence.kind === 'image')
-    // Names of image fields, and of arguments and env values that look like images.
-    const looksPinned = (value: string): boolean => looksLikeImage(refs, value)
-    const names = [
-      ...new Set([
-        ...imageFields.map((occurrence) => nameOf(occurrence.value)),
-        ...base.filter((occurrence) => occurrence.kind !== 'image' && looksPinned(occurrence.value)).map((occurrence) => nameOf(imagePart(occurrence.value).ref)),
-      ]),
-    ]
+    const items = this.items(occurrences(await this.render([])))
+    const names = [...new Set(items.map((item) => nameOf(item.ref)))]
 
     let effective = this.tree.values
     for (const file of this.options.valuesFiles) {
@@ -256,67 +296,56 @@ export class ImageAnalyzer {
     if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) {
       setPath(extra, ALLOW_INSECURE_IMAGES, true)
     }
+    if (names.length === 0) return {images: [], extraValues: extra, unpackaged: []}
 
-    if (names.length === 0) return {images: [], extraValues: extra}
-
-    // Arguments and env values are images only when values put an image there (checked below).
-    const byWhere = new Map(base.map((occurrence) => [occurrence.where, occurrence]))
     const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates))
     this.ctx.log.debug(`candidates: ${allCandidates.map((candidate) => candidate.path).join(', ')}`)
-    let bindings = await this.bindingsRound(allCandidates, byWhere, extra)
+    const bindings = await this.bindingsRound(allCandidates, items, extra)
 
     // Round 2: without the empty candidates (they can change a template's shape), and without any value
     // asked to hold two different relocations.
     const conflicts = this.conflicts(bindings)
-    const unresolved = base.filter((occurrence) => occurrence.kind === 'image' && (!bindings.has(occurrence.where) || conflicts.has(bindings.get(occurrence.where)!.path)))
+    const unresolved = items.filter((item) => !bindings.has(item.key) || conflicts.has(bindings.get(item.key)!.path))
     if (unresolved.length > 0) {
       const retry = allCandidates.filter((candidate) => candidate.original.trim() !== '' && !conflicts.has(candidate.path))
-      const second = await this.bindingsRound(retry, byWhere, extra)
-      for (const occurrence of unresolved) {
-        const binding = second.get(occurrence.where)
-        if (binding) bindings.set(occurrence.where, binding)
-        else bindings.delete(occurrence.where)
+      const second = await this.bindingsRound(retry, unresolved, extra)
+      for (const item of unresolved) {
+        const binding = second.get(item.key)
+        if (binding) bindings.set(item.key, binding)
+        else bindings.delete(item.key)
       }
-      for (const [where, binding] of second) if (!bindings.has(where) && byWhere.get(where)?.kind !== 'image') bindings.set(where, binding)
       for (const path of this.conflicts(bindings)) {
-        for (const [where, binding] of bindings) if (binding.path === path) bindings.delete(where)
+        for (const [key, binding] of bindings) if (binding.path === path) bindings.delete(key)
       }
     }
 
     // Values paths a hint names, for images no sentinel could tie to a value (e.g. inside a list).
-    for (const occurrence of imageFields) {
-      if (bindings.has(occurrence.where)) continue
-      const named = this.hinted(occurrence)?.values ?? this.hints.images.filter((image) => this.renderedHint(base, image) === occurrence.value).flatMap((image) => image.values)
+    for (const item of items.filter((candidate) => candidate.kind === 'image' && !bindings.has(candidate.key))) {
+      const named = this.hinted(item)?.values ?? this.hints.images.filter((image) => this.renderedHint(items, image) === item.ref).flatMap((image) => image.values)
       for (const valuesPath of named) {
         const value = getPath(effective, splitPath(valuesPath))
-        if (typeof value !== 'string' || !occurrence.value.startsWith(value)) continue
-        const replace = replaceLength(refs, value, occurrence.value, PROBE_TARGET)
+        const replace = typeof value === 'string' && item.ref.startsWith(value) ? replaceLength(refs, value, item.ref, PROBE_TARGET) : undefined
         if (replace === undefined) continue
-        bindings.set(occurrence.where, {where: occurrence.where, path: valuesPath, value, replace})
+        bindings.set(item.key, {key: item.key, path: valuesPath, value: value as string, replace})
         break
       }
     }
 
-    // An argument or env value is an image when it looks like one and values set where it is pulled from.
-    // (A registry alone, "host:port", is not an image: an image has a path and a tag or digest.)
-    const carried = base.filter((occurrence) => {
-      if (occurrence.kind === 'image' || !looksPinned(occurrence.value)) return false
-      return bindings.has(occurrence.where)
-    })
-    for (const [where] of bindings) {
-      if (byWhere.get(where)?.kind !== 'image' && !carried.some((occurrence) => occurrence.where === where)) bindings.delete(where)
-    }
-
-    bindings = await this.verify(bindings, byWhere, extra)
-    return {images: this.collect([...imageFields, ...carried], bindings), extraValues: extra}
+    const verified = await this.verify(bindings, items, extra)
+    // Image fields are always packaged; an argument, env value or ConfigMap text only when values set it.
+    const packaged = items.filter((item) => item.kind === 'image' || verified.has(item.key))
+    const unpackaged = items
+      .filter((item) => item.kind !== 'image' && !verified.has(item.key) && !packaged.some((other) => other.ref === item.ref))
+      .map((item) => ({ref: item.ref, template: item.template}))
+    return {images: this.collect(packaged, verified), extraValues: extra, unpackaged}
   }
 
   /** What a hinted reference rendered to. */
-  private renderedHint(base: Occurrence[], image: HintedImage): string | undefined {
-    return base.find((occurrence) => this.hinted(occurrence) === image)?.value
+  private renderedHint(items: Item[], image: HintedImage): string | undefined {
+    return items.find((item) => this.hinted(item) === image)?.ref
   }
 
-  /** Paths whose relocated values differ between the occurrences they set. */
+  /** Paths whose relocated values differ between the items they set. */
   private conflicts(bindings: Map<string, Binding>): Set<string> {
     const valueByPath = new Map<string, string>()
     const conflicting = new Set<string>()
@@ -330,32 +359,29 @@ export class ImageAnalyzer {
   }
 
   /** Render with the relocation values for the probe registry; keep the bindings that land exactly. */
-  private async verify(bindings: Map<string, Binding>, byWhere: Map<string, Occurrence>, extra: Values): Promise<Map<string, Binding>> {
+  private async verify(bindings: Map<string, Binding>, items: Item[], extra: Values): Promise<Map<string, Binding>> {
     const refs = this.ctx.refs
+    const kept = new Map<string, Binding>()
     const expected = new Map<string, string>()
     const values: Values = mergeValues({}, extra)
     const assigned = new Map<string, string>()
-    for (const [where, binding] of bindings) {
-      const occurrence = byWhere.get(where)!
-      const {prefix, ref} = imagePart(occurrence.value)
+    for (const item of items) {
+      const binding = bindings.get(item.key)
+      if (!binding) continue
       let value: string
       try {
-        value = relocatedValue(refs, binding, ref, PROBE_TARGET)
+        value = relocatedValue(refs, binding, item.ref, PROBE_TARGET)
       } catch {
-        bindings.delete(where)
         continue
       }
-      if (assigned.has(binding.path) && assigned.get(binding.path) !== value) {
-        bindings.delete(where)
-        continue
-      }
+      if (assigned.has(binding.path) && assigned.get(binding.path) !== value) continue
       assigned.set(binding.path, value)
       setPath(values, splitPath(binding.path), value)
-      const parsed = refs.parse(ref)
-      const suffix = ref.slice(nameOf(ref).length)
-      expected.set(where, `${prefix}${refs.relocatedRepository(parsed, PROBE_TARGET)}${suffix}`)
+      kept.set(item.key, binding)
+      const suffix = item.ref.slice(nameOf(item.ref).length)
+      expected.set(item.key, `${item.prefix}${refs.relocatedRepository(refs.parse(item.ref), PROBE_TARGET)}${suffix}`)
     }
-    if (bindings.size === 0) return bindings
+    if (kept.size === 0) return kept
     let output: string
     try {
       output = await this.render([await this.valuesFile('probe', values)])
@@ -364,21 +390,23 @@ export class ImageAnalyzer {
       return new Map()
     }
     const relocated = new Map(occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
-    for (const [where] of bindings) {
-      if (relocated.get(where) !== expected.get(where)) bindings.delete(where)
+    for (const item of items) {
+      if (!kept.has(item.key)) continue
+      const text = relocated.get(item.where)
+      const lands = item.kind === 'text' ? text?.includes(expected.get(item.key)!) : text === expected.get(item.key)
+      if (!lands) kept.delete(item.key)
     }
-    return bindings
+    return kept
   }
 
-  private collect(found: Occurrence[], bindings: Map<string, Binding>): FoundImage[] {
+  private collect(items: Item[], bindings: Map<string, Binding>): FoundImage[] {
     const byRef = new Map<string, {foundIn: Set<string>; values: Map<string, ValuesBinding>; missing: Set<string>}>()
-    for (const occurrence of found) {
-      const {ref} = imagePart(occurrence.value)
-      if (!byRef.has(ref)) byRef.set(ref, {foundIn: new Set(), values: new Map(), missing: new Set()})
-      const entry = byRef.get(ref)!
-      const label = this.hinted(occurrence)?.label ?? occurrence.template
+    for (const item of items) {
+      if (!byRef.has(item.ref)) byRef.set(item.ref, {foundIn: new Set(), values: new Map(), missing: new Set()})
+      const entry = byRef.get(item.ref)!
+      const label = this.hinted(item)?.label ?? item.template
       entry.foundIn.add(label)
-      const binding = bindings.get(occurrence.where)
+      const binding = bindings.get(item.key)
       if (binding) entry.values.set(binding.path, {path: binding.path, value: binding.value, replace: binding.replace})
       else entry.missing.add(label)
     }

@@ -19,7 +19,7 @@ import {readChartTree} from './chart-files.js'
 import {classify, describeInput, fetchChart} from './fetch.js'
 import {hintValues, matchingHints, writeHintsTemplate} from './hints.js'
 import {ImageAnalyzer, imagePart} from './analyze.js'
-import {imagesInManifests, knobArgs, occurrences, render} from './render.js'
+import {imagesInManifests, imageTokens, knobArgs, occurrences, render} from './render.js'
 import {isMap, relocationValues, type Values} from './values.js'
 
 /** Release and namespace used to render at package time (names rarely change which images render). */
@@ -110,7 +110,10 @@ export function createHelmSource(): KodSource {
         tree,
         {images: hinted, values: fromHints.values},
       )
-      const {images, extraValues} = await analyzer.analyze()
+      const {images, extraValues, unpackaged} = await analyzer.analyze()
+      for (const {ref, template} of unpackaged) {
+        ctx.log.warn(`${template} names ${ref}, which looks like an image but no value sets it: not packaged; if the workload runs it, add it with a hint (docs/hints.md)`)
+      }
       ctx.log.debug(`image analysis of ${chart.name}: ${analyzer.renderCount} renders`)
       for (const image of images.filter((found) => found.note)) {
         ctx.log.warn(`${image.ref} cannot be relocated through values: ${image.note}; it is packaged, and a hint file can relocate it`)
@@ -161,18 +164,20 @@ export function createHelmSource(): KodSource {
       const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), valuesFile, ...request.valuesFiles]
       const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
       const renderedImages = imagesInManifests(output)
-      // Images the package carries in container args or env values must be relocated too.
+      // Images the package carries in container args, env values or ConfigMap text must be relocated too.
       const packaged = new Set(pkg.manifest.images.map((image) => image.name))
       for (const occurrence of occurrences(output)) {
         if (occurrence.kind === 'image') continue
-        const {ref} = imagePart(occurrence.value)
-        let name: string
-        try {
-          name = ctx.refs.normalize(ref)
-        } catch {
-          continue
+        const refs = occurrence.kind === 'text' ? imageTokens(occurrence.value) : [imagePart(occurrence.value).ref]
+        for (const ref of refs) {
+          let name: string
+          try {
+            name = ctx.refs.normalize(ref)
+          } catch {
+            continue
+          }
+          if (packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
         }
-        if (packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
       }
       const install: PlannedCommand = {
         tool: 'helm',

@@ -15,8 +15,15 @@ export interface Occurrence {
   where: string
   template: string
   value: string
-  /** "image" for an image field; "arg" or "env" for a container argument or environment value. */
-  kind: 'image' | 'arg' | 'env'
+  /** "image" for an image field; "arg" or "env" for a container argument or environment value; "text" for ConfigMap data. */
+  kind: 'image' | 'arg' | 'env' | 'text'
+}
+
+/** Image-like tokens in text: a path and a tag or digest (registry optional). */
+const IMAGE_TOKEN = /(?<![\w./:@-])(?:[a-z0-9][a-z0-9.-]*(?::\d+)?\/)?[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)+(?::\w[\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})(?![\w./@-])/g
+
+export function imageTokens(text: string): string[] {
+  return [...new Set(text.match(IMAGE_TOKEN) ?? [])]
 }
 
 const SOURCE_COMMENT = /^# Source: (.+)$/m
@@ -61,6 +68,15 @@ export function occurrences(output: string): Occurrence[] {
         }
       }
       visit(document, '', '')
+      // ConfigMap data: configuration text that may name images the workload starts at run time.
+      const configMap = document as {kind?: unknown; data?: unknown} | null
+      if (configMap?.kind === 'ConfigMap' && typeof configMap.data === 'object' && configMap.data !== null) {
+        for (const [key, value] of Object.entries(configMap.data)) {
+          if (typeof value === 'string' && imageTokens(value).length > 0) {
+            found.push({where: `${template}#${index}/data/${key}`, template, value, kind: 'text'})
+          }
+        }
+      }
     }
   }
   return found
