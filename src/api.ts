@@ -127,6 +127,8 @@ export interface ValuesBinding {
   value: string
   /** How many leading characters of `value` name the original location. */
   replace: number
+  /** The reference as rendered where this path sets it, when that differs from the image's `ref` (nginx vs docker.io/library/nginx). */
+  ref?: string
 }
 
 /** An image a source found. */
@@ -236,6 +238,14 @@ export interface DeployPlan {
   install: PlannedCommand[]
   /** Every image reference the deployment will run, as rendered with the generated values. */
   renderedImages: Array<{ref: string; foundIn: string[]}>
+}
+
+/**
+ * What a source throws: any Error; an `exit` of 2 marks bad input (kod exits 2), anything else exits 1.
+ * Errors from the toolkit (ctx.tools) pass through with their own exit codes.
+ */
+export interface SourceError extends Error {
+  exit?: number
 }
 
 /**

@@ -14,7 +14,8 @@ into the unpacked package) that points every image at the private registry, then
   helm upgrade --install <release> <chart> -n <namespace> --create-namespace \\
     -f <package-time values…> -f kod-values-<chart>.yaml -f <your -f files…>
 
-so your own -f files win. Before installing, kod renders the chart with exactly those values and refuses if
+so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes
+kod-set-<chart>.yaml, passed just before kod's file. Before installing, kod renders the chart with exactly those values and refuses if
 any image would be pulled from anywhere but the private registry, or is missing there. Nothing is installed
 into the cluster besides your chart; the chart itself is never modified.
 
@@ -42,7 +43,9 @@ package), so the generated values file and the printed commands stay valid after
     wait: Flags.boolean({summary: "Passed to helm: wait until the release's resources are ready."}),
     'dry-run': Flags.boolean({summary: "Passed to helm as --dry-run=client: render and simulate the install, change nothing in the cluster."}),
     'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values file only.'}),
-    'list-commands': Flags.boolean({summary: 'Print the commands (pushes, then helm) one per line on stdout instead of running them.'}),
+    'list-commands': Flags.boolean({
+      summary: 'Print the commands (pushes, then helm) one per line on stdout instead of running them; nothing is pushed or installed.',
+    }),
     ...renderFlags,
   }
 
@@ -51,7 +54,7 @@ package), so the generated values file and the printed commands stay valid after
     const target = targetFrom(flags)
     const valuesFiles = await valuesFilesFrom(flags.values)
     const ctx = await this.context()
-    const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true})
+    const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true, signal: this.abort.signal})
     if (pkg.unpacked) this.logToStderr(`unpacked ${flags.package} into ${path.relative(process.cwd(), pkg.dir)}`)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     const listCommands = flags['list-commands']

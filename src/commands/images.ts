@@ -60,7 +60,7 @@ kod populate pushes them.`
       ...(image.note ? {note: image.note} : {}),
       ...(target ? {relocatedTo: relocatedReference(image.ref, target)} : {}),
     }))
-    const values = target ? source.relocation(ctx, found, target) : undefined
+    const values = target ? source.relocation(ctx, {...found, images}, target) : undefined
     if (values !== undefined && flags.output) {
       await writeFile(path.resolve(flags.output), values)
       this.logToStderr(`wrote ${flags.output}`)

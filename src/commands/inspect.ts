@@ -39,7 +39,7 @@ and the values paths that set it. --json prints the whole manifest (kod-package.
       throw usageError(`package not found: ${input}`)
     })
     const {manifest, files, bytes} = info.isDirectory()
-      ? {manifest: await verifyDirectory(input), files: undefined, bytes: undefined}
+      ? {manifest: await verifyDirectory(input, this.abort.signal), files: undefined, bytes: undefined}
       : await verifyArchive(input)
     this.log(`${manifest.name} ${manifest.version}  (${manifest.source.kind} from ${manifest.source.ref}${manifest.source.version ? ` ${manifest.source.version}` : ''})`)
     this.log(`created ${manifest.created} by kod ${manifest.kodVersion}, format ${manifest.formatVersion}`)

@@ -31,7 +31,7 @@ Credentials come from the usual auth files (skopeo login, helm registry login).`
     const {flags} = await this.parse(Populate)
     const target = targetFrom(flags)
     const ctx = await this.context()
-    const pkg = await openPackage(flags.package, {unpackTo: {parent: ctx.tmpDir}})
+    const pkg = await openPackage(flags.package, {unpackTo: {parent: ctx.tmpDir}, signal: this.abort.signal})
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     const plan = planPopulate(ctx, source, pkg, target)
     const commands = planCommands(plan).map((command) => formatCommand(ctx.tools, command))

@@ -10,7 +10,7 @@ export default class Unpack extends KodCommand {
 
   static override description = `The unpacked directory is plain files, for people and for security scanners, with kod out of the way:
 kod-package.yaml (what is inside), SHA256SUMS (check with "sha256sum -c SHA256SUMS"), charts/ (helm .tgz),
-values/ (package-time values), and images/, one OCI image layout holding every image (scan it with any tool
+values/ (package-time values), hints/ (hint files that applied), and images/, one OCI image layout holding every image (scan it with any tool
 that reads OCI layouts, or copy an image out with "skopeo copy oci:images:<name> …"). Every kod command that
 takes -c accepts the directory as well as the file.`
 
@@ -27,7 +27,7 @@ takes -c accepts the directory as well as the file.`
   public async run(): Promise<void> {
     const {flags} = await this.parse(Unpack)
     if (!flags.package.endsWith('.kodpkg')) throw usageError(`${flags.package} is not a .kodpkg file`)
-    const opened = await openPackage(flags.package, {unpackTo: {dir: flags.output, parent: process.cwd()}})
+    const opened = await openPackage(flags.package, {unpackTo: {dir: flags.output, parent: process.cwd()}, signal: this.abort.signal})
     this.log(`${path.relative(process.cwd(), opened.dir) || '.'}: ${opened.manifest.name} ${opened.manifest.version}, ${opened.manifest.images.length} image(s), checksums verified`)
   }
 }

@@ -129,13 +129,20 @@ export const packageFlag = Flags.string({
 export abstract class KodCommand extends Command {
   protected readonly abort = new AbortController()
   private readonly cleanups: Array<() => Promise<unknown>> = []
-  private readonly onSignal = (): void => this.abort.abort()
+  /** The first Ctrl-C stops the work at the next safe point and cleans up; later ones only say so. */
+  private readonly onSignal = (): void => {
+    if (this.abort.signal.aborted) {
+      process.stderr.write('kod: stopping, removing what was half-written…\n')
+      return
+    }
+    this.abort.abort()
+  }
   private scratchDir?: string
 
   public override async init(): Promise<void> {
     await super.init()
-    process.once('SIGINT', this.onSignal)
-    process.once('SIGTERM', this.onSignal)
+    process.on('SIGINT', this.onSignal)
+    process.on('SIGTERM', this.onSignal)
   }
 
   /** Run fn when the command ends, however it ends. */

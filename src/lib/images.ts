@@ -1,5 +1,5 @@
 import type {ImageRef, PlannedCommand, Target, ToolRunner} from '../api.js'
-import {usageError} from './errors.js'
+import {ExitCode, KodError, usageError} from './errors.js'
 import {findImage, imagePlatforms} from './oci.js'
 import {formatRef, hostComponent, parseRef, relocatedRepository} from './refs.js'
 import {isInsecure} from './target.js'
@@ -87,14 +87,18 @@ export async function describeImage(layout: string, name: string): Promise<{dige
   return {digest: descriptor.digest, platforms: await imagePlatforms(layout, descriptor)}
 }
 
-/** Whether the target registry has the image: skopeo inspect --raw succeeds. */
+/** skopeo's words for a manifest that is not there (as opposed to a registry that did not answer). */
+const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
+
+/** Whether the target registry has the image; any failure other than "not there" is an error. */
 export async function existsInRegistry(tools: ToolRunner, reference: string, target: Target): Promise<boolean> {
   try {
     await tools.run('skopeo', ['inspect', '--raw', ...(isInsecure(target) ? ['--tls-verify=false'] : []), `docker://${reference}`], {
       timeoutMs: 60_000,
     })
     return true
-  } catch {
-    return false
+  } catch (error) {
+    if (error instanceof KodError && error.exit === ExitCode.toolFailed && NOT_FOUND.test(error.message)) return false
+    throw error
   }
 }

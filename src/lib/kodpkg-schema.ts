@@ -12,6 +12,7 @@ const valuesBinding = {
     path: {type: 'string', minLength: 1},
     value: {type: 'string'},
     replace: {type: 'integer', minimum: 0},
+    ref: {type: 'string', minLength: 1},
   },
 }
 

@@ -67,12 +67,13 @@ export async function listFiles(dir: string): Promise<string[]> {
     .sort()
 }
 
-/** Runs fn over items, at most `limit` at a time, keeping order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/** Runs fn over items, at most `limit` at a time, keeping order; stops early when `signal` aborts. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   const results: R[] = Array.from({length: items.length})
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < items.length) {
+      signal?.throwIfAborted()
       const index = next++
       results[index] = await fn(items[index])
     }
@@ -122,16 +123,22 @@ function mismatch(origin: string, file: string): Error {
  * Writes the manifest and SHA256SUMS into `staging`, then tars it into `outFile` atomically: the
  * archive appears under its name only when complete.
  */
-export async function writePackage(staging: string, manifest: PackageManifest, outFile: string): Promise<{files: number; bytes: number}> {
+export async function writePackage(
+  staging: string,
+  manifest: PackageManifest,
+  outFile: string,
+  signal?: AbortSignal,
+): Promise<{files: number; bytes: number}> {
   await writeFile(path.join(staging, MANIFEST_FILE), stringifyManifest(manifest))
   await rm(path.join(staging, SUMS_FILE), {force: true})
   const files = await listFiles(staging)
-  const hashes = await mapLimit(files, 4, (file) => sha256File(path.join(staging, file)))
+  const hashes = await mapLimit(files, 4, (file) => sha256File(path.join(staging, file)), signal)
   await writeFile(path.join(staging, SUMS_FILE), formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
   const order = [MANIFEST_FILE, SUMS_FILE, ...files.filter((file) => file !== MANIFEST_FILE)]
   const partial = `${outFile}.partial-${process.pid}`
   try {
     await tar.create({cwd: staging, file: partial, portable: true, noDirRecurse: true}, order)
+    signal?.throwIfAborted()
     await rename(partial, outFile)
   } catch (error) {
     await rm(partial, {force: true})
@@ -141,7 +148,7 @@ export async function writePackage(staging: string, manifest: PackageManifest, o
 }
 
 /** Verifies an unpacked package directory: schema, then every checksum. */
-export async function verifyDirectory(dir: string): Promise<PackageManifest> {
+export async function verifyDirectory(dir: string, signal?: AbortSignal): Promise<PackageManifest> {
   const origin = dir
   let sumsText: string
   let manifestText: string
@@ -155,13 +162,18 @@ export async function verifyDirectory(dir: string): Promise<PackageManifest> {
   const manifest = parseManifest(manifestText, origin)
   checkCoverage(manifest, sums, origin)
   const files = [...sums.keys()]
-  const actual = await mapLimit(files, 4, async (file) => {
-    try {
-      return await sha256File(path.join(dir, file))
-    } catch {
-      throw packageError(`${origin}: ${file} is missing; the package is incomplete`)
-    }
-  })
+  const actual = await mapLimit(
+    files,
+    4,
+    async (file) => {
+      try {
+        return await sha256File(path.join(dir, file))
+      } catch {
+        throw packageError(`${origin}: ${file} is missing; the package is incomplete`)
+      }
+    },
+    signal,
+  )
   for (const [index, file] of files.entries()) {
     if (actual[index] !== sums.get(file)) throw mismatch(origin, file)
   }
@@ -230,7 +242,7 @@ export async function verifyArchive(file: string): Promise<ArchiveSummary> {
  * Extracts a .kodpkg into `dir` (which must not exist) and verifies it there. Extraction goes to a
  * sibling temporary directory first, so `dir` appears only when complete and verified.
  */
-export async function extractPackage(file: string, dir: string): Promise<PackageManifest> {
+export async function extractPackage(file: string, dir: string, signal?: AbortSignal): Promise<PackageManifest> {
   const partial = `${dir}.partial-${process.pid}`
   await rm(partial, {recursive: true, force: true})
   await mkdir(partial, {recursive: true})
@@ -240,7 +252,9 @@ export async function extractPackage(file: string, dir: string): Promise<Package
     } catch (error) {
       throw packageError(`${file} is not a readable kod package: ${(error as Error).message}`)
     }
-    const manifest = await verifyDirectory(partial).catch((error: Error) => {
+    signal?.throwIfAborted()
+    const manifest = await verifyDirectory(partial, signal).catch((error: Error) => {
+      if (signal?.aborted) throw error
       throw packageError(error.message.replaceAll(partial, file))
     })
     await rename(partial, dir)

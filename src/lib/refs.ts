@@ -59,12 +59,14 @@ export function normalizeRef(reference: string): string {
   return formatRef(ref)
 }
 
-/** A registry host as one repository path component: lower case, ":" and "[]" made safe. */
+/** A registry host as one valid repository path component: lower case, ":" → "-", IPv6 brackets dropped. */
 export function hostComponent(host: string): string {
   return host
     .toLowerCase()
     .replaceAll(/[[\]]/g, '')
     .replaceAll(':', '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .replace(/[^a-z0-9]+$/, '')
 }
 
 export function relocatedRepository(ref: ImageRef, target: Pick<Target, 'registry' | 'prefix'>): string {

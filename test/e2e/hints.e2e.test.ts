@@ -123,5 +123,22 @@ describe('hint files and hint libraries (e2e)', function () {
       expect(manifest.images.map((image: {ref: string}) => image.ref)).to.deep.equal([`${upstream.host}/acme/app:2.1.0`, `${upstream.host}/acme/worker:2.1.0`])
       expect(manifest.sourceData.extraValues).to.deep.equal({workers: {pullFromMirror: true}})
     })
+
+    it('refuses to deploy a hinted image that no value relocates', async function () {
+      const layout = path.join(work, 'build')
+      await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:worker`, `docker://${upstream.host}/acme/sidecar:1`])
+      // The sidecar is named literally: nothing in the chart's values decides where it is pulled from.
+      const hints = path.join(work, 'sidecar-hints.yaml')
+      await writeFile(hints, YAML.stringify({apiVersion: 'kod.dev/v1', kind: 'ImageHints', hints: [{chart: 'acme', images: [{ref: `${upstream.host}/acme/sidecar:1`}]}]}))
+      const values = path.join(work, 'upstream.yaml')
+      const out = await mkdtemp(path.join(work, 'sidecar-'))
+      const packaged = await kod(['package', '-c', ACME, '-f', values, '--hints', hints, '-o', out, '--insecure-registry', upstream.host], {env})
+      expect(packaged.exitCode, packaged.stderr).to.equal(0)
+      expect(packaged.stderr).to.match(/acme\/sidecar:1 cannot be relocated through values/)
+      const deployed = await kod(['deploy', '-c', path.join(out, 'kod-acme-2.1.0.kodpkg'), '-r', '127.0.0.1:1', '--plain-http', '--list-commands'], {env, cwd: out})
+      expect(deployed.exitCode).to.equal(6)
+      expect(deployed.stderr).to.match(/refusing to deploy: 1 image\(s\) would not be pulled from 127\.0\.0\.1:1: .*acme\/sidecar:1 \(hint sidecar-hints\.yaml \(--hints\)\)/)
+      expect(deployed.stdout).to.equal('')
+    })
   })
 })

@@ -1,5 +1,6 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
+import {existsSync} from 'node:fs'
 import {cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -137,10 +138,12 @@ describe('chart inputs and bad input (e2e)', function () {
     }
   })
 
-  it('names a missing chart', async function () {
-    const result = await kod(['package', '-c', path.join(work, 'no-such-chart'), '-o', work])
-    expect(result.exitCode).to.not.equal(0)
+  it('names a missing chart, exits 2 and creates no output directory', async function () {
+    const out = path.join(work, 'never-created')
+    const result = await kod(['package', '-c', path.join(work, 'no-such-chart'), '-o', out])
+    expect(result.exitCode).to.equal(2)
     oneLineError(result, /chart not found/)
+    expect(existsSync(out)).to.equal(false)
   })
 
   it('names a chart that does not render', async function () {

@@ -103,9 +103,12 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
   it('passes helm rendering knobs to every render', async function () {
     const result = await kod(['images', '-c', CHART, '--set', 'migrate.image=registry.invalid/tools/other:6', '--kube-version', '1.29.0', '--json'])
     expect(result.exitCode, result.stderr).to.equal(0)
-    const refs = (JSON.parse(result.stdout).images as Row[]).map((row) => row.ref)
-    expect(refs).to.include('registry.invalid/tools/other:6')
-    expect(refs).to.not.include('registry.invalid/tools/migrate:5')
+    const rows = JSON.parse(result.stdout).images as Row[]
+    const other = rows.find((row) => row.ref === 'registry.invalid/tools/other:6')
+    // A value given with --set is still relocated: kod's values must come after it.
+    expect(other?.values).to.deep.equal(['migrate.image'])
+    expect(other?.relocatable).to.equal(true)
+    expect(rows.map((row) => row.ref)).to.not.include('registry.invalid/tools/migrate:5')
     const tooOld = await kod(['images', '-c', path.join(FIXTURES, 'charts', 'hello'), '--kube-version', 'not-a-version'])
     expect(tooOld.exitCode).to.equal(4)
   })

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {hostComponent, normalizeRef, parseRef, relocatedRepository} from '../../src/lib/refs.js'
+import {hostComponent, isValidRepositoryPath, normalizeRef, parseRef, relocatedRepository} from '../../src/lib/refs.js'
 
 describe('image references', function () {
   const cases: Array<[string, string]> = [
@@ -32,6 +32,10 @@ describe('image references', function () {
     expect(relocatedRepository(parseRef('nginx:1'), target)).to.equal('airgap.local:5000/kod/docker.io/library/nginx')
     expect(relocatedRepository(parseRef('127.0.0.1:5000/x/y:1'), target)).to.equal('airgap.local:5000/kod/127.0.0.1-5000/x/y')
     expect(relocatedRepository(parseRef('quay.io/a/b'), {registry: 'r.io/team', prefix: ''})).to.equal('r.io/team/quay.io/a/b')
-    expect(hostComponent('[::1]:5000')).to.equal('--1-5000')
+    expect(hostComponent('[::1]:5000')).to.equal('1-5000')
+    // Every host becomes a component a registry accepts.
+    for (const host of ['[::1]:5000', 'Registry.Example.COM:443', 'localhost', '10.0.0.1:5000']) {
+      expect(isValidRepositoryPath(hostComponent(host)), host).to.equal(true)
+    }
   })
 })

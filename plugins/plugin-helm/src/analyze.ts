@@ -6,7 +6,7 @@ import type {FoundImage, RefHelpers, SourceContext, Target, ValuesBinding} from 
 
 import {type ChartTree, valuesPathsInTemplates} from './chart-files.js'
 import {type HintedImage, HINTS_TEMPLATE} from './hints.js'
-import {imageTokens, type Occurrence, occurrences, render, type RenderOptions} from './render.js'
+import {imageTokens, type Occurrence, occurrences, render, type RenderOptions, setValues} from './render.js'
 import {
   getPath,
   isMap,
@@ -169,15 +169,27 @@ export interface Unpackaged {
 export class ImageAnalyzer {
   private renders = 0
   private readonly chart: string
+  private readonly options: RenderOptions
+  private readonly sets: string[]
+  /** Values files every render gets after the user's: --set as a file, then the hints' and kod's own values. */
+  private fixedFiles: string[] = []
 
   /** Renders tree.dir (the scratch copy), which may carry the analysis-only hints template. */
   constructor(
     private readonly ctx: SourceContext,
-    private readonly options: RenderOptions,
+    options: RenderOptions,
     private readonly tree: ChartTree,
     private readonly hints: AnalysisHints = {images: [], values: {}},
   ) {
     this.chart = tree.dir
+    // --set becomes a values file (setValues), so that sentinel and probe values can come after it.
+    this.options = {...options, set: undefined}
+    this.sets = options.set ?? []
+  }
+
+  /** A failed render is tolerated during analysis, but never an interruption. */
+  private rethrowIfCancelled(error: unknown): void {
+    if (this.ctx.cancelSignal?.aborted) throw error
   }
 
   get renderCount(): number {
@@ -210,7 +222,7 @@ export class ImageAnalyzer {
 
   private async render(extraFiles: string[]): Promise<string> {
     this.renders++
-    return render(this.ctx, this.chart, {...this.options, valuesFiles: [...this.options.valuesFiles, ...extraFiles]})
+    return render(this.ctx, this.chart, {...this.options, valuesFiles: [...this.options.valuesFiles, ...this.fixedFiles, ...extraFiles]})
   }
 
   private async valuesFile(name: string, values: Values): Promise<string> {
@@ -231,6 +243,7 @@ export class ImageAnalyzer {
     try {
       return [{output: await this.render([await this.valuesFile('sentinels', values)]), byIndex}]
     } catch (error) {
+      this.rethrowIfCancelled(error)
       if (candidates.length === 1) {
         this.ctx.log.debug(`a sentinel in ${candidates[0].path} breaks the render: ${(error as Error).message}`)
         return []
@@ -284,18 +297,24 @@ export class ImageAnalyzer {
 
   async analyze(): Promise<Analysis & {unpackaged: Unpackaged[]}> {
     const refs = this.ctx.refs
-    const items = this.items(occurrences(await this.render([])))
-    const names = [...new Set(items.map((item) => nameOf(item.ref)))]
-
     let effective = this.tree.values
     for (const file of this.options.valuesFiles) {
       const data = YAML.parse(await readFile(file, 'utf8')) as unknown
       if (isMap(data)) effective = mergeValues(effective, data)
     }
+    const fromSet = await setValues(this.ctx, this.sets)
+    effective = mergeValues(effective, fromSet)
     const extra: Values = mergeValues({}, this.hints.values)
     if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) {
       setPath(extra, ALLOW_INSECURE_IMAGES, true)
     }
+    // Every render, the first included, sees --set and the values kod will set when relocating.
+    this.fixedFiles = [
+      ...(Object.keys(fromSet).length > 0 ? [await this.valuesFile('set', fromSet)] : []),
+      ...(Object.keys(extra).length > 0 ? [await this.valuesFile('extra', extra)] : []),
+    ]
+    const items = this.items(occurrences(await this.render([])))
+    const names = [...new Set(items.map((item) => nameOf(item.ref)))]
     if (names.length === 0) return {images: [], extraValues: extra, unpackaged: []}
 
     const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates))
@@ -325,7 +344,10 @@ export class ImageAnalyzer {
       for (const valuesPath of named) {
         const value = getPath(effective, splitPath(valuesPath))
         const replace = typeof value === 'string' && item.ref.startsWith(value) ? replaceLength(refs, value, item.ref, PROBE_TARGET) : undefined
-        if (replace === undefined) continue
+        if (replace === undefined) {
+          this.ctx.log.warn(`a hint names ${valuesPath} for ${item.ref}, but that value is not a string the reference starts with (values inside lists are not supported); ignored`)
+          continue
+        }
         bindings.set(item.key, {key: item.key, path: valuesPath, value: value as string, replace})
         break
       }
@@ -386,6 +408,7 @@ export class ImageAnalyzer {
     try {
       output = await this.render([await this.valuesFile('probe', values)])
     } catch (error) {
+      this.rethrowIfCancelled(error)
       this.ctx.log.debug(`the relocation values break the render: ${(error as Error).message}`)
       return new Map()
     }

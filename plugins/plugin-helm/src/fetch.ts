@@ -36,16 +36,34 @@ export function describeInput(request: PackageRequest): string {
   return request.repo ? `${request.ref} from ${request.repo}` : request.ref
 }
 
-/** helm flags for talking to a registry or repository host the user marked insecure. */
-function insecureFlags(url: string, insecureHosts: readonly string[]): string[] {
-  let host: string
+/** Whether the user marked the URL's host insecure (--insecure-registry). */
+function isInsecure(url: string, insecureHosts: readonly string[]): boolean {
   try {
-    host = new URL(url.replace(/^oci:/, 'https:')).host
+    return insecureHosts.includes(new URL(url.replace(/^oci:/, 'https:')).host)
   } catch {
-    return []
+    return false
   }
-  if (!insecureHosts.includes(host)) return []
-  return url.startsWith('oci://') ? ['--plain-http'] : ['--insecure-skip-tls-verify']
+}
+
+function insecureFlags(url: string, insecureHosts: readonly string[]): string[] {
+  return isInsecure(url, insecureHosts) ? ['--insecure-skip-tls-verify'] : []
+}
+
+/**
+ * helm pull from an OCI registry; an insecure one is tried with unverified TLS, then over plain HTTP
+ * when it turns out to speak no TLS at all.
+ */
+async function pullOci(ctx: SourceContext, args: string[], url: string, insecureHosts: readonly string[]): Promise<void> {
+  if (!isInsecure(url, insecureHosts)) {
+    await ctx.tools.run('helm', args)
+    return
+  }
+  try {
+    await ctx.tools.run('helm', [...args, '--insecure-skip-tls-verify'])
+  } catch (error) {
+    if (!/HTTP response to HTTPS client/i.test((error as Error).message)) throw error
+    await ctx.tools.run('helm', [...args, '--plain-http'])
+  }
 }
 
 /** Dependencies named in Chart.yaml that charts/ does not hold (as a directory or a .tgz). */
@@ -109,7 +127,7 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
       break
     }
     case 'oci': {
-      await ctx.tools.run('helm', ['pull', input.url, ...version, '--destination', download, ...insecureFlags(input.url, request.insecureRegistries)])
+      await pullOci(ctx, ['pull', input.url, ...version, '--destination', download], input.url, request.insecureRegistries)
       break
     }
     case 'repo': {

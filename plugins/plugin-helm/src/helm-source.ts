@@ -19,7 +19,7 @@ import {readChartTree} from './chart-files.js'
 import {classify, describeInput, fetchChart} from './fetch.js'
 import {hintValues, matchingHints, writeHintsTemplate} from './hints.js'
 import {ImageAnalyzer, imagePart} from './analyze.js'
-import {imagesInManifests, imageTokens, knobArgs, occurrences, render} from './render.js'
+import {imagesInManifests, imageTokens, knobArgs, occurrences, render, setValues} from './render.js'
 import {isMap, relocationValues, type Values} from './values.js'
 
 /** Release and namespace used to render at package time (names rarely change which images render). */
@@ -56,12 +56,15 @@ function sourceData(stored: Record<string, unknown> | undefined): HelmSourceData
   }
 }
 
-/** Deploy-time knobs replace package-time ones, knob by knob. */
+/**
+ * Deploy-time knobs replace package-time ones, knob by knob. Package-time --set is not passed as --set
+ * (helm would let it beat kod's values file): deploy writes it as a values file before kod's.
+ */
 export function mergeKnobs(recorded: RenderKnobs = {}, given: RenderKnobs = {}): RenderKnobs {
   return {
     kubeVersion: given.kubeVersion ?? recorded.kubeVersion,
     apiVersions: given.apiVersions?.length ? given.apiVersions : recorded.apiVersions,
-    set: [...(recorded.set ?? []), ...(given.set ?? [])],
+    set: given.set ?? [],
   }
 }
 
@@ -92,8 +95,10 @@ export function createHelmSource(): KodSource {
     async package(ctx: SourceContext, request: PackageRequest, stagingDir: string): Promise<SourcePackage> {
       const input = await classify(request)
       if (!input) {
-        throw new Error(
-          `chart not found: "${request.ref}" is not a chart directory (with Chart.yaml), a .tgz, an https:// or oci:// URL; for a chart in a repository add -r REPO_URL`,
+        // exit 2: a usage error (SourceError in kod's API)
+        throw Object.assign(
+          new Error(`chart not found: "${request.ref}" is not a chart directory (with Chart.yaml), a .tgz, an https:// or oci:// URL; for a chart in a repository add -r REPO_URL`),
+          {exit: 2},
         )
       }
       const chart = await fetchChart(ctx, input, request, path.join(stagingDir, 'charts'))
@@ -161,7 +166,14 @@ export function createHelmSource(): KodSource {
 
       const release = request.release ?? chart.name
       const knobs = mergeKnobs(recorded.render, request.render)
-      const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), valuesFile, ...request.valuesFiles]
+      const generated = [valuesFile]
+      const packageSet = await setValues(ctx, recorded.render?.set ?? [])
+      if (Object.keys(packageSet).length > 0) {
+        const setFile = path.join(pkg.dir, `kod-set-${chart.name}.yaml`)
+        await writeFile(setFile, `# The --set values given to kod package, as a values file (so kod's relocation values can follow them).\n${YAML.stringify(packageSet, {lineWidth: 0})}`)
+        generated.unshift(setFile)
+      }
+      const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), ...generated, ...request.valuesFiles]
       const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
       const renderedImages = imagesInManifests(output)
       // Images the package carries in container args, env values or ConfigMap text must be relocated too.
@@ -179,6 +191,18 @@ export function createHelmSource(): KodSource {
           if (packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
         }
       }
+      // An image no value relocates and the chart does not render (a hinted one) is still pulled by the
+      // workload from where it was: it counts as not relocated.
+      const renderedNames = new Set(renderedImages.flatMap((image) => {
+        try {
+          return [ctx.refs.normalize(image.ref)]
+        } catch {
+          return []
+        }
+      }))
+      for (const image of pkg.manifest.images) {
+        if (image.note && !renderedNames.has(image.name)) renderedImages.push({ref: image.ref, foundIn: image.foundIn})
+      }
       const install: PlannedCommand = {
         tool: 'helm',
         args: [
@@ -194,7 +218,7 @@ export function createHelmSource(): KodSource {
           ...(request.dryRun ? ['--dry-run=client'] : []),
         ],
       }
-      return {generated: [valuesFile], install: [install], renderedImages}
+      return {generated, install: [install], renderedImages}
     },
   }
 }

@@ -1,3 +1,5 @@
+import {mkdir, mkdtemp, writeFile} from 'node:fs/promises'
+import path from 'node:path'
 import YAML from 'yaml'
 
 import type {SourceContext} from 'kod'
@@ -125,4 +127,20 @@ export async function render(ctx: SourceContext, chart: string, options: RenderO
 
 export async function renderImages(ctx: SourceContext, chart: string, options: RenderOptions): Promise<RenderedImage[]> {
   return imagesInManifests(await render(ctx, chart, options))
+}
+
+/**
+ * The values a list of --set flags means, as helm parses them: rendered through a scratch chart whose
+ * only template prints its values. kod writes them to a values file so its own values files can come
+ * after them (helm always lets --set win over -f).
+ */
+export async function setValues(ctx: SourceContext, sets: readonly string[]): Promise<Record<string, unknown>> {
+  if (sets.length === 0) return {}
+  const dir = await mkdtemp(path.join(ctx.tmpDir, 'set-'))
+  await mkdir(path.join(dir, 'templates'))
+  await writeFile(path.join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: kod-set\nversion: 0.0.0\n')
+  await writeFile(path.join(dir, 'templates', 'values.yaml'), '{{ toYaml .Values }}\n')
+  const {stdout} = await ctx.tools.run('helm', ['template', 'kod', dir, '--show-only', 'templates/values.yaml', ...sets.flatMap((value) => ['--set', value])])
+  const values = YAML.parse(stdout.replace(/^---\s*$/m, '').replace(/^# Source:.*$/m, '')) as unknown
+  return typeof values === 'object' && values !== null && !Array.isArray(values) ? (values as Record<string, unknown>) : {}
 }

@@ -103,7 +103,7 @@ export function relocationValues(
 ): Values {
   let values: Values = {}
   for (const image of images) {
-    for (const binding of image.values) setPath(values, splitPath(binding.path), relocatedValue(refs, binding, image.ref, target))
+    for (const binding of image.values) setPath(values, splitPath(binding.path), relocatedValue(refs, binding, binding.ref ?? image.ref, target))
   }
   if (Object.keys(extra).length > 0) values = mergeValues(values, extra)
   return values

@@ -5,7 +5,7 @@ import {ExitCode, KodError, messageOf} from '../errors.js'
 import {existsInRegistry, pullReference, pushCommand, pushReference} from '../images.js'
 import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
 import {runSteps} from '../progress.js'
-import {parseRef} from '../refs.js'
+import {parseRef, relocatedRepository} from '../refs.js'
 import {formatCommand} from '../tools.js'
 import {asKodError} from './package.js'
 
@@ -115,6 +115,15 @@ export async function deployAction(
       `refusing to deploy: ${outside.length} image(s) would not be pulled from ${request.target.registry}: ${listImages(outside)}. Check your -f files, or add a hint for the chart`,
       {exit: ExitCode.notRelocated},
     )
+  }
+  // Under the registry, but not where populate pushes: only the registry can tell whether it is there.
+  const pushed = new Set(pkg.manifest.images.map((image) => relocatedRepository(parseRef(image.name), request.target)))
+  const elsewhere = plan.renderedImages.filter((image) => {
+    const ref = parseRef(image.ref)
+    return !pushed.has(`${ref.host}/${ref.path}`)
+  })
+  if (elsewhere.length > 0 && options.listCommands) {
+    ctx.log.warn(`${listImages(elsewhere)}: not among the images kod pushes; deploy checks that the registry has them before installing`)
   }
   const populate = planPopulate(ctx, source, pkg, request.target)
   const commands = [...planCommands(populate), ...(options.noInstall ? [] : plan.install)]

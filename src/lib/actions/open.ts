@@ -19,6 +19,7 @@ export interface OpenOptions {
   unpackTo: {dir?: string; parent: string}
   /** When the unpack directory already exists and holds this same package, use it instead of failing. */
   reuse?: boolean
+  signal?: AbortSignal
 }
 
 /**
@@ -30,12 +31,12 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   if (kind === undefined) throw usageError(`package not found: ${input}`)
   if (kind === 'directory') {
     const dir = path.resolve(input)
-    return {dir, manifest: await verifyDirectory(dir), unpacked: false}
+    return {dir, manifest: await verifyDirectory(dir, options.signal), unpacked: false}
   }
   if (!input.endsWith(EXTENSION)) throw usageError(`${input} is not a kod package: give a ${EXTENSION} file or an unpacked package directory`)
   const {dir: fixed, parent} = options.unpackTo
   const partialTarget = path.resolve(fixed ? `${fixed}.extracting-${process.pid}` : path.join(parent, `.kod-extracting-${process.pid}`))
-  const manifest = await extractPackage(input, partialTarget)
+  const manifest = await extractPackage(input, partialTarget, options.signal)
   const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(manifest.name, manifest.version)))
   try {
     if ((await kindOf(dir)) !== undefined) {
@@ -45,7 +46,7 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
       if (existing !== fresh) {
         throw new KodError(`${dir} already exists and holds something else than ${input}: remove it, or deploy from that directory with -c`)
       }
-      await verifyDirectory(dir).catch((error: Error) => {
+      await verifyDirectory(dir, options.signal).catch((error: Error) => {
         throw packageError(`${error.message} (in the existing ${dir}: remove it to unpack afresh)`)
       })
       return {dir, manifest, unpacked: false}

@@ -1,7 +1,7 @@
 import {copyFile, mkdir, mkdtemp, rm} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourcePackage} from '../../api.js'
+import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage} from '../../api.js'
 import {ExitCode, KodError, messageOf} from '../errors.js'
 import {describeImage, type Mirror, pullCommand, pullSource} from '../images.js'
 import {EXTENSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
@@ -27,12 +27,17 @@ export interface PackageResult {
   bytes: number
 }
 
-/** Errors from a plugin become one-line kod errors; kod's own pass through. */
+/** Errors from a plugin become one-line kod errors (exit 2 when the plugin says the input is bad); kod's own pass through. */
 export function asKodError(error: unknown): KodError {
-  return error instanceof KodError ? error : new KodError(messageOf(error))
+  if (error instanceof KodError) return error
+  const exit = (error as SourceError | null)?.exit === ExitCode.usage ? ExitCode.usage : ExitCode.failure
+  return new KodError(messageOf(error), {exit})
 }
 
-/** One entry per distinct image (by normalised name), merging where it was found and what sets it. */
+/**
+ * One entry per distinct image (by normalised name), merging where it was found, what sets it and any
+ * note. A binding computed against another spelling of the reference keeps that spelling in `ref`.
+ */
 export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: string}> {
   const byName = new Map<string, FoundImage & {name: string}>()
   for (const image of found) {
@@ -43,14 +48,16 @@ export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: stri
       throw new KodError(`the chart renders an invalid image reference "${image.ref}" (in ${image.foundIn.join(', ')})`)
     }
     const known = byName.get(name)
-    if (known) {
-      known.foundIn = [...new Set([...known.foundIn, ...image.foundIn])].sort()
-      for (const binding of image.values) {
-        if (!known.values.some((other) => other.path === binding.path)) known.values.push(binding)
-      }
-    } else {
+    if (!known) {
       byName.set(name, {...image, name, values: [...image.values], foundIn: [...image.foundIn]})
+      continue
     }
+    known.foundIn = [...new Set([...known.foundIn, ...image.foundIn])].sort()
+    for (const binding of image.values) {
+      const spelled = image.ref === known.ref ? binding : {...binding, ref: binding.ref ?? image.ref}
+      if (!known.values.some((other) => other.path === spelled.path)) known.values.push(spelled)
+    }
+    if (image.note) known.note = known.note ? `${known.note}; ${image.note}` : image.note
   }
   return [...byName.values()]
 }
@@ -62,16 +69,20 @@ export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: stri
  */
 export async function packageAction(ctx: SourceContext, sources: SourceRegistry, options: PackageOptions): Promise<PackageResult> {
   const source = await sources.pick(options.request, options.kind)
-  await mkdir(options.outDir, {recursive: true})
+  let result: PackageResult | undefined
+  // The output directory is created if needed, and removed again if this run created it and fails.
+  const created = await mkdir(options.outDir, {recursive: true})
   const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-'))
-  const removeStaging = (): Promise<void> => rm(staging, {recursive: true, force: true})
+  const removeStaging = async (): Promise<void> => {
+    await rm(staging, {recursive: true, force: true})
+    if (created && !result) await rm(created, {recursive: true, force: true})
+  }
   options.onCleanup(removeStaging)
   const layout = path.join(staging, IMAGES_DIR)
 
   let packaged: SourcePackage | undefined
   let images: Array<FoundImage & {name: string}> = []
   const pulled: PackagedImage[] = []
-  let result: PackageResult | undefined
   try {
     await runSteps(
       [
@@ -159,7 +170,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
             }
             const file = path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
             task.title = `Write ${path.basename(file)}`
-            const written = await writePackage(staging, manifest, file)
+            const written = await writePackage(staging, manifest, file, ctx.cancelSignal)
             result = {file, manifest, bytes: written.bytes}
           },
         },
