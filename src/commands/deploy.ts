@@ -8,19 +8,14 @@ import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targ
 export default class Deploy extends KodCommand {
   static override summary = 'Populate the private registry, then install the chart with helm, every image pointed at that registry.'
 
-  static override description = `Runs on the air-gapped side: kod populate, then a generated values file (kod-values-<chart>.yaml, written
-into the unpacked package) that points every image at the private registry, then
+  static override description = `Runs on the air-gapped side: kod populate, then a generated values file (kod-values-<chart>.yaml, written into the unpacked package) that points every image at the private registry, then
 
   helm upgrade --install <release> <chart> -n <namespace> --create-namespace \\
     -f <package-time values…> -f kod-values-<chart>.yaml -f <your -f files…>
 
-so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes
-kod-set-<chart>.yaml, passed just before kod's file. Before installing, kod renders the chart with exactly those values and refuses if
-any image would be pulled from anywhere but the private registry, or is missing there. Nothing is installed
-into the cluster besides your chart; the chart itself is never modified.
+so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes kod-set-<chart>.yaml, passed just before kod's file. Before installing, kod renders the chart with exactly those values and refuses if any image would be pulled from anywhere but the private registry, or is missing there. Nothing is installed into the cluster besides your chart; the chart itself is never modified.
 
-A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same
-package), so the generated values file and the printed commands stay valid after kod exits.`
+A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package), so the generated values file and the printed commands stay valid after kod exits.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 -n mynamespace -d myrelease',

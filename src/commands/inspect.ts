@@ -11,9 +11,7 @@ import {manifestSchema} from '../lib/kodpkg-schema.js'
 export default class Inspect extends KodCommand {
   static override summary = 'Show what a package holds, after verifying every checksum.'
 
-  static override description = `Reads a .kodpkg file (without unpacking it) or an unpacked package directory, checks every file
-against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms,
-and the values paths that set it. --json prints the whole manifest (kod-package.yaml) as JSON.`
+  static override description = `Reads a .kodpkg file (without unpacking it) or an unpacked package directory, checks every file against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms, and the values paths that set it. --json prints the whole manifest (kod-package.yaml) as JSON.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',

@@ -9,13 +9,9 @@ import {formatSize} from '../lib/format.js'
 export default class Package extends KodCommand {
   static override summary = 'Package a Helm chart and every container image it runs into one .kodpkg file.'
 
-  static override description = `Runs on the connected side. kod fetches the chart (a directory, .tgz, https:// URL, oci:// URL, or a
-chart name in a repository given with -r), renders it with helm template (with your -f files), finds every
-image the rendered manifests reference, pulls them with skopeo into one OCI image layout (a layer shared by
-several images is stored once; digests are preserved), and writes kod-<chart>-<version>.kodpkg.
+  static override description = `Runs on the connected side. kod fetches the chart (a directory, .tgz, https:// URL, oci:// URL, or a chart name in a repository given with -r), renders it with helm template (with your -f files), finds every image the rendered manifests reference, pulls them with skopeo into one OCI image layout (a layer shared by several images is stored once; digests are preserved), and writes kod-<chart>-<version>.kodpkg.
 
-Registry credentials come from the usual auth files (skopeo login / docker login / helm registry login).
-The file appears only when complete: a failed or interrupted run leaves nothing behind.`
+Registry credentials come from the usual auth files (skopeo login / docker login / helm registry login). The file appears only when complete: a failed or interrupted run leaves nothing behind.`
 
   static override examples = [
     {description: 'Package a local chart directory:', command: '<%= config.bin %> <%= command.id %> -c ./mychart'},

@@ -8,10 +8,7 @@ import {formatCommand} from '../lib/tools.js'
 export default class Populate extends KodCommand {
   static override summary = "Push a package's images and charts into a private registry."
 
-  static override description = `Runs on the air-gapped side. Every image goes to <registry>/<prefix>/<original-host>/<original-repository>
-with its original tag and digest (skopeo copy --all --preserve-digests); a port in the original host becomes
-"-<port>". Each chart is pushed as an OCI artifact to oci://<registry>/<prefix>/charts with helm push.
-Credentials come from the usual auth files (skopeo login, helm registry login).`
+  static override description = `Runs on the air-gapped side. Every image goes to <registry>/<prefix>/<original-host>/<original-repository> with its original tag and digest (skopeo copy --all --preserve-digests); a port in the original host becomes "-<port>". Each chart is pushed as an OCI artifact to oci://<registry>/<prefix>/charts with helm push. Credentials come from the usual auth files (skopeo login, helm registry login).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http',

@@ -8,11 +8,7 @@ import {usageError} from '../lib/errors.js'
 export default class Unpack extends KodCommand {
   static override summary = 'Unpack a .kodpkg into a directory, verifying every checksum.'
 
-  static override description = `The unpacked directory is plain files, for people and for security scanners, with kod out of the way:
-kod-package.yaml (what is inside), SHA256SUMS (check with "sha256sum -c SHA256SUMS"), charts/ (helm .tgz),
-values/ (package-time values), hints/ (hint files that applied), and images/, one OCI image layout holding every image (scan it with any tool
-that reads OCI layouts, or copy an image out with "skopeo copy oci:images:<name> …"). Every kod command that
-takes -c accepts the directory as well as the file.`
+  static override description = `The unpacked directory is plain files, for people and for security scanners, with kod out of the way: kod-package.yaml (what is inside), SHA256SUMS (check with "sha256sum -c SHA256SUMS"), charts/ (helm .tgz), values/ (package-time values), hints/ (hint files that applied), and images/, one OCI image layout holding every image (scan it with any tool that reads OCI layouts, or copy an image out with "skopeo copy oci:images:<name> …"). Every kod command that takes -c accepts the directory as well as the file.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',

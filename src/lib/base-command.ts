@@ -52,7 +52,7 @@ export const renderFlags = {
     multiple: true,
     multipleNonGreedy: true,
   }),
-  set: Flags.string({summary: "helm's --set for every render (repeatable); recorded in the package and passed to the install.", multiple: true, multipleNonGreedy: true}),
+  set: Flags.string({summary: "helm's --set for every render (repeatable); recorded in the package (deploy applies it as a values file before kod's).", multiple: true, multipleNonGreedy: true}),
 }
 
 /** How a chart is named and rendered: shared by package and images. */
