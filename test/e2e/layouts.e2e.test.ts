@@ -3,6 +3,7 @@ import {execa} from 'execa'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import YAML from 'yaml'
 
 import {occurrences} from '../../plugins/plugin-helm/src/render.js'
 import {FIXTURES, kod, TOOLS_BIN} from '../support/kod.js'
@@ -52,6 +53,8 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     ['registry.invalid/tools/migrate:5', 'migrate.image', 'a Helm hook Job, the whole reference in one string'],
     ['registry.invalid/cache/redis:7.4', 'redis.image.repository', 'a subchart under its alias, tag overridden by the parent'],
     ['registry.invalid/op/helper:2.0', 'operator.helperImage.registry', 'an image named in ConfigMap text, from values'],
+    ['registry.invalid/tools/logger:1.2', 'sidecars[0].image', 'an image set inside a list'],
+    ['registry.invalid/tools/metrics:0.9', 'sidecars[1].image', 'a second image in the same list'],
   ]
   for (const [ref, valuesPath, what] of expectations) {
     it(`relocates ${what}`, function () {
@@ -84,6 +87,11 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     expect(result.exitCode, result.stderr).to.equal(0)
     const text = await readFile(file, 'utf8')
     expect(text).to.match(/allowInsecureImages: true/)
+    // The list is written whole (helm replaces lists), with only the images changed.
+    expect(YAML.parse(text).sidecars).to.deep.equal([
+      {name: 'logger', image: 'air.local:5000/mirror/registry.invalid/tools/logger:1.2', args: ['--json']},
+      {name: 'metrics', image: 'air.local:5000/mirror/registry.invalid/tools/metrics:0.9'},
+    ])
     expect(text).to.match(/# global\.security\.allowInsecureImages: this Bitnami chart refuses/)
 
     const rendered = await execa(path.join(TOOLS_BIN, 'helm'), ['template', 'rel', CHART, '-f', file])

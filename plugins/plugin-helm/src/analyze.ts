@@ -13,6 +13,7 @@ import {
   joinPath,
   mergeValues,
   nameOf,
+  type PathKey,
   relocatedValue,
   replaceLength,
   setPath,
@@ -49,7 +50,7 @@ export const PROBE_TARGET: Target = {registry: 'kod-probe.invalid:5000', prefix:
 const ALLOW_INSECURE_IMAGES = ['global', 'security', 'allowInsecureImages']
 
 interface Candidate {
-  keys: string[]
+  keys: PathKey[]
   path: string
   original: string
 }
@@ -58,6 +59,8 @@ export interface Analysis {
   images: FoundImage[]
   /** Values deploy must also set when relocating (e.g. Bitnami's allowInsecureImages). */
   extraValues: Values
+  /** Lists (by values path) that relocation changes an element of, as the chart has them. */
+  lists: Values
 }
 
 function parseable(refs: RefHelpers, value: string): boolean {
@@ -81,24 +84,27 @@ export function looksLikeImage(refs: RefHelpers, value: string): boolean {
   return parseable(refs, ref) && ref.includes('/') && /[:@]/.test(ref.slice(nameOf(ref).length))
 }
 
-/** Candidate values: strings found in the name part of an image, and empty location-like values. */
+/** Candidate values: strings found in the name part of an image, and empty location-like values (in maps and lists). */
 export function findCandidates(values: Values, names: string[], templatePaths: string[][] = []): Candidate[] {
   const found = new Map<string, Candidate>()
-  const walk = (node: Values, keys: string[]): void => {
-    for (const [key, value] of Object.entries(node)) {
-      const here = [...keys, key]
-      if (isMap(value)) {
-        walk(value, here)
-      } else if (typeof value === 'string' && !VERSION_KEY.test(key)) {
-        const text = value.trim()
-        const inName = text.length >= 2 && names.some((name) => name.includes(text) || text.includes(name))
-        if (inName || (text === '' && LOCATION_KEY.test(key))) found.set(joinPath(here), {keys: here, path: joinPath(here), original: value})
-      } else if (value === null && LOCATION_KEY.test(key)) {
-        found.set(joinPath(here), {keys: here, path: joinPath(here), original: ''})
-      }
+  const consider = (key: string, value: unknown, here: PathKey[]): void => {
+    if (isMap(value)) {
+      walk(Object.entries(value), here)
+    } else if (Array.isArray(value)) {
+      walk(value.map((item, index) => [index, item] as [number, unknown]), here, key)
+    } else if (typeof value === 'string' && !VERSION_KEY.test(key)) {
+      const text = value.trim()
+      const inName = text.length >= 2 && names.some((name) => name.includes(text) || text.includes(name))
+      if (inName || (text === '' && LOCATION_KEY.test(key))) found.set(joinPath(here), {keys: here, path: joinPath(here), original: value})
+    } else if (value === null && LOCATION_KEY.test(key)) {
+      found.set(joinPath(here), {keys: here, path: joinPath(here), original: ''})
     }
   }
-  walk(values, [])
+  // A list item is judged by its list's key (a list of images under "images").
+  const walk = (entries: Array<[PathKey, unknown]>, keys: PathKey[], listKey?: string): void => {
+    for (const [key, value] of entries) consider(typeof key === 'number' ? (listKey ?? '') : key, value, [...keys, key])
+  }
+  walk(Object.entries(values), [])
   for (const keys of templatePaths) {
     if (keys[0] !== 'global' || !LOCATION_KEY.test(keys.at(-1)!) || getPath(values, keys) !== undefined) continue
     // Only where nothing on the way is a scalar already.
@@ -173,6 +179,8 @@ export class ImageAnalyzer {
   private readonly sets: string[]
   /** Values files every render gets after the user's: --set as a file, then the hints' and kod's own values. */
   private fixedFiles: string[] = []
+  /** The chart's values as the user's files and --set leave them: lists are copied from here when changed. */
+  private effective: Values = {}
 
   /** Renders tree.dir (the scratch copy), which may carry the analysis-only hints template. */
   constructor(
@@ -238,7 +246,7 @@ export class ImageAnalyzer {
     const byIndex = new Map<number, Candidate>()
     for (const [index, candidate] of candidates.entries()) {
       byIndex.set(index, candidate)
-      setPath(values, candidate.keys, sentinel(index))
+      setPath(values, candidate.keys, sentinel(index), this.effective)
     }
     try {
       return [{output: await this.render([await this.valuesFile('sentinels', values)]), byIndex}]
@@ -304,6 +312,7 @@ export class ImageAnalyzer {
     }
     const fromSet = await setValues(this.ctx, this.sets)
     effective = mergeValues(effective, fromSet)
+    this.effective = effective
     const extra: Values = mergeValues({}, this.hints.values)
     if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) {
       setPath(extra, ALLOW_INSECURE_IMAGES, true)
@@ -315,7 +324,7 @@ export class ImageAnalyzer {
     ]
     const items = this.items(occurrences(await this.render([])))
     const names = [...new Set(items.map((item) => nameOf(item.ref)))]
-    if (names.length === 0) return {images: [], extraValues: extra, unpackaged: []}
+    if (names.length === 0) return {images: [], extraValues: extra, lists: {}, unpackaged: []}
 
     const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates))
     this.ctx.log.debug(`candidates: ${allCandidates.map((candidate) => candidate.path).join(', ')}`)
@@ -345,7 +354,7 @@ export class ImageAnalyzer {
         const value = getPath(effective, splitPath(valuesPath))
         const replace = typeof value === 'string' && item.ref.startsWith(value) ? replaceLength(refs, value, item.ref, PROBE_TARGET) : undefined
         if (replace === undefined) {
-          this.ctx.log.warn(`a hint names ${valuesPath} for ${item.ref}, but that value is not a string the reference starts with (values inside lists are not supported); ignored`)
+          this.ctx.log.warn(`a hint names ${valuesPath} for ${item.ref}, but that value is not a string the reference starts with; ignored`)
           continue
         }
         bindings.set(item.key, {key: item.key, path: valuesPath, value: value as string, replace})
@@ -359,7 +368,14 @@ export class ImageAnalyzer {
     const unpackaged = items
       .filter((item) => item.kind !== 'image' && !verified.has(item.key) && !packaged.some((other) => other.ref === item.ref))
       .map((item) => ({ref: item.ref, template: item.template}))
-    return {images: this.collect(packaged, verified), extraValues: extra, unpackaged}
+    // Lists that relocation values point into, as the chart has them: deploy writes them whole.
+    const lists: Values = {}
+    for (const binding of verified.values()) {
+      const keys = splitPath(binding.path)
+      const first = keys.findIndex((key) => typeof key === 'number')
+      if (first > 0) lists[joinPath(keys.slice(0, first))] = structuredClone(getPath(effective, keys.slice(0, first)))
+    }
+    return {images: this.collect(packaged, verified), extraValues: extra, lists, unpackaged}
   }
 
   /** What a hinted reference rendered to. */
@@ -398,7 +414,7 @@ export class ImageAnalyzer {
       }
       if (assigned.has(binding.path) && assigned.get(binding.path) !== value) continue
       assigned.set(binding.path, value)
-      setPath(values, splitPath(binding.path), value)
+      setPath(values, splitPath(binding.path), value, this.effective)
       kept.set(item.key, binding)
       const suffix = item.ref.slice(nameOf(item.ref).length)
       expected.set(item.key, `${item.prefix}${refs.relocatedRepository(refs.parse(item.ref), PROBE_TARGET)}${suffix}`)

@@ -34,6 +34,8 @@ export interface HelmSourceData {
   extraValues?: Values
   /** …and why, one line each ("path: reason"). */
   extraReasons?: string[]
+  /** Lists (by values path) holding relocated images, as the chart had them: deploy writes them whole. */
+  lists?: Values
 }
 
 function registryFlags(target: Target): string[] {
@@ -53,6 +55,7 @@ function sourceData(stored: Record<string, unknown> | undefined): HelmSourceData
     render: isMap(data.render) ? (data.render as RenderKnobs) : undefined,
     extraValues: isMap(data.extraValues) ? (data.extraValues as Values) : undefined,
     extraReasons: Array.isArray(data.extraReasons) ? data.extraReasons.map(String) : undefined,
+    lists: isMap(data.lists) ? (data.lists as Values) : undefined,
   }
 }
 
@@ -115,7 +118,7 @@ export function createHelmSource(): KodSource {
         tree,
         {images: hinted, values: fromHints.values},
       )
-      const {images, extraValues, unpackaged} = await analyzer.analyze()
+      const {images, extraValues, lists, unpackaged} = await analyzer.analyze()
       for (const {ref, template} of unpackaged) {
         ctx.log.warn(`${template} names ${ref}, which looks like an image but no value sets it: not packaged; if the workload runs it, add it with a hint (docs/hints.md)`)
       }
@@ -127,6 +130,7 @@ export function createHelmSource(): KodSource {
       if (request.render && Object.values(request.render).some((knob) => knob !== undefined && (!Array.isArray(knob) || knob.length > 0))) {
         data.render = request.render
       }
+      if (Object.keys(lists).length > 0) data.lists = lists
       if (Object.keys(extraValues).length > 0) {
         data.extraValues = extraValues
         const bitnami = (extraValues.global as Values | undefined)?.security && !fromHints.reasons.some((reason) => reason.startsWith('global.security.allowInsecureImages'))
@@ -152,8 +156,8 @@ export function createHelmSource(): KodSource {
 
     relocation(ctx: SourceContext, found: Pick<SourcePackage, 'charts' | 'images' | 'data'>, target: Target): string {
       const [chart] = found.charts
-      const {extraValues = {}, extraReasons} = sourceData(found.data)
-      return relocationFile(chart, target, relocationValues(ctx.refs, found.images, target, extraValues), extraReasons)
+      const {extraValues = {}, extraReasons, lists} = sourceData(found.data)
+      return relocationFile(chart, target, relocationValues(ctx.refs, found.images, target, extraValues, lists), extraReasons)
     },
 
     async deploy(ctx: SourceContext, pkg: OpenedPackage, request: DeployRequest): Promise<DeployPlan> {

@@ -18,42 +18,78 @@ export function mergeValues(base: Values, override: Values): Values {
   return merged
 }
 
-/** A values path as written in the manifest: keys joined by ".", a "." inside a key escaped as "\.". */
-export function joinPath(keys: string[]): string {
-  return keys.map((key) => key.replaceAll('\\', '\\\\').replaceAll('.', '\\.')).join('.')
+/** One step of a values path: a map key, or an index into a list. */
+export type PathKey = string | number
+
+/**
+ * A values path as written in the manifest: keys joined by ".", list indices as "[n]" after their key
+ * (sidecars[0].image); ".", "[" and "\\" inside a key are escaped with "\\".
+ */
+export function joinPath(keys: PathKey[]): string {
+  let path = ''
+  for (const key of keys) {
+    if (typeof key === 'number') path += `[${key}]`
+    else path += `${path ? '.' : ''}${key.replaceAll(/[\\.[]/g, '\\$&')}`
+  }
+  return path
 }
 
-export function splitPath(path: string): string[] {
-  const keys: string[] = []
+export function splitPath(path: string): PathKey[] {
+  const keys: PathKey[] = []
   let current = ''
+  let pending = false
   for (let index = 0; index < path.length; index++) {
     const char = path[index]
-    if (char === '\\' && index + 1 < path.length) current += path[++index]
-    else if (char === '.') {
-      keys.push(current)
+    if (char === '\\' && index + 1 < path.length) {
+      current += path[++index]
+      pending = true
+    } else if (char === '.') {
+      if (pending || current) keys.push(current)
       current = ''
-    } else current += char
+      pending = false
+    } else if (char === '[') {
+      if (pending || current) keys.push(current)
+      const end = path.indexOf(']', index)
+      keys.push(Number(path.slice(index + 1, end)))
+      index = end
+      current = ''
+      pending = false
+    } else {
+      current += char
+      pending = true
+    }
   }
-  keys.push(current)
+  if (pending || current) keys.push(current)
   return keys
 }
 
-export function getPath(values: Values, keys: string[]): unknown {
+export function getPath(values: unknown, keys: PathKey[]): unknown {
   let node: unknown = values
   for (const key of keys) {
-    if (!isMap(node)) return undefined
-    node = node[key]
+    if (typeof key === 'number' ? !Array.isArray(node) : !isMap(node)) return undefined
+    node = (node as Record<string | number, unknown>)[key]
   }
   return node
 }
 
-export function setPath(root: Values, keys: string[], value: unknown): void {
-  let node = root
-  for (const key of keys.slice(0, -1)) {
-    if (!isMap(node[key])) node[key] = {}
-    node = node[key] as Values
+/**
+ * Sets a value at a path. Helm replaces lists wholesale, so a path into a list first copies the whole
+ * list from `source` (the effective values) and changes the one element.
+ */
+export function setPath(root: Values, keys: PathKey[], value: unknown, source?: Values): void {
+  let node: Values | unknown[] = root
+  for (const [index, key] of keys.slice(0, -1).entries()) {
+    const nextIsIndex = typeof keys[index + 1] === 'number'
+    const container = node as Record<string | number, unknown>
+    if (nextIsIndex && !Array.isArray(container[key])) {
+      const original = source ? getPath(source, keys.slice(0, index + 1)) : undefined
+      container[key] = Array.isArray(original) ? structuredClone(original) : []
+    } else if (!nextIsIndex && !isMap(container[key])) {
+      container[key] = {}
+    }
+    node = container[key] as Values | unknown[]
   }
-  node[keys.at(-1)!] = value
+  ;(node as Record<string | number, unknown>)[keys.at(-1)!] = value
 }
 
 /** The repository part of a reference as written (before :tag and @digest). */
@@ -94,16 +130,24 @@ export function replaceLength(refs: RefHelpers, value: string, reference: string
   return undefined
 }
 
-/** The values file that relocates every image: each binding's path set to its relocated value. */
+/**
+ * The values file that relocates every image: each binding's path set to its relocated value. `lists`
+ * holds the lists (by path) that bindings point into, as the chart had them: they are written whole.
+ */
 export function relocationValues(
   refs: RefHelpers,
   images: Array<{ref: string; values: ValuesBinding[]}>,
   target: Target,
   extra: Values = {},
+  lists: Values = {},
 ): Values {
   let values: Values = {}
+  const source: Values = {}
+  for (const [path, list] of Object.entries(lists)) setPath(source, splitPath(path), list)
   for (const image of images) {
-    for (const binding of image.values) setPath(values, splitPath(binding.path), relocatedValue(refs, binding, binding.ref ?? image.ref, target))
+    for (const binding of image.values) {
+      setPath(values, splitPath(binding.path), relocatedValue(refs, binding, binding.ref ?? image.ref, target), source)
+    }
   }
   if (Object.keys(extra).length > 0) values = mergeValues(values, extra)
   return values

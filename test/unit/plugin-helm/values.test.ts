@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {alignFirst, findCandidates, PROBE_TARGET} from '../../../plugins/plugin-helm/src/analyze.js'
-import {joinPath, mergeValues, nameOf, relocatedValue, replaceLength, splitPath} from '../../../plugins/plugin-helm/src/values.js'
+import {joinPath, mergeValues, nameOf, relocatedValue, replaceLength, setPath, splitPath} from '../../../plugins/plugin-helm/src/values.js'
 import {refHelpers} from '../../../src/lib/refs.js'
 
 const target = {registry: 'air.local:5000', prefix: 'kod', plainHttp: true, insecureSkipTlsVerify: false}
@@ -19,10 +19,23 @@ describe('plugin-helm: values and relocation', function () {
     expect(mergeValues({a: {b: 1, c: 2}, d: [1]}, {a: {c: 3, e: null}, d: [2], f: null})).to.deep.equal({a: {b: 1, c: 3}, d: [2]})
   })
 
-  it('writes values paths with escaped dots, and reads them back', function () {
+  it('writes values paths with escaped dots and list indices, and reads them back', function () {
     const keys = ['podAnnotations', 'example.com/image', 'x']
     expect(joinPath(keys)).to.equal('podAnnotations.example\\.com/image.x')
     expect(splitPath(joinPath(keys))).to.deep.equal(keys)
+    const listed = ['sidecars', 0, 'image']
+    expect(joinPath(listed)).to.equal('sidecars[0].image')
+    expect(splitPath('sidecars[0].image')).to.deep.equal(listed)
+    expect(splitPath(joinPath(['a[b', 2, 3, 'c']))).to.deep.equal(['a[b', 2, 3, 'c'])
+  })
+
+  it('sets a value inside a list by copying the whole list (helm replaces lists)', function () {
+    const source = {sidecars: [{name: 'a', image: 'x:1', args: ['-v']}, {name: 'b', image: 'y:1'}]}
+    const values = {}
+    setPath(values, ['sidecars', 1, 'image'], 'r/y:1', source)
+    setPath(values, ['sidecars', 0, 'image'], 'r/x:1', source)
+    expect(values).to.deep.equal({sidecars: [{name: 'a', image: 'r/x:1', args: ['-v']}, {name: 'b', image: 'r/y:1'}]})
+    expect(source.sidecars[0].image).to.equal('x:1')
   })
 
   it('takes the name part of a reference as written', function () {
