@@ -54,11 +54,16 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
     const layout = path.join(work, 'build')
     digests = await buildLayout(
       layout,
-      ['web', 'worker', 'job', 'pinned', 'am'].map((name) => ({name, layers: [base, {files: {[`app/${name}`]: `${name}\n`}}]})),
+      // "am" is a multi-platform image (an OCI index over amd64 and arm64).
+      ['web', 'worker', 'job', 'pinned', 'am'].map((name) => ({
+        name,
+        layers: [base, {files: {[`app/${name}`]: `${name}\n`}}],
+        ...(name === 'am' ? {architectures: ['amd64', 'arm64']} : {}),
+      })),
     )
     const tags: Record<string, string> = {web: '1.0.0', worker: '1.0.0', job: '2.0', pinned: 'not-used-by-the-chart', am: '0.1'}
     for (const [name, tag] of Object.entries(tags)) {
-      await skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${upstream.host}/kodtest/${name}:${tag}`])
+      await skopeo(['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${upstream.host}/kodtest/${name}:${tag}`])
     }
 
     const values = {
@@ -107,7 +112,7 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
     expect(Object.keys(byRepo).sort()).to.deep.equal(['am', 'job', 'pinned', 'web', 'worker'])
     for (const [name, image] of Object.entries(byRepo) as Array<[string, {digest: string; platforms: string[]}]>) {
       expect(image.digest, name).to.equal(digests[name])
-      expect(image.platforms, name).to.deep.equal(['linux/amd64'])
+      expect(image.platforms, name).to.deep.equal(name === 'am' ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'])
     }
     // Each image is relocated through the value that renders at the start of its reference.
     const up = upstream.host
@@ -136,10 +141,11 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
     })
     const sharedDigest = `sha256:${sha256(gzipSync(tarFiles(base.files), {level: 9}))}`
     expect(entries.filter((entry) => entry === `images/blobs/sha256/${sharedDigest.slice(7)}`)).to.have.length(1)
+    // Four single-platform images and both platforms of "am" use it.
     const referencing = manifests.filter((text) => text.includes('"layers"') && text.includes(sharedDigest))
-    expect(referencing).to.have.length(5)
-    // 5 manifests + 5 configs + 5 own layers + 1 shared layer
-    expect(entries.filter((entry) => entry.startsWith('images/blobs/sha256/'))).to.have.length(16)
+    expect(referencing).to.have.length(6)
+    // 4 × (manifest + config + own layer), "am": index + 2 manifests + 2 configs + own layer, 1 shared layer
+    expect(entries.filter((entry) => entry.startsWith('images/blobs/sha256/'))).to.have.length(19)
   })
 
   it('populates and deploys: every rendered image comes from the air-gapped registry, with the same digest', async function () {

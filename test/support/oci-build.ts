@@ -17,6 +17,8 @@ export interface ImageSpec {
   name: string
   layers: LayerSpec[]
   architecture?: string
+  /** Build a multi-platform image (an OCI index) with one manifest per architecture, e.g. ['amd64', 'arm64']. */
+  architectures?: string[]
 }
 
 function sha256(data: Buffer | string): string {
@@ -56,45 +58,52 @@ async function writeBlob(layout: string, data: Buffer | string): Promise<{digest
   return {digest: `sha256:${hex}`, size: buffer.length}
 }
 
-/** Writes the images into an OCI layout at `layout`; returns each image's manifest digest by name. */
+async function writeManifest(layout: string, image: ImageSpec, architecture: string): Promise<{digest: string; size: number}> {
+  const layers = []
+  const diffIds = []
+  for (const layer of image.layers) {
+    const tar = tarFiles(layer.files)
+    diffIds.push(`sha256:${sha256(tar)}`)
+    const blob = await writeBlob(layout, gzipSync(tar, {level: 9}))
+    layers.push({mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...blob})
+  }
+  const config = await writeBlob(
+    layout,
+    JSON.stringify({architecture, os: 'linux', config: {Cmd: ['/bin/true']}, rootfs: {type: 'layers', diff_ids: diffIds}}),
+  )
+  return writeBlob(
+    layout,
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
+      layers,
+    }),
+  )
+}
+
+/** Writes the images into an OCI layout at `layout`; returns each image's top digest (manifest or index) by name. */
 export async function buildLayout(layout: string, images: ImageSpec[]): Promise<Record<string, string>> {
   await mkdir(layout, {recursive: true})
   await writeFile(path.join(layout, 'oci-layout'), JSON.stringify({imageLayoutVersion: '1.0.0'}))
   const manifests = []
   const digests: Record<string, string> = {}
   for (const image of images) {
-    const layers = []
-    const diffIds = []
-    for (const layer of image.layers) {
-      const tar = tarFiles(layer.files)
-      diffIds.push(`sha256:${sha256(tar)}`)
-      const blob = await writeBlob(layout, gzipSync(tar, {level: 9}))
-      layers.push({mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...blob})
+    let top: {digest: string; size: number}
+    let mediaType = 'application/vnd.oci.image.manifest.v1+json'
+    if (image.architectures) {
+      const entries = []
+      for (const architecture of image.architectures) {
+        const manifest = await writeManifest(layout, image, architecture)
+        entries.push({mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: {os: 'linux', architecture}})
+      }
+      mediaType = 'application/vnd.oci.image.index.v1+json'
+      top = await writeBlob(layout, JSON.stringify({schemaVersion: 2, mediaType, manifests: entries}))
+    } else {
+      top = await writeManifest(layout, image, image.architecture ?? 'amd64')
     }
-    const config = await writeBlob(
-      layout,
-      JSON.stringify({
-        architecture: image.architecture ?? 'amd64',
-        os: 'linux',
-        config: {Cmd: ['/bin/true']},
-        rootfs: {type: 'layers', diff_ids: diffIds},
-      }),
-    )
-    const manifest = await writeBlob(
-      layout,
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
-        layers,
-      }),
-    )
-    digests[image.name] = manifest.digest
-    manifests.push({
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      ...manifest,
-      annotations: {'org.opencontainers.image.ref.name': image.name},
-    })
+    digests[image.name] = top.digest
+    manifests.push({mediaType, ...top, annotations: {'org.opencontainers.image.ref.name': image.name}})
   }
   await writeFile(path.join(layout, 'index.json'), JSON.stringify({schemaVersion: 2, manifests}))
   return digests
