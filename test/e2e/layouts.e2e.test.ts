@@ -55,6 +55,11 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     ['registry.invalid/op/helper:2.0', 'operator.helperImage.registry', 'an image named in ConfigMap text, from values'],
     ['registry.invalid/tools/logger:1.2', 'sidecars[0].image', 'an image set inside a list'],
     ['registry.invalid/tools/metrics:0.9', 'sidecars[1].image', 'a second image in the same list'],
+    ['registry.invalid/knative/queue:v1.14.1', 'queueSidecarImage', 'a whole reference kept as a ConfigMap entry'],
+    ['registry.invalid/strimzi/kafka:0.41.0-kafka-3.6.0', 'kafka.registry', 'one of several images in one env value'],
+    ['registry.invalid/strimzi/kafka:0.41.0-kafka-3.7.0', 'kafka.registry', 'the other image in that env value'],
+    ['registry.invalid/tools/defaulted:1', 'tools.registry', 'a registry value the template defaults but values.yaml does not declare'],
+    ['registry.invalid/vendored/thing:3', 'undeclared.image.repository', 'a subchart in charts/ that Chart.yaml does not list'],
   ]
   for (const [ref, valuesPath, what] of expectations) {
     it(`relocates ${what}`, function () {
@@ -68,6 +73,12 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
   it('names, but does not package, an image-like string in config text that no value sets', function () {
     expect(rows.has('registry.invalid/docs/example:1')).to.equal(false)
     expect(warnings).to.match(/layouts\/templates\/operator-config\.yaml names registry\.invalid\/docs\/example:1, which looks like an image but no value sets it/)
+  })
+
+  it("ignores istio's image: auto, and names what it cannot pull or does not read as an image", function () {
+    expect([...rows.keys()].filter((ref) => ref === 'auto' || ref.includes('REGISTRY') || ref.includes('pg/postgres'))).to.deep.equal([])
+    expect(warnings).to.match(/odd-fields\.yaml names \$\{REGISTRY\}\/app:1\.0, which is not a valid image reference/)
+    expect(warnings).to.match(/odd-fields\.yaml names registry\.invalid\/pg\/postgres:16\.3, which looks like an image \(field imageName\)/)
   })
 
   it('skips disabled subcharts, and finds nothing else', function () {
@@ -97,15 +108,32 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     const rendered = await execa(path.join(TOOLS_BIN, 'helm'), ['template', 'rel', CHART, '-f', file])
     const found = occurrences(String(rendered.stdout))
     const images = found.filter((occurrence) => occurrence.kind === 'image').map((occurrence) => occurrence.value)
-    for (const [ref] of expectations.filter(([ref]) => !ref.includes('/op/agent') && !ref.includes('/op/helper'))) {
+    const inText = ['/op/agent', '/op/helper', '/knative/queue', '/strimzi/kafka']
+    for (const [ref] of expectations.filter(([ref]) => !inText.some((part) => ref.includes(part)))) {
       expect(images).to.include(`air.local:5000/mirror/${ref}`)
     }
     expect(images).to.include('registry.invalid/hard/coded:1')
-    expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/'))).to.deep.equal(['registry.invalid/hard/coded:1'])
+    expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/')).sort()).to.deep.equal(['${REGISTRY}/app:1.0', 'registry.invalid/hard/coded:1'])
     const carried = found.filter((occurrence) => occurrence.kind !== 'image' && occurrence.value.includes('op/agent')).map((occurrence) => occurrence.value)
     expect(carried.sort()).to.deep.equal(['--sidecar-image=air.local:5000/mirror/registry.invalid/op/agent:2.0', 'air.local:5000/mirror/registry.invalid/op/agent:2.0'])
     const config = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('config.toml'))
     expect(config?.value).to.include('helper_image = "air.local:5000/mirror/registry.invalid/op/helper:2.0"')
+    const queue = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('queue-sidecar-image'))
+    expect(queue?.value).to.equal('air.local:5000/mirror/registry.invalid/knative/queue:v1.14.1')
+    const kafka = found.find((occurrence) => occurrence.kind === 'env' && occurrence.value.includes('3.6.0='))
+    expect(kafka?.value.split('\n')).to.deep.equal([
+      '3.6.0=air.local:5000/mirror/registry.invalid/strimzi/kafka:0.41.0-kafka-3.6.0',
+      '3.7.0=air.local:5000/mirror/registry.invalid/strimzi/kafka:0.41.0-kafka-3.7.0',
+    ])
+  })
+
+  it('keeps relocating the other images when the chart refuses one relocated value', async function () {
+    const result = await kod(['images', '-c', path.join(FIXTURES, 'charts', 'strict'), '--json'])
+    expect(result.exitCode, result.stderr).to.equal(0)
+    const strict = new Map((JSON.parse(result.stdout).images as Row[]).map((row) => [row.ref, row]))
+    // values.schema.json allows no path in a.registry, so a cannot be relocated through it; b still can.
+    expect(strict.get('registry.invalid/acme/a:1.0')?.relocatable).to.equal(false)
+    expect(strict.get('registry.invalid/acme/b:1.0')?.values).to.deep.equal(['b.registry'])
   })
 
   it('passes helm rendering knobs to every render', async function () {

@@ -105,8 +105,9 @@ export function findCandidates(values: Values, names: string[], templatePaths: s
     for (const [key, value] of entries) consider(typeof key === 'number' ? (listKey ?? '') : key, value, [...keys, key])
   }
   walk(Object.entries(values), [])
+  // Location-like values the templates read but values.yaml does not declare (a commented-out registry).
   for (const keys of templatePaths) {
-    if (keys[0] !== 'global' || !LOCATION_KEY.test(keys.at(-1)!) || getPath(values, keys) !== undefined) continue
+    if (!LOCATION_KEY.test(keys.at(-1)!) || getPath(values, keys) !== undefined) continue
     // Only where nothing on the way is a scalar already.
     if (keys.slice(1, -1).some((_, index) => {
       const at = getPath(values, keys.slice(0, index + 2))
@@ -156,6 +157,8 @@ interface Item {
   ref: string
   /** Text before the reference in an argument ("--image="). */
   prefix: string
+  /** The reference is a token inside a larger text (ConfigMap data, a multi-image env value). */
+  partial: boolean
 }
 
 /** What hints add to an analysis. */
@@ -170,6 +173,8 @@ export interface AnalysisHints {
 export interface Unpackaged {
   ref: string
   template: string
+  /** What to tell the user, after "<template> names <ref>, which". */
+  reason: string
 }
 
 export class ImageAnalyzer {
@@ -211,20 +216,28 @@ export class ImageAnalyzer {
     return index === undefined ? undefined : this.hints.images[Number(index)]
   }
 
-  /** Every image field; arguments, env values and ConfigMap text only where they look like an image. */
-  private items(found: Occurrence[]): Item[] {
+  /**
+   * Every image field; arguments, env values and ConfigMap text only where they look like an image (or
+   * hold image-like tokens). Image fields that are no valid reference are set aside in `invalid`.
+   */
+  private items(found: Occurrence[], invalid: Array<{ref: string; template: string}> = []): Item[] {
     const refs = this.ctx.refs
+    const tokens = (occurrence: Occurrence): Item[] =>
+      imageTokens(occurrence.value)
+        .filter((token) => parseable(refs, token))
+        .map((token) => ({...occurrence, key: `${occurrence.where}|${token}`, ref: token, prefix: '', partial: true}))
     return found.flatMap((occurrence): Item[] => {
       const {where, template, kind} = occurrence
-      if (kind === 'image') return [{key: where, where, template, kind, ref: occurrence.value, prefix: ''}]
-      if (kind === 'text') {
-        return imageTokens(occurrence.value)
-          .filter((token) => parseable(refs, token))
-          .map((token) => ({key: `${where}|${token}`, where, template, kind, ref: token, prefix: ''}))
+      if (kind === 'image') {
+        if (parseable(refs, occurrence.value)) return [{key: where, where, template, kind, ref: occurrence.value, prefix: '', partial: false}]
+        invalid.push({ref: occurrence.value, template})
+        return []
       }
-      if (!looksLikeImage(refs, occurrence.value)) return []
+      if (kind === 'text') return tokens(occurrence)
+      if (kind === 'other') return []
+      if (!looksLikeImage(refs, occurrence.value)) return tokens(occurrence)
       const {prefix, ref} = imagePart(occurrence.value)
-      return [{key: where, where, template, kind, ref, prefix}]
+      return [{key: where, where, template, kind, ref, prefix, partial: false}]
     })
   }
 
@@ -278,7 +291,7 @@ export class ImageAnalyzer {
       for (const item of items) {
         const text = rendered.get(item.where)
         if (text === undefined || found.has(item.key)) continue
-        if (item.kind === 'text') {
+        if (item.partial) {
           // The token's start is a value's when the sentinel, followed by the rest of the token, is in the text.
           for (const [index, candidate] of byIndex) {
             const value = candidate.original.trim()
@@ -322,32 +335,36 @@ export class ImageAnalyzer {
       ...(Object.keys(fromSet).length > 0 ? [await this.valuesFile('set', fromSet)] : []),
       ...(Object.keys(extra).length > 0 ? [await this.valuesFile('extra', extra)] : []),
     ]
-    const items = this.items(occurrences(await this.render([])))
+    const invalid: Array<{ref: string; template: string}> = []
+    const base = occurrences(await this.render([]))
+    const items = this.items(base, invalid)
+    const unpackaged: Unpackaged[] = invalid.map((entry) => ({...entry, reason: 'is not a valid image reference (rendered as is: kod cannot pull it)'}))
     const names = [...new Set(items.map((item) => nameOf(item.ref)))]
-    if (names.length === 0) return {images: [], extraValues: extra, lists: {}, unpackaged: []}
+    if (names.length === 0) return {images: [], extraValues: extra, lists: {}, unpackaged: [...unpackaged, ...this.otherImageFields(base)]}
 
-    const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates))
+    const allCandidates = findCandidates(effective, names, valuesPathsInTemplates(this.tree.templates, path.basename(this.tree.dir)))
+    // Without the empty candidates (they can change a template's shape): the retry for what round 1 left.
+    const nonEmpty = allCandidates.filter((candidate) => candidate.original.trim() !== '')
     this.ctx.log.debug(`candidates: ${allCandidates.map((candidate) => candidate.path).join(', ')}`)
     const bindings = await this.bindingsRound(allCandidates, items, extra)
 
-    // Round 2: without the empty candidates (they can change a template's shape), and without any value
-    // asked to hold two different relocations.
-    const conflicts = this.conflicts(bindings)
-    const unresolved = items.filter((item) => !bindings.has(item.key) || conflicts.has(bindings.get(item.key)!.path))
-    if (unresolved.length > 0) {
-      const retry = allCandidates.filter((candidate) => candidate.original.trim() !== '' && !conflicts.has(candidate.path))
-      const second = await this.bindingsRound(retry, unresolved, extra)
-      for (const item of unresolved) {
+    // Round 2, for what round 1 left unbound or bound to a value asked to hold two relocations.
+    const conflicts = this.conflicts(bindings, items)
+    const unresolved = items.filter((item) => !bindings.has(item.key))
+    if (unresolved.length > 0 || conflicts.size > 0) {
+      const retry = nonEmpty.filter((candidate) => !conflicts.has(candidate.path))
+      const again = items.filter((item) => !bindings.has(item.key))
+      const second = await this.bindingsRound(retry, again, extra)
+      for (const item of again) {
         const binding = second.get(item.key)
         if (binding) bindings.set(item.key, binding)
-        else bindings.delete(item.key)
       }
-      for (const path of this.conflicts(bindings)) {
-        for (const [key, binding] of bindings) if (binding.path === path) bindings.delete(key)
+      for (const conflict of this.conflicts(bindings, items)) {
+        for (const [key, binding] of bindings) if (binding.path === conflict) bindings.delete(key)
       }
     }
 
-    // Values paths a hint names, for images no sentinel could tie to a value (e.g. inside a list).
+    // Values paths a hint names, for images no sentinel could tie to a value.
     for (const item of items.filter((candidate) => candidate.kind === 'image' && !bindings.has(candidate.key))) {
       const named = this.hinted(item)?.values ?? this.hints.images.filter((image) => this.renderedHint(items, image) === item.ref).flatMap((image) => image.values)
       for (const valuesPath of named) {
@@ -362,12 +379,25 @@ export class ImageAnalyzer {
       }
     }
 
-    const verified = await this.verify(bindings, items, extra)
+    let verified = await this.verify(bindings, items, extra)
+    // An image whose binding failed the probe gets one more try with the values that are not empty.
+    const failed = items.filter((item) => item.kind === 'image' && bindings.has(item.key) && !verified.has(item.key))
+    if (failed.length > 0) {
+      const usedElsewhere = new Set([...verified.values()].map((binding) => binding.path))
+      const failedPaths = new Set(failed.map((item) => bindings.get(item.key)!.path))
+      const retry = nonEmpty.filter((candidate) => !failedPaths.has(candidate.path) || usedElsewhere.has(candidate.path))
+      const third = await this.bindingsRound(retry, failed, extra)
+      if (third.size > 0) verified = await this.verify(new Map([...verified, ...third]), items, extra)
+    }
+
     // Image fields are always packaged; an argument, env value or ConfigMap text only when values set it.
     const packaged = items.filter((item) => item.kind === 'image' || verified.has(item.key))
-    const unpackaged = items
-      .filter((item) => item.kind !== 'image' && !verified.has(item.key) && !packaged.some((other) => other.ref === item.ref))
-      .map((item) => ({ref: item.ref, template: item.template}))
+    for (const item of items) {
+      if (item.kind === 'image' || verified.has(item.key) || packaged.some((other) => other.ref === item.ref)) continue
+      if (unpackaged.some((other) => other.ref === item.ref && other.template === item.template)) continue
+      unpackaged.push({ref: item.ref, template: item.template, reason: 'looks like an image but no value sets it: not packaged'})
+    }
+    unpackaged.push(...this.otherImageFields(base).filter((other) => !packaged.some((item) => item.ref === other.ref)))
     // Lists that relocation values point into, as the chart has them: deploy writes them whole.
     const lists: Values = {}
     for (const binding of verified.values()) {
@@ -378,26 +408,59 @@ export class ImageAnalyzer {
     return {images: this.collect(packaged, verified), extraValues: extra, lists, unpackaged}
   }
 
+  /**
+   * Image-like strings in fields kod does not read as images (imageName, a custom resource's package, …):
+   * named so the user can add a hint, never packaged on a guess.
+   */
+  private otherImageFields(base: Occurrence[]): Unpackaged[] {
+    return base
+      .filter((occurrence) => occurrence.kind === 'other' && looksLikeImage(this.ctx.refs, occurrence.value))
+      .map((occurrence) => ({ref: occurrence.value, template: occurrence.template, reason: `looks like an image (field ${occurrence.where.split('/').at(-1)}) but kod reads only image fields: not packaged`}))
+  }
+
   /** What a hinted reference rendered to. */
   private renderedHint(items: Item[], image: HintedImage): string | undefined {
     return items.find((item) => this.hinted(item) === image)?.ref
   }
 
-  /** Paths whose relocated values differ between the items they set. */
-  private conflicts(bindings: Map<string, Binding>): Set<string> {
+  /**
+   * Paths whose relocated values differ between the image fields they set. A binding of an argument,
+   * env value or text that disagrees with an image field's on the same path is dropped instead.
+   */
+  private conflicts(bindings: Map<string, Binding>, items: Item[]): Set<string> {
     const valueByPath = new Map<string, string>()
     const conflicting = new Set<string>()
-    for (const binding of bindings.values()) {
+    const ordered = [...items].sort((a, b) => Number(a.kind !== 'image') - Number(b.kind !== 'image'))
+    for (const item of ordered) {
+      const binding = bindings.get(item.key)
+      if (!binding) continue
       const value = `${binding.value}\u0000${binding.replace}`
       const known = valueByPath.get(binding.path)
-      if (known !== undefined && known !== value) conflicting.add(binding.path)
-      valueByPath.set(binding.path, value)
+      if (known === undefined) valueByPath.set(binding.path, value)
+      else if (known !== value) {
+        if (item.kind === 'image') conflicting.add(binding.path)
+        else bindings.delete(item.key)
+      }
     }
     return conflicting
   }
 
-  /** Render with the relocation values for the probe registry; keep the bindings that land exactly. */
+  /**
+   * Render with the relocation values for the probe registry; keep the bindings that land exactly. When
+   * the values break the render (a schema or a check rejects one), the paths are split until the
+   * culprits are alone and dropped, so one rejected value does not cost every other image.
+   */
   private async verify(bindings: Map<string, Binding>, items: Item[], extra: Values): Promise<Map<string, Binding>> {
+    const paths = [...new Set([...bindings.values()].map((binding) => binding.path))]
+    const result = await this.verifyOnce(bindings, items, extra)
+    if (result !== 'render failed') return result
+    if (paths.length <= 1) return new Map()
+    const half = new Set(paths.slice(0, Math.ceil(paths.length / 2)))
+    const pick = (inHalf: boolean): Map<string, Binding> => new Map([...bindings].filter(([, binding]) => half.has(binding.path) === inHalf))
+    return new Map([...(await this.verify(pick(true), items, extra)), ...(await this.verify(pick(false), items, extra))])
+  }
+
+  private async verifyOnce(bindings: Map<string, Binding>, items: Item[], extra: Values): Promise<Map<string, Binding> | 'render failed'> {
     const refs = this.ctx.refs
     const kept = new Map<string, Binding>()
     const expected = new Map<string, string>()
@@ -426,13 +489,13 @@ export class ImageAnalyzer {
     } catch (error) {
       this.rethrowIfCancelled(error)
       this.ctx.log.debug(`the relocation values break the render: ${(error as Error).message}`)
-      return new Map()
+      return 'render failed'
     }
     const relocated = new Map(occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
     for (const item of items) {
       if (!kept.has(item.key)) continue
       const text = relocated.get(item.where)
-      const lands = item.kind === 'text' ? text?.includes(expected.get(item.key)!) : text === expected.get(item.key)
+      const lands = item.partial ? text?.includes(expected.get(item.key)!) : text === expected.get(item.key)
       if (!lands) kept.delete(item.key)
     }
     return kept
@@ -453,7 +516,7 @@ export class ImageAnalyzer {
       .map(([ref, entry]) => {
         const image: FoundImage = {ref, foundIn: [...entry.foundIn].sort(), values: [...entry.values.values()]}
         if (entry.missing.size > 0) {
-          image.note = `no value sets where ${[...entry.missing].sort().join(', ')} pulls it from (hard-coded in the template, or built at run time)`
+          image.note = `no value kod can set decides where ${[...entry.missing].sort().join(', ')} pulls it from (hard-coded in a template or inside a larger value, built at run time, or refused by the chart when changed)`
         }
         return image
       })

@@ -81,7 +81,14 @@ async function loadChart(chartDir: string, scratch: string, prefix: string, temp
     const sub = await loadChart(dir, scratch, `${prefix}/charts/${path.basename(dir)}`, templates)
     subcharts.set(sub.name, sub.values)
   }
-  for (const dependency of chart.dependencies ?? []) {
+  // Dependencies from Chart.yaml, or requirements.yaml (apiVersion v1); a subchart in charts/ that no
+  // dependency names is rendered by helm all the same, under its own name.
+  const requirements = (await readYaml<ChartYaml>(path.join(chartDir, 'requirements.yaml')))?.dependencies ?? []
+  const dependencies = [...(chart.dependencies ?? []), ...requirements]
+  for (const name of subcharts.keys()) {
+    if (!dependencies.some((dependency) => dependency.name === name)) dependencies.push({name})
+  }
+  for (const dependency of dependencies) {
     const subValues = dependency.name ? subcharts.get(dependency.name) : undefined
     if (!subValues) continue
     const key = dependency.alias ?? dependency.name!
@@ -104,13 +111,17 @@ export async function readChartTree(archive: string, scratch: string): Promise<C
   return {dir, name, values, templates}
 }
 
-/** `.Values.a.b.c` paths the templates read (also through `$.Values` and `.Values.global`). */
-export function valuesPathsInTemplates(templates: Map<string, string>): string[][] {
+/**
+ * `.Values.a.b.c` paths the templates read that are the parent chart's to set: every path the parent's
+ * own templates read, and the `global.*` paths any template reads.
+ */
+export function valuesPathsInTemplates(templates: Map<string, string>, chartName?: string): string[][] {
   const paths = new Map<string, string[]>()
-  for (const text of templates.values()) {
+  for (const [file, text] of templates) {
+    const own = chartName === undefined || file.startsWith(`${chartName}/templates/`)
     for (const match of text.matchAll(/\.Values((?:\.[A-Za-z_][\w-]*)+)/g)) {
       const segments = match[1].slice(1).split('.')
-      paths.set(segments.join('.'), segments)
+      if (own || segments[0] === 'global') paths.set(segments.join('.'), segments)
     }
   }
   return [...paths.values()]

@@ -119,8 +119,8 @@ export function createHelmSource(): KodSource {
         {images: hinted, values: fromHints.values},
       )
       const {images, extraValues, lists, unpackaged} = await analyzer.analyze()
-      for (const {ref, template} of unpackaged) {
-        ctx.log.warn(`${template} names ${ref}, which looks like an image but no value sets it: not packaged; if the workload runs it, add it with a hint (docs/hints.md)`)
+      for (const {ref, template, reason} of unpackaged) {
+        ctx.log.warn(`${template} names ${ref}, which ${reason}; if the workload runs it, add it with a hint (docs/hints.md)`)
       }
       ctx.log.debug(`image analysis of ${chart.name}: ${analyzer.renderCount} renders`)
       for (const image of images.filter((found) => found.note)) {
@@ -183,8 +183,8 @@ export function createHelmSource(): KodSource {
       // Images the package carries in container args, env values or ConfigMap text must be relocated too.
       const packaged = new Set(pkg.manifest.images.map((image) => image.name))
       for (const occurrence of occurrences(output)) {
-        if (occurrence.kind === 'image') continue
-        const refs = occurrence.kind === 'text' ? imageTokens(occurrence.value) : [imagePart(occurrence.value).ref]
+        if (occurrence.kind === 'image' || occurrence.kind === 'other') continue
+        const refs = occurrence.kind === 'text' ? imageTokens(occurrence.value) : [imagePart(occurrence.value).ref, ...imageTokens(occurrence.value)]
         for (const ref of refs) {
           let name: string
           try {

@@ -17,9 +17,15 @@ export interface Occurrence {
   where: string
   template: string
   value: string
-  /** "image" for an image field; "arg" or "env" for a container argument or environment value; "text" for ConfigMap data. */
-  kind: 'image' | 'arg' | 'env' | 'text'
+  /**
+   * "image" for an image field; "arg" or "env" for a container argument or environment value; "text" for
+   * ConfigMap data; "other" for another field named like an image (imageName, sidecarImage, an image map).
+   */
+  kind: 'image' | 'arg' | 'env' | 'text' | 'other'
 }
+
+/** Values of image fields that are not images: istio's gateway chart sets `image: auto`, which its injector replaces. */
+const NOT_IMAGES = new Set(['auto'])
 
 /** Image-like tokens in text: a path and a tag or digest (registry optional). */
 const IMAGE_TOKEN = /(?<![\w./:@-])(?:[a-z0-9][a-z0-9.-]*(?::\d+)?\/)?[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)+(?::\w[\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})(?![\w./@-])/g
@@ -60,9 +66,14 @@ export function occurrences(output: string): Occurrence[] {
           for (const [key, value] of Object.entries(record)) {
             const where = `${template}#${index}${at}/${key}`
             if (key === 'image' && typeof value === 'string') {
-              if (value.trim()) found.push({where, template, value: value.trim(), kind: 'image'})
+              if (value.trim() && !NOT_IMAGES.has(value.trim())) found.push({where, template, value: value.trim(), kind: 'image'})
             } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {
               found.push({where, template, value: value.trim(), kind: 'env'})
+            } else if (/image/i.test(key) && typeof value === 'string' && value.trim()) {
+              found.push({where, template, value: value.trim(), kind: 'other'})
+            } else if (key === 'image' && typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).repository === 'string') {
+              const {repository, tag} = value as {repository: string; tag?: unknown}
+              found.push({where, template, value: tag ? `${repository}:${String(tag)}` : repository, kind: 'other'})
             } else {
               visit(value, `${at}/${key}`, key)
             }
@@ -74,9 +85,8 @@ export function occurrences(output: string): Occurrence[] {
       const configMap = document as {kind?: unknown; data?: unknown} | null
       if (configMap?.kind === 'ConfigMap' && typeof configMap.data === 'object' && configMap.data !== null) {
         for (const [key, value] of Object.entries(configMap.data)) {
-          if (typeof value === 'string' && imageTokens(value).length > 0) {
-            found.push({where: `${template}#${index}/data/${key}`, template, value, kind: 'text'})
-          }
+          // Every entry: a sentinel render must find the same entry even when it holds no image-like text.
+          if (typeof value === 'string' && value.trim()) found.push({where: `${template}#${index}/data/${key}`, template, value, kind: 'text'})
         }
       }
     }
