@@ -42,7 +42,8 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
   })
 
   const expectations: Array<[string, string, string]> = [
-    ['registry.invalid/bitnami/app:1.0', 'global.imageRegistry', 'global.imageRegistry over {registry, repository, tag}'],
+    ['registry.invalid/bitnami/app:1.0', 'bitnami.image.registry', 'global.imageRegistry over {registry, repository, tag}, from two registries'],
+    ['other.invalid/bitnami/other:2.0', 'bitnamiOther.image.registry', 'the second registry under that global'],
     ['registry.invalid/istio/pilot:1.30.3', 'global.hub', 'global.hub + global.tag (istio)'],
     ['registry.invalid/istio/proxyv2:1.30.3', 'global.hub', 'a second image from the same hub'],
     ['registry.invalid/ingress-nginx/controller:v1.12.0', 'ingress.image.registry', 'image.image (ingress-nginx)'],
@@ -111,6 +112,7 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     const inText = ['/op/agent', '/op/helper', '/knative/queue', '/strimzi/kafka']
     for (const [ref] of expectations.filter(([ref]) => !inText.some((part) => ref.includes(part)))) {
       expect(images).to.include(`air.local:5000/mirror/${ref}`)
+      expect(YAML.parse(text).global.imageRegistry, 'global.imageRegistry serves two registries: it must not be set').to.equal(undefined)
     }
     expect(images).to.include('registry.invalid/hard/coded:1')
     expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/')).sort()).to.deep.equal(['${REGISTRY}/app:1.0', 'registry.invalid/hard/coded:1'])

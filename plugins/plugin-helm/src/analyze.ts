@@ -350,10 +350,10 @@ export class ImageAnalyzer {
 
     // Round 2, for what round 1 left unbound or bound to a value asked to hold two relocations.
     const conflicts = this.conflicts(bindings, items)
-    const unresolved = items.filter((item) => !bindings.has(item.key))
-    if (unresolved.length > 0 || conflicts.size > 0) {
+    for (const [key, binding] of bindings) if (conflicts.has(binding.path)) bindings.delete(key)
+    const again = items.filter((item) => !bindings.has(item.key))
+    if (again.length > 0) {
       const retry = nonEmpty.filter((candidate) => !conflicts.has(candidate.path))
-      const again = items.filter((item) => !bindings.has(item.key))
       const second = await this.bindingsRound(retry, again, extra)
       for (const item of again) {
         const binding = second.get(item.key)
