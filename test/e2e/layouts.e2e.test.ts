@@ -61,6 +61,7 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     ['registry.invalid/strimzi/kafka:0.41.0-kafka-3.7.0', 'kafka.registry', 'the other image in that env value'],
     ['registry.invalid/tools/defaulted:1', 'tools.registry', 'a registry value the template defaults but values.yaml does not declare'],
     ['registry.invalid/vendored/thing:3', 'undeclared.image.repository', 'a subchart in charts/ that Chart.yaml does not list'],
+    ['registry.invalid/jetstack/cert-manager-cainjector:3.1.0', 'cainjector.image.repository', 'empty values whose first guess the probe refuses (tried again)'],
   ]
   for (const [ref, valuesPath, what] of expectations) {
     it(`relocates ${what}`, function () {

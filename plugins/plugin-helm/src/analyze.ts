@@ -380,14 +380,22 @@ export class ImageAnalyzer {
     }
 
     let verified = await this.verify(bindings, items, extra)
-    // An image whose binding failed the probe gets one more try with the values that are not empty.
-    const failed = items.filter((item) => item.kind === 'image' && bindings.has(item.key) && !verified.has(item.key))
-    if (failed.length > 0) {
+    // An image whose binding failed the probe is tried again without the values that failed (up to three
+    // times: each try can reveal the next value down, as a shadowed registry reveals its repository).
+    const excluded = new Set<string>()
+    let tried = bindings
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const failed = items.filter((item) => item.kind === 'image' && tried.has(item.key) && !verified.has(item.key))
+      if (failed.length === 0) break
       const usedElsewhere = new Set([...verified.values()].map((binding) => binding.path))
-      const failedPaths = new Set(failed.map((item) => bindings.get(item.key)!.path))
-      const retry = nonEmpty.filter((candidate) => !failedPaths.has(candidate.path) || usedElsewhere.has(candidate.path))
-      const third = await this.bindingsRound(retry, failed, extra)
-      if (third.size > 0) verified = await this.verify(new Map([...verified, ...third]), items, extra)
+      for (const item of failed) {
+        const path = tried.get(item.key)!.path
+        if (!usedElsewhere.has(path)) excluded.add(path)
+      }
+      const retry = allCandidates.filter((candidate) => !excluded.has(candidate.path))
+      tried = await this.bindingsRound(retry, failed, extra)
+      if (tried.size === 0) break
+      verified = await this.verify(new Map([...verified, ...tried]), items, extra)
     }
 
     // Image fields are always packaged; an argument, env value or ConfigMap text only when values set it.
