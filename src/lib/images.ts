@@ -16,10 +16,6 @@ export function pullReference(ref: ImageRef): string {
   return formatRef(ref.digest ? {...ref, tag: undefined} : {...ref, tag: ref.tag ?? 'latest'})
 }
 
-export function hostOf(registry: string): string {
-  return registry.split('/')[0]
-}
-
 /** --registry-mirror SOURCE=MIRROR: pull SOURCE's images from MIRROR (host[:port][/path]). */
 export interface Mirror {
   source: string

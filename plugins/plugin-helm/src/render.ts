@@ -135,9 +135,6 @@ export async function render(ctx: SourceContext, chart: string, options: RenderO
   return (await ctx.tools.run('helm', templateArgs(chart, options))).stdout
 }
 
-export async function renderImages(ctx: SourceContext, chart: string, options: RenderOptions): Promise<RenderedImage[]> {
-  return imagesInManifests(await render(ctx, chart, options))
-}
 
 /**
  * The values a list of --set flags means, as helm parses them: rendered through a scratch chart whose
