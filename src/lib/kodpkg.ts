@@ -238,6 +238,26 @@ export async function verifyArchive(file: string): Promise<ArchiveSummary> {
   return {manifest, files: hashes.size, bytes}
 }
 
+/** kod-package.yaml of a .kodpkg, read (and schema-checked) without extracting anything. */
+export async function readArchiveManifest(file: string): Promise<{text: string; manifest: PackageManifest}> {
+  const chunks: Buffer[] = []
+  try {
+    await tar.list({
+      file,
+      strict: true,
+      filter: (entry) => entry.replace(/^\.\//, '') === MANIFEST_FILE,
+      onReadEntry(entry) {
+        entry.on('data', (chunk: Buffer) => chunks.push(chunk))
+      },
+    })
+  } catch (error) {
+    throw packageError(`${file} is not a readable kod package: ${(error as Error).message}`)
+  }
+  if (chunks.length === 0) throw packageError(`${file} is not a kod package: ${MANIFEST_FILE} is missing`)
+  const text = Buffer.concat(chunks).toString('utf8')
+  return {text, manifest: parseManifest(text, file)}
+}
+
 /**
  * Extracts a .kodpkg into `dir` (which must not exist) and verifies it there. Extraction goes to a
  * sibling temporary directory first, so `dir` appears only when complete and verified.

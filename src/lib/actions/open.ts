@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import type {OpenedPackage} from '../../api.js'
 import {KodError, packageError, usageError} from '../errors.js'
-import {EXTENSION, extractPackage, MANIFEST_FILE, packageBaseName, verifyDirectory} from '../kodpkg.js'
+import {EXTENSION, extractPackage, MANIFEST_FILE, packageBaseName, readArchiveManifest, verifyDirectory} from '../kodpkg.js'
 
 async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
   try {
@@ -35,22 +35,24 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   }
   if (!input.endsWith(EXTENSION)) throw usageError(`${input} is not a kod package: give a ${EXTENSION} file or an unpacked package directory`)
   const {dir: fixed, parent} = options.unpackTo
-  const partialTarget = path.resolve(fixed ? `${fixed}.extracting-${process.pid}` : path.join(parent, `.kod-extracting-${process.pid}`))
-  const manifest = await extractPackage(input, partialTarget, options.signal)
-  const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(manifest.name, manifest.version)))
-  try {
-    if ((await kindOf(dir)) !== undefined) {
-      if (!options.reuse) throw usageError(`${dir} already exists: remove it or choose another directory with -o`)
-      const existing = await readFile(path.join(dir, MANIFEST_FILE), 'utf8').catch(() => '')
-      const fresh = await readFile(path.join(partialTarget, MANIFEST_FILE), 'utf8')
-      if (existing !== fresh) {
-        throw new KodError(`${dir} already exists and holds something else than ${input}: remove it, or deploy from that directory with -c`)
-      }
-      await verifyDirectory(dir, options.signal).catch((error: Error) => {
-        throw packageError(`${error.message} (in the existing ${dir}: remove it to unpack afresh)`)
-      })
-      return {dir, manifest, unpacked: false}
+  // The manifest names the directory; an existing one holding the same package is used as it is,
+  // without unpacking the archive again.
+  const {text, manifest: named} = await readArchiveManifest(input)
+  const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(named.name, named.version)))
+  if ((await kindOf(dir)) !== undefined) {
+    if (!options.reuse) throw usageError(`${dir} already exists: remove it or choose another directory with -o`)
+    const existing = await readFile(path.join(dir, MANIFEST_FILE), 'utf8').catch(() => '')
+    if (existing !== text) {
+      throw new KodError(`${dir} already exists and holds something else than ${input}: remove it, or deploy from that directory with -c`)
     }
+    const manifest = await verifyDirectory(dir, options.signal).catch((error: Error) => {
+      throw packageError(`${error.message} (in the existing ${dir}: remove it to unpack afresh)`)
+    })
+    return {dir, manifest, unpacked: false}
+  }
+  const partialTarget = `${dir}.extracting-${process.pid}`
+  try {
+    const manifest = await extractPackage(input, partialTarget, options.signal)
     await rename(partialTarget, dir)
     return {dir, manifest, unpacked: true}
   } finally {
