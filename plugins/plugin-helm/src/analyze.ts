@@ -61,6 +61,8 @@ export interface Analysis {
   extraValues: Values
   /** Lists (by values path) that relocation changes an element of, as the chart has them. */
   lists: Values
+  /** Image-like strings kod saw but did not package, for a warning each. */
+  unpackaged: Unpackaged[]
 }
 
 function parseable(refs: RefHelpers, value: string): boolean {
@@ -316,7 +318,7 @@ export class ImageAnalyzer {
     return found
   }
 
-  async analyze(): Promise<Analysis & {unpackaged: Unpackaged[]}> {
+  async analyze(): Promise<Analysis> {
     const refs = this.ctx.refs
     let effective = this.tree.values
     for (const file of this.options.valuesFiles) {

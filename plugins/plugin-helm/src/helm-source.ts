@@ -181,29 +181,25 @@ export function createHelmSource(): KodSource {
       const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
       const renderedImages = imagesInManifests(output)
       // Images the package carries in container args, env values or ConfigMap text must be relocated too.
+      const normalized = (ref: string): string | undefined => {
+        try {
+          return ctx.refs.normalize(ref)
+        } catch {
+          return undefined
+        }
+      }
       const packaged = new Set(pkg.manifest.images.map((image) => image.name))
       for (const occurrence of occurrences(output)) {
         if (occurrence.kind === 'image' || occurrence.kind === 'other') continue
         const refs = occurrence.kind === 'text' ? imageTokens(occurrence.value) : [imagePart(occurrence.value).ref, ...imageTokens(occurrence.value)]
         for (const ref of refs) {
-          let name: string
-          try {
-            name = ctx.refs.normalize(ref)
-          } catch {
-            continue
-          }
-          if (packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
+          const name = normalized(ref)
+          if (name && packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
         }
       }
       // An image no value relocates and the chart does not render (a hinted one) is still pulled by the
       // workload from where it was: it counts as not relocated.
-      const renderedNames = new Set(renderedImages.flatMap((image) => {
-        try {
-          return [ctx.refs.normalize(image.ref)]
-        } catch {
-          return []
-        }
-      }))
+      const renderedNames = new Set(renderedImages.map((image) => normalized(image.ref)))
       for (const image of pkg.manifest.images) {
         if (image.note && !renderedNames.has(image.name)) renderedImages.push({ref: image.ref, foundIn: image.foundIn})
       }
