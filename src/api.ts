@@ -208,6 +208,8 @@ export interface SourcePackage {
   hintsUsed?: string[]
   /** Source-specific data recorded in the manifest under `sourceData`. */
   data?: Record<string, unknown>
+  /** What the operator on the air-gapped side must hear (an image kod cannot relocate, one it did not package). */
+  warnings?: string[]
 }
 
 /** A package as the core hands it to a source at deploy time. */
@@ -273,8 +275,14 @@ export interface KodSource {
 export interface PackagedImage {
   /** Reference as the chart renders it. */
   ref: string
-  /** Normalised reference; also the image's name in the package's OCI layout (images/index.json). */
+  /** Normalised reference (host/path[:tag][@digest]). */
   name: string
+  /**
+   * The image's org.opencontainers.image.ref.name in the package's OCI layout (images/index.json): a name
+   * kod chooses so that every valid reference can be stored (format 2). Absent in format-1 packages,
+   * where the layout name is `name`.
+   */
+  layoutName?: string
   /** Digest of the top manifest or index, as pulled and as pushed. */
   digest: string
   platforms: string[]
@@ -284,9 +292,9 @@ export interface PackagedImage {
   note?: string
 }
 
-/** kod-package.yaml, format version 1 (see docs/kodpkg.md). */
+/** kod-package.yaml, format version 2 (see docs/kodpkg.md); kod reads formats 1 and 2. */
 export interface PackageManifest {
-  formatVersion: 1
+  formatVersion: 1 | 2
   kodVersion: string
   created: string
   source: {kind: string; ref: string; version?: string; repo?: string}
@@ -297,5 +305,10 @@ export interface PackageManifest {
   values: string[]
   hints: string[]
   images: PackagedImage[]
+  /**
+   * What kod found at package time and could not package or relocate, one line each: shown by inspect and
+   * repeated by populate and deploy on the air-gapped side (format 2).
+   */
+  warnings?: string[]
   sourceData?: Record<string, unknown>
 }

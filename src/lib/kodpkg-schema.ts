@@ -1,5 +1,5 @@
 /**
- * JSON Schema (draft-07) of kod-package.yaml, format version 1. docs/kodpkg.md describes each field;
+ * JSON Schema (draft-07) of kod-package.yaml, format versions 1 and 2 (2 adds images[].layoutName and warnings). docs/kodpkg.md describes each field;
  * `kod inspect --schema` prints this schema.
  */
 const relativeFile = {type: 'string', minLength: 1, pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$)).+$'}
@@ -17,12 +17,12 @@ const valuesBinding = {
 }
 
 export const manifestSchema = {
-  $id: 'https://kod.dev/schemas/kod-package-v1.json',
+  $id: 'https://kod.dev/schemas/kod-package-v2.json',
   type: 'object',
   required: ['formatVersion', 'kodVersion', 'created', 'source', 'name', 'version', 'charts', 'values', 'hints', 'images'],
   additionalProperties: false,
   properties: {
-    formatVersion: {const: 1},
+    formatVersion: {enum: [1, 2]},
     kodVersion: {type: 'string', minLength: 1},
     created: {type: 'string', minLength: 1},
     source: {
@@ -63,6 +63,7 @@ export const manifestSchema = {
         properties: {
           ref: {type: 'string', minLength: 1},
           name: {type: 'string', minLength: 1},
+          layoutName: {type: 'string', pattern: '^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*$'},
           digest: {type: 'string', pattern: '^[a-z0-9]+:[a-f0-9]{32,}$'},
           platforms: {type: 'array', items: {type: 'string'}},
           values: {type: 'array', items: valuesBinding},
@@ -71,6 +72,7 @@ export const manifestSchema = {
         },
       },
     },
+    warnings: {type: 'array', items: {type: 'string', minLength: 1}},
     sourceData: {type: 'object'},
   },
 } as const

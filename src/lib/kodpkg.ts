@@ -14,7 +14,9 @@ import {manifestSchema} from './kodpkg-schema.js'
  * The .kodpkg format, version 1 (docs/kodpkg.md): a plain tar archive holding kod-package.yaml,
  * SHA256SUMS, charts/, values/, hints/ and images/ (one OCI image layout for all images).
  */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION = 2
+/** Formats this kod reads: 1 (kod 0.1) and 2. */
+export const READABLE_FORMATS: readonly number[] = [1, 2]
 export const MANIFEST_FILE = 'kod-package.yaml'
 export const SUMS_FILE = 'SHA256SUMS'
 export const IMAGES_DIR = 'images'
@@ -37,8 +39,8 @@ export function parseManifest(text: string, origin: string): PackageManifest {
   if (!validate(data)) {
     const first = validate.errors?.[0]
     const version = (data as {formatVersion?: unknown} | null)?.formatVersion
-    if (typeof version === 'number' && version !== FORMAT_VERSION) {
-      throw packageError(`${origin}: package format ${version} is not supported by this kod (reads format ${FORMAT_VERSION}); use a matching kod version`)
+    if (typeof version === 'number' && !READABLE_FORMATS.includes(version)) {
+      throw packageError(`${origin}: package format ${version} is not supported by this kod (reads formats ${READABLE_FORMATS.join(' and ')}); use a matching kod version`)
     }
     throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${first?.instancePath || '/'} ${first?.message ?? ''}`.trim())
   }

@@ -92,7 +92,7 @@ describe('the .kodpkg format', function () {
   })
 
   it('validates the manifest against the schema, and names unsupported format versions', function () {
-    expect(() => parseManifest(YAML.stringify({...manifest, formatVersion: 2}), 'x')).to.throw(/package format 2 is not supported/)
+    expect(() => parseManifest(YAML.stringify({...manifest, formatVersion: 3}), 'x')).to.throw(/package format 3 is not supported/)
     expect(() => parseManifest(YAML.stringify({...manifest, images: [{ref: 'nginx'}]}), 'x')).to.throw(/\/images\/0 must have required property/)
     expect(() => parseManifest(YAML.stringify({...manifest, values: ['../escape']}), 'x')).to.throw(/\/values\/0 must match pattern/)
     expect(() => parseManifest('a: [', 'x')).to.throw(/not valid YAML/)

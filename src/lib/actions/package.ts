@@ -4,7 +4,7 @@ import path from 'node:path'
 import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage} from '../../api.js'
 import {ExitCode, KodError, messageOf} from '../errors.js'
 import {describeImage, type Mirror, pullCommand, pullSource} from '../images.js'
-import {EXTENSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
+import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
 import {runSteps} from '../progress.js'
 import {normalizeRef, parseRef} from '../refs.js'
 import type {SourceRegistry} from '../sources.js'
@@ -151,7 +151,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               hintPaths.push(inside)
             }
             const manifest: PackageManifest = {
-              formatVersion: 1,
+              formatVersion: FORMAT_VERSION,
               kodVersion: options.kodVersion,
               created: new Date().toISOString(),
               source: {
