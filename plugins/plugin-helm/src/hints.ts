@@ -49,6 +49,23 @@ export interface HintedImage {
   label: string
 }
 
+/** The named template that holds hinted reference number index, verbatim. */
+export function hintTemplateName(index: number): string {
+  return `kod-hints.image.${index}`
+}
+
+/**
+ * The analysis-only template for the hinted references: each reference is the body of a named template,
+ * verbatim, so its {{ … }} actions are evaluated by helm with the chart's values and helpers whatever
+ * quotes, colons or other YAML syntax it holds; the image field is what it renders, through toJson (a
+ * JSON string is a valid YAML scalar for any text).
+ */
+export function hintsTemplate(refs: readonly string[]): string {
+  const defines = refs.map((ref, index) => `{{- define "${hintTemplateName(index)}" }}${ref}{{ end }}\n`).join('')
+  const containers = refs.map((_, index) => `    - name: hint-${index}\n      image: {{ include "${hintTemplateName(index)}" . | toJson }}\n`).join('')
+  return `# Written by kod for image analysis only; never part of the packaged chart.\n${defines}apiVersion: v1\nkind: Pod\nmetadata:\n  name: kod-hints\nspec:\n  containers:\n${containers}`
+}
+
 /**
  * Writes the hinted references into the unpacked scratch chart as one Pod, so helm renders them with
  * the chart's own values (and whatever the chart does to them); returns what each container stands for.
@@ -61,11 +78,7 @@ export async function writeHintsTemplate(chartDir: string, applied: readonly App
     }
   }
   if (images.length === 0) return images
-  const containers = images.map((image) => `    - name: hint-${image.index}\n      image: "${image.ref.replaceAll('"', '\\"')}"`).join('\n')
   await mkdir(path.join(chartDir, 'templates'), {recursive: true})
-  await writeFile(
-    path.join(chartDir, 'templates', HINTS_TEMPLATE),
-    `# Written by kod for image analysis only; never part of the packaged chart.\napiVersion: v1\nkind: Pod\nmetadata:\n  name: kod-hints\nspec:\n  containers:\n${containers}\n`,
-  )
+  await writeFile(path.join(chartDir, 'templates', HINTS_TEMPLATE), hintsTemplate(images.map((image) => image.ref)))
   return images
 }
