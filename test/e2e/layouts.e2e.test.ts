@@ -62,7 +62,13 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     ['registry.invalid/tools/defaulted:1', 'tools.registry', 'a registry value the template defaults but values.yaml does not declare'],
     ['registry.invalid/vendored/thing:3', 'undeclared.image.repository', 'a subchart in charts/ that Chart.yaml does not list'],
     ['registry.invalid/jetstack/cert-manager-cainjector:3.1.0', 'cainjector.image.repository', 'empty values whose first guess the probe refuses (tried again)'],
+    ['registry.invalid/jetstack/cert-manager-acmesolver:v3.1.0', 'acmesolver.image.repository', 'a --flag=IMAGE argument built by that same empty-value helper (ACME solver)'],
+    ['busybox:1.36', 'injector.image', 'an image: line of a pod template kept as ConfigMap text, set by a value'],
+    ['registry.invalid/nvidia/driver:550.54.15', 'gpu.driver.repository', 'a custom resource splitting an image into repository, image and version (GPU operator)'],
+    ['registry.invalid/nvidia/k8s/container-toolkit:v1.17.0-ubuntu20.04', 'gpu.toolkit.repository', 'a second image of that custom resource'],
   ]
+  /** Hard-coded images the workload runs: packaged, named as not relocatable. */
+  const hardCoded = ['registry.invalid/hard/coded:1', 'registry.invalid/hard/helper:2', 'registry.invalid/hard/exporter:3', 'busybox:1.28']
   for (const [ref, valuesPath, what] of expectations) {
     it(`relocates ${what}`, function () {
       const row = rows.get(ref)
@@ -85,7 +91,21 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
 
   it('skips disabled subcharts, and finds nothing else', function () {
     expect([...rows.keys()].filter((ref) => ref.includes('never'))).to.deep.equal([])
-    expect(rows.size).to.equal(expectations.length + 1)
+    expect(rows.size).to.equal(expectations.length + hardCoded.length)
+  })
+
+  it('never takes a component name of a custom resource for an image', function () {
+    expect([...rows.keys()].filter((ref) => ['driver', 'container-toolkit'].includes(ref.split(':')[0]))).to.deep.equal([])
+  })
+
+  it('packages hard-coded images in image: lines of ConfigMap text and in arguments and env named for an image, each named as not relocatable', function () {
+    for (const ref of hardCoded) {
+      const row = rows.get(ref)
+      expect(row, ref).to.not.equal(undefined)
+      expect(row!.relocatable, ref).to.equal(false)
+      expect(row!.note, ref).to.match(/layouts\/templates\/(hardcoded|injector-config)\.yaml/)
+    }
+    expect(warnings).to.match(/busybox:1\.28 cannot be relocated through values/)
   })
 
   it('says which image cannot be relocated through values, and which template hard-codes it', function () {
@@ -110,7 +130,7 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     const rendered = await execa(path.join(TOOLS_BIN, 'helm'), ['template', 'rel', CHART, '-f', file])
     const found = occurrences(String(rendered.stdout))
     const images = found.filter((occurrence) => occurrence.kind === 'image').map((occurrence) => occurrence.value)
-    const inText = ['/op/agent', '/op/helper', '/knative/queue', '/strimzi/kafka']
+    const inText = ['/op/agent', '/op/helper', '/knative/queue', '/strimzi/kafka', '/cert-manager-acmesolver', 'busybox:']
     for (const [ref] of expectations.filter(([ref]) => !inText.some((part) => ref.includes(part)))) {
       expect(images).to.include(`air.local:5000/mirror/${ref}`)
       expect(YAML.parse(text).global.imageRegistry, 'global.imageRegistry serves two registries: it must not be set').to.equal(undefined)
@@ -123,6 +143,11 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     expect(config?.value).to.include('helper_image = "air.local:5000/mirror/registry.invalid/op/helper:2.0"')
     const queue = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('queue-sidecar-image'))
     expect(queue?.value).to.equal('air.local:5000/mirror/registry.invalid/knative/queue:v1.14.1')
+    const solver = found.find((occurrence) => occurrence.kind === 'arg' && occurrence.value.startsWith('--acme-http01-solver-image='))
+    expect(solver?.value).to.equal('--acme-http01-solver-image=air.local:5000/mirror/registry.invalid/jetstack/cert-manager-acmesolver:v3.1.0')
+    const injected = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('sidecar.yaml'))
+    expect(injected?.value).to.include('image: "air.local:5000/mirror/docker.io/library/busybox:1.36"')
+    expect(injected?.value).to.include('image: busybox:1.28')
     const kafka = found.find((occurrence) => occurrence.kind === 'env' && occurrence.value.includes('3.6.0='))
     expect(kafka?.value.split('\n')).to.deep.equal([
       '3.6.0=air.local:5000/mirror/registry.invalid/strimzi/kafka:0.41.0-kafka-3.6.0',

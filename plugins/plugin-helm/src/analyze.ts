@@ -6,7 +6,7 @@ import type {FoundImage, RefHelpers, SourceContext, Target, ValuesBinding} from 
 
 import {type ChartTree, valuesPathsInTemplates} from './chart-files.js'
 import {type HintedImage, HINTS_TEMPLATE} from './hints.js'
-import {imageTokens, type Occurrence, occurrences, render, type RenderOptions, setValues} from './render.js'
+import {imageFieldsInText, imageTokens, namedForImage, type Occurrence, occurrences, render, type RenderOptions, setValues} from './render.js'
 import {
   getPath,
   isMap,
@@ -161,6 +161,13 @@ interface Item {
   prefix: string
   /** The reference is a token inside a larger text (ConfigMap data, a multi-image env value). */
   partial: boolean
+  /**
+   * It is an image the workload runs whether or not a value sets it (an image field, an `image:` line of a
+   * pod template kept in a ConfigMap, an argument or env variable named for an image): packaged always,
+   * and named as not relocatable when no value relocates it. Other image-like text is packaged only
+   * when a value sets it.
+   */
+  field: boolean
 }
 
 /** What hints add to an analysis. */
@@ -224,14 +231,16 @@ export class ImageAnalyzer {
    */
   private items(found: Occurrence[], invalid: Array<{ref: string; template: string}> = []): Item[] {
     const refs = this.ctx.refs
-    const tokens = (occurrence: Occurrence): Item[] =>
-      imageTokens(occurrence.value)
+    const tokens = (occurrence: Occurrence): Item[] => {
+      const fields = occurrence.kind === 'text' ? imageFieldsInText(occurrence.value) : []
+      return [...new Set([...fields, ...imageTokens(occurrence.value)])]
         .filter((token) => parseable(refs, token))
-        .map((token) => ({...occurrence, key: `${occurrence.where}|${token}`, ref: token, prefix: '', partial: true}))
+        .map((token) => ({...occurrence, key: `${occurrence.where}|${token}`, ref: token, prefix: '', partial: true, field: fields.includes(token)}))
+    }
     return found.flatMap((occurrence): Item[] => {
       const {where, template, kind} = occurrence
       if (kind === 'image') {
-        if (parseable(refs, occurrence.value)) return [{key: where, where, template, kind, ref: occurrence.value, prefix: '', partial: false}]
+        if (parseable(refs, occurrence.value)) return [{key: where, where, template, kind, ref: occurrence.value, prefix: '', partial: false, field: true}]
         invalid.push({ref: occurrence.value, template})
         return []
       }
@@ -239,7 +248,7 @@ export class ImageAnalyzer {
       if (kind === 'other') return []
       if (!looksLikeImage(refs, occurrence.value)) return tokens(occurrence)
       const {prefix, ref} = imagePart(occurrence.value)
-      return [{key: where, where, template, kind, ref, prefix, partial: false}]
+      return [{key: where, where, template, kind, ref, prefix, partial: false, field: namedForImage(occurrence.name)}]
     })
   }
 
@@ -387,7 +396,7 @@ export class ImageAnalyzer {
     const excluded = new Set<string>()
     let tried = bindings
     for (let attempt = 0; attempt < 3; attempt++) {
-      const failed = items.filter((item) => item.kind === 'image' && tried.has(item.key) && !verified.has(item.key))
+      const failed = items.filter((item) => tried.has(item.key) && !verified.has(item.key))
       if (failed.length === 0) break
       const usedElsewhere = new Set([...verified.values()].map((binding) => binding.path))
       for (const item of failed) {
@@ -400,10 +409,10 @@ export class ImageAnalyzer {
       verified = await this.verify(new Map([...verified, ...tried]), items, extra)
     }
 
-    // Image fields are always packaged; an argument, env value or ConfigMap text only when values set it.
-    const packaged = items.filter((item) => item.kind === 'image' || verified.has(item.key))
+    // Image fields are always packaged; other image-like text only when values set it.
+    const packaged = items.filter((item) => item.field || verified.has(item.key))
     for (const item of items) {
-      if (item.kind === 'image' || verified.has(item.key) || packaged.some((other) => other.ref === item.ref)) continue
+      if (item.field || verified.has(item.key) || packaged.some((other) => other.ref === item.ref)) continue
       if (unpackaged.some((other) => other.ref === item.ref && other.template === item.template)) continue
       unpackaged.push({ref: item.ref, template: item.template, reason: 'looks like an image but no value sets it: not packaged'})
     }
@@ -440,7 +449,7 @@ export class ImageAnalyzer {
   private conflicts(bindings: Map<string, Binding>, items: Item[]): Set<string> {
     const valueByPath = new Map<string, string>()
     const conflicting = new Set<string>()
-    const ordered = [...items].sort((a, b) => Number(a.kind !== 'image') - Number(b.kind !== 'image'))
+    const ordered = [...items].sort((a, b) => Number(!a.field) - Number(!b.field))
     for (const item of ordered) {
       const binding = bindings.get(item.key)
       if (!binding) continue
@@ -448,7 +457,7 @@ export class ImageAnalyzer {
       const known = valueByPath.get(binding.path)
       if (known === undefined) valueByPath.set(binding.path, value)
       else if (known !== value) {
-        if (item.kind === 'image') conflicting.add(binding.path)
+        if (item.field) conflicting.add(binding.path)
         else bindings.delete(item.key)
       }
     }

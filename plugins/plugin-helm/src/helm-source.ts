@@ -18,8 +18,9 @@ import type {
 import {readChartTree} from './chart-files.js'
 import {classify, describeInput, fetchChart} from './fetch.js'
 import {hintValues, matchingHints, writeHintsTemplate} from './hints.js'
-import {ImageAnalyzer, imagePart} from './analyze.js'
-import {imagesInManifests, imageTokens, knobArgs, occurrences, render, setValues} from './render.js'
+import {ImageAnalyzer} from './analyze.js'
+import {imagesToCheck} from './deploy-check.js'
+import {knobArgs, render, setValues} from './render.js'
 import {isMap, relocationValues, type Values} from './values.js'
 
 /** Release and namespace used to render at package time (names rarely change which images render). */
@@ -119,13 +120,15 @@ export function createHelmSource(): KodSource {
         {images: hinted, values: fromHints.values},
       )
       const {images, extraValues, lists, unpackaged} = await analyzer.analyze()
-      for (const {ref, template, reason} of unpackaged) {
-        ctx.log.warn(`${template} names ${ref}, which ${reason}; if the workload runs it, add it with a hint (docs/hints.md)`)
-      }
       ctx.log.debug(`image analysis of ${chart.name}: ${analyzer.renderCount} renders`)
-      for (const image of images.filter((found) => found.note)) {
-        ctx.log.warn(`${image.ref} cannot be relocated through values: ${image.note}; it is packaged, and a hint file can relocate it`)
-      }
+      // Said now, and recorded in the package so that populate and deploy say it again on the air-gapped side.
+      const warnings = [
+        ...unpackaged.map(({ref, template, reason}) => `${template} names ${ref}, which ${reason}; if the workload runs it, add it with a hint (docs/hints.md)`),
+        ...images
+          .filter((found) => found.note)
+          .map((image) => `${image.ref} cannot be relocated through values: ${image.note}; it is packaged, and deploy refuses it unless a hint or your values relocate it, or you accept it with --allow-external`),
+      ]
+      for (const warning of warnings) ctx.log.warn(warning)
       const data: HelmSourceData = {}
       if (request.render && Object.values(request.render).some((knob) => knob !== undefined && (!Array.isArray(knob) || knob.length > 0))) {
         data.render = request.render
@@ -143,6 +146,7 @@ export function createHelmSource(): KodSource {
         images,
         hintsUsed: [...new Set(applied.map((hint) => hint.file))],
         ...(Object.keys(data).length > 0 ? {data: data as Record<string, unknown>} : {}),
+        ...(warnings.length > 0 ? {warnings} : {}),
       }
     },
 
@@ -179,30 +183,7 @@ export function createHelmSource(): KodSource {
       }
       const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), ...generated, ...request.valuesFiles]
       const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
-      const renderedImages = imagesInManifests(output)
-      // Images the package carries in container args, env values or ConfigMap text must be relocated too.
-      const normalized = (ref: string): string | undefined => {
-        try {
-          return ctx.refs.normalize(ref)
-        } catch {
-          return undefined
-        }
-      }
-      const packaged = new Set(pkg.manifest.images.map((image) => image.name))
-      for (const occurrence of occurrences(output)) {
-        if (occurrence.kind === 'image' || occurrence.kind === 'other') continue
-        const refs = occurrence.kind === 'text' ? imageTokens(occurrence.value) : [imagePart(occurrence.value).ref, ...imageTokens(occurrence.value)]
-        for (const ref of refs) {
-          const name = normalized(ref)
-          if (name && packaged.has(name)) renderedImages.push({ref, foundIn: [occurrence.template]})
-        }
-      }
-      // An image no value relocates and the chart does not render (a hinted one) is still pulled by the
-      // workload from where it was: it counts as not relocated.
-      const renderedNames = new Set(renderedImages.map((image) => normalized(image.ref)))
-      for (const image of pkg.manifest.images) {
-        if (image.note && !renderedNames.has(image.name)) renderedImages.push({ref: image.ref, foundIn: image.foundIn})
-      }
+      const renderedImages = imagesToCheck(ctx.refs, output, pkg.manifest.images)
       const install: PlannedCommand = {
         tool: 'helm',
         args: [

@@ -22,6 +22,8 @@ export interface Occurrence {
    * ConfigMap data; "other" for another field named like an image (imageName, sidecarImage, an image map).
    */
   kind: 'image' | 'arg' | 'env' | 'text' | 'other'
+  /** For an env value, the variable's name; for an argument, the flag ("--sidecar-image"). */
+  name?: string
 }
 
 /** Values of image fields that are not images: istio's gateway chart sets `image: auto`, which its injector replaces. */
@@ -32,6 +34,42 @@ const IMAGE_TOKEN = /(?<![\w./:@-])(?:[a-z0-9][a-z0-9.-]*(?::\d+)?\/)?[a-z0-9][a
 
 export function imageTokens(text: string): string[] {
   return [...new Set(text.match(IMAGE_TOKEN) ?? [])]
+}
+
+/**
+ * `image:` lines of text that holds YAML (a pod template a controller or an injector reads from a
+ * ConfigMap): their values are image fields, even without a registry or a path (`image: busybox:1.28`).
+ * Values still holding a template (`{{ .ProxyImage }}`) and values with neither tag, digest nor path
+ * (`image: true`) are left out.
+ */
+const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*:[ \t]*["']?([^\s"'#{}]+)["']?[ \t]*(?:#.*)?$/gm
+
+export function imageFieldsInText(text: string): string[] {
+  const found = [...text.matchAll(TEXT_IMAGE_FIELD)].map((match) => match[1]).filter((value) => /[/:@]/.test(value))
+  return [...new Set(found)]
+}
+
+/** Whether an argument flag or env variable is named for an image (--acme-http01-solver-image, RELATED_IMAGE_X). */
+export function namedForImage(name: string | undefined): boolean {
+  return name !== undefined && /image/i.test(name)
+}
+
+/**
+ * A custom resource that splits an image into sibling keys: `repository` (registry and path), `image`
+ * (the name) and `version` or `tag` (a digest when it starts with sha256:). The GPU operator's
+ * ClusterPolicy does this for every component. Undefined when the object has no such shape.
+ */
+export function composedImage(record: Record<string, unknown>): string | undefined {
+  const {image, repository} = record
+  if (typeof image !== 'string' || !image.trim() || typeof repository !== 'string' || !repository.trim()) return undefined
+  let ref = `${repository.trim().replace(/\/+$/, '')}/${image.trim().replace(/^\/+/, '')}`
+  const version = [record.version, record.tag].find((value) => (typeof value === 'string' && value.trim() !== '') || typeof value === 'number')
+  const last = ref.slice(ref.lastIndexOf('/') + 1)
+  if (version !== undefined && !/[:@]/.test(last)) {
+    const text = String(version).trim()
+    ref += /^sha256:/.test(text) ? `@${text}` : `:${text}`
+  }
+  return ref
 }
 
 const SOURCE_COMMENT = /^# Source: (.+)$/m
@@ -56,19 +94,22 @@ export function occurrences(output: string): Occurrence[] {
         if (Array.isArray(node)) {
           for (const [position, item] of node.entries()) {
             if (typeof item === 'string' && (parentKey === 'args' || parentKey === 'command') && item.trim()) {
-              found.push({where: `${template}#${index}${at}/${position}`, template, value: item.trim(), kind: 'arg'})
+              const flag = /^(-{1,2}[\w.-]+)=/.exec(item.trim())?.[1]
+              found.push({where: `${template}#${index}${at}/${position}`, template, value: item.trim(), kind: 'arg', ...(flag ? {name: flag} : {})})
             } else {
               visit(item, `${at}/${position}`, parentKey)
             }
           }
         } else if (typeof node === 'object' && node !== null) {
           const record = node as Record<string, unknown>
+          const composed = composedImage(record)
           for (const [key, value] of Object.entries(record)) {
             const where = `${template}#${index}${at}/${key}`
             if (key === 'image' && typeof value === 'string') {
-              if (value.trim() && !NOT_IMAGES.has(value.trim())) found.push({where, template, value: value.trim(), kind: 'image'})
+              const image = composed ?? value.trim()
+              if (image && !NOT_IMAGES.has(image)) found.push({where, template, value: image, kind: 'image'})
             } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {
-              found.push({where, template, value: value.trim(), kind: 'env'})
+              found.push({where, template, value: value.trim(), kind: 'env', ...(typeof record.name === 'string' ? {name: record.name} : {})})
             } else if (/image/i.test(key) && typeof value === 'string' && value.trim()) {
               found.push({where, template, value: value.trim(), kind: 'other'})
             } else if (key === 'image' && typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).repository === 'string') {
