@@ -188,9 +188,12 @@ export abstract class KodCommand extends Command {
     }
   }
 
-  /** Progress is quiet under --json, and when stdout is not a terminal. */
+  /**
+   * Progress (on stderr, see progress.ts) is quiet under --json, where stderr keeps warnings and
+   * errors only. Otherwise it shows whatever stdout is: live on a terminal, plain lines in a log.
+   */
   protected quiet(flags: {json?: boolean}): boolean {
-    return Boolean(flags.json) || !process.stdout.isTTY
+    return Boolean(flags.json)
   }
 
   protected override async catch(error: Interfaces.CommandError): Promise<unknown> {

@@ -18,6 +18,7 @@ interface IndexLike {
   mediaType?: string
   manifests?: Descriptor[]
   config?: Descriptor
+  layers?: Descriptor[]
 }
 
 const INDEX_TYPES = new Set([
@@ -47,6 +48,26 @@ export async function findImage(layout: string, name: string): Promise<Descripto
   const found = (await layoutIndex(layout)).find((descriptor) => descriptor.annotations?.[REF_NAME] === name)
   if (!found) throw packageError(`image ${name} is not in ${layout}`)
   return found
+}
+
+/**
+ * Bytes an image occupies in the layout: its manifest or index and every blob it reaches (each
+ * platform's manifest, config and layers), each distinct blob once. What a pull stored and roughly
+ * what a push sends, for progress.
+ */
+export async function imageSize(layout: string, descriptor: Descriptor): Promise<number> {
+  const sizes = new Map<string, number>()
+  const visit = async (entry: Descriptor): Promise<void> => {
+    if (sizes.has(entry.digest)) return
+    sizes.set(entry.digest, entry.size)
+    const manifest = await readJson<IndexLike>(blobPath(layout, entry.digest))
+    for (const child of manifest.manifests ?? []) await visit(child)
+    for (const blob of [manifest.config, ...(manifest.layers ?? [])]) {
+      if (blob) sizes.set(blob.digest, blob.size)
+    }
+  }
+  await visit(descriptor)
+  return [...sizes.values()].reduce((sum, size) => sum + (Number.isFinite(size) ? size : 0), 0)
 }
 
 function platformString(platform: {os: string; architecture: string; variant?: string}): string {

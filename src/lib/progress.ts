@@ -1,18 +1,153 @@
-import {Listr, type ListrTask} from 'listr2'
+import {
+  DefaultRenderer,
+  Listr,
+  ListrLogger,
+  type ListrRendererFactory,
+  type ListrTask,
+  type ListrTaskObject,
+  ListrTaskEventType,
+  ListrTaskState,
+  type ListrTaskWrapper,
+  ProcessOutput,
+} from 'listr2'
+
+import {formatSize} from './format.js'
 
 export type Step = ListrTask<unknown>
+type StepWrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>
 
 /**
- * Runs steps with a listr2 progress display, or silently (under --json, --list-commands, or when
- * stdout is not a terminal). Errors propagate unchanged.
+ * How progress is shown. Progress always goes to stderr, so stdout keeps only the command's result:
+ * - `live`: listr2's display, redrawn in place, when stderr is a terminal (whatever stdout is: piping
+ *   the result somewhere must not hide what kod is doing);
+ * - `plain`: one line per finished step when stderr is not a terminal (CI logs, pipes), never silence;
+ * - `quiet`: nothing, when the caller says so (--json, where stderr keeps warnings and errors only,
+ *   and --list-commands).
+ */
+export type ProgressMode = 'live' | 'plain' | 'quiet'
+
+export function progressMode(quiet: boolean, stderr: {isTTY?: boolean} = process.stderr): ProgressMode {
+  if (quiet) return 'quiet'
+  return stderr.isTTY ? 'live' : 'plain'
+}
+
+/**
+ * listr2's interactive display, drawn on stderr. listr2 only draws when stdout is a terminal; this
+ * renderer tells it not to ask, and its output is pointed at stderr in runSteps.
+ */
+class StderrRenderer extends DefaultRenderer {
+  static override nonTTY = true
+}
+
+type ObservedTask = ListrTaskObject<unknown, ListrRendererFactory, ListrRendererFactory>
+
+/**
+ * One line on stderr per finished step: the step's title when it completes (steps set their title
+ * to what they did, e.g. "pulled 3/11 docker.io/library/nginx:1.25 (12.3 MiB)"). Nothing animated,
+ * nothing for failures: the error itself is reported once, by the command.
+ */
+class PlainRenderer {
+  static nonTTY = true
+  static rendererOptions = {}
+  static rendererTaskOptions = {}
+
+  constructor(private readonly tasks: ObservedTask[]) {}
+
+  render(): void {
+    this.watch(this.tasks)
+  }
+
+  end(): void {}
+
+  private watch(tasks: ObservedTask[]): void {
+    for (const task of tasks) {
+      task.on(ListrTaskEventType.SUBTASK, (subtasks) => this.watch(subtasks))
+      task.on(ListrTaskEventType.STATE, (state) => {
+        if (state === ListrTaskState.COMPLETED && task.hasTitle()) process.stderr.write(`${task.title}\n`)
+      })
+    }
+  }
+}
+
+/**
+ * Where the live display writes: stderr. When stdout is the same terminal it is held back while the
+ * display runs (listr2 replays it after), so the two never interleave; a piped stdout is left alone.
+ */
+function stderrOutput(): ProcessOutput {
+  return new ProcessOutput(process.stderr, process.stdout.isTTY ? process.stdout : process.stderr)
+}
+
+/**
+ * Runs steps with progress on stderr (see ProgressMode): `quiet` silences it. Errors propagate
+ * unchanged. A step that finishes should set its title to what it did, for the plain lines.
  */
 export async function runSteps(steps: Step[], options: {quiet: boolean; concurrent?: boolean | number}): Promise<void> {
-  const list = new Listr(steps, {
-    concurrent: options.concurrent ?? false,
-    exitOnError: true,
-    registerSignalListeners: false,
-    silentRendererCondition: options.quiet || !process.stdout.isTTY,
-    rendererOptions: {collapseSubtasks: false, showErrorMessage: false},
-  })
+  const mode = progressMode(options.quiet)
+  const base = {concurrent: options.concurrent ?? false, exitOnError: true, registerSignalListeners: false}
+  const list =
+    mode === 'live'
+      ? new Listr(steps, {
+          ...base,
+          renderer: StderrRenderer,
+          rendererOptions: {
+            collapseSubtasks: false,
+            showErrorMessage: false,
+            logger: new ListrLogger({useIcons: true, processOutput: stderrOutput()}),
+          },
+        })
+      : new Listr(steps, {...base, renderer: mode === 'plain' ? PlainRenderer : 'silent'})
   await list.run()
+}
+
+/** One unit of counted work: an image to pull or push. */
+export interface CountedItem {
+  /** What moves, e.g. the image reference. */
+  title: string
+  /** Its size, when known before it moves (pushes). */
+  bytes?: number
+  /** Does the work; resolves to the size when that is only known afterwards (pulls). */
+  run(): Promise<number | void>
+}
+
+/** Words for counted work: {doing: 'Pull', did: 'pulled', noun: 'image(s)'}. */
+export interface CountedWords {
+  doing: string
+  did: string
+  noun: string
+}
+
+function capitalised(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1)
+}
+
+/**
+ * Subtasks that count: each item's title shows `3/11 <item>`, and `<did> 3/11 <item> (12.3 MiB)`
+ * once done (a plain line each); the parent's title shows how many are done and how many bytes
+ * moved (of how many, when every size is known up front), then `<Did> 11 image(s), 45.0 MiB`.
+ */
+export function countedSubtasks(parent: StepWrapper, items: CountedItem[], words: CountedWords): Listr<unknown, ListrRendererFactory, ListrRendererFactory> {
+  const total = items.length
+  const sizes = items.map((item) => item.bytes)
+  const known = sizes.every((size) => size !== undefined) ? sizes.reduce<number>((sum, size) => sum + (size ?? 0), 0) : undefined
+  let done = 0
+  let bytes = 0
+  const summary = (): string => `${capitalised(words.did)} ${total} ${words.noun}, ${formatSize(bytes)}`
+  const running = (): string =>
+    `${words.doing} ${total} ${words.noun}: ${done}/${total} done, ${formatSize(bytes)}${known === undefined ? '' : ` of ${formatSize(known)}`}`
+  parent.title = total === 0 ? summary() : running()
+  const sized = (item: CountedItem): string => (item.bytes === undefined ? item.title : `${item.title} (${formatSize(item.bytes)})`)
+  return parent.newListr(
+    items.map((item, index) => ({
+      title: `${index + 1}/${total} ${sized(item)}`,
+      task: async (_: unknown, task: StepWrapper) => {
+        task.title = `${done + 1}/${total} ${sized(item)}`
+        const size = (await item.run()) ?? item.bytes ?? 0
+        done++
+        bytes += size
+        task.title = `${words.did} ${done}/${total} ${item.title} (${formatSize(size)})`
+        parent.title = done === total ? summary() : running()
+      },
+    })),
+    {concurrent: false, exitOnError: true},
+  )
 }
