@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import {packageAction} from '../lib/actions/package.js'
+import {outputTarget, packageAction} from '../lib/actions/package.js'
 import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js'
 import {parseMirrors} from '../lib/images.js'
 import {formatSize} from '../lib/format.js'
@@ -9,7 +10,9 @@ import {formatSize} from '../lib/format.js'
 export default class Package extends KodCommand {
   static override summary = 'Package a Helm chart and every container image it runs into one .kodpkg file.'
 
-  static override description = `Runs on the connected side. kod fetches the chart (a directory, .tgz, https:// URL, oci:// URL, or a chart name in a repository given with -r), renders it with helm template (with your -f files), finds every image the rendered manifests reference, pulls them with skopeo into one OCI image layout (a layer shared by several images is stored once; digests are preserved), and writes kod-<chart>-<version>.kodpkg.
+  static override description = `Runs on the connected side. kod fetches the chart (a directory, .tgz, https:// URL, oci:// URL, or a chart name in a repository given with -r), renders it with helm template (with your -f files), finds every image the rendered manifests reference, pulls them with skopeo into one OCI image layout (a layer shared by several images is stored once; digests are preserved), and writes kod-<chart>-<version>.kodpkg (or the file -o names).
+
+Progress goes to stderr: a live display when stderr is a terminal, one line per finished step (each pulled image with its count and size) when it is not, nothing under --json. stdout holds only the result line, or the JSON.
 
 Registry credentials come from the usual auth files (skopeo login / docker login / helm registry login). The file appears only when complete: a failed or interrupted run leaves nothing behind.`
 
@@ -18,6 +21,10 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     {
       description: 'Package with base values, into ./out:',
       command: '<%= config.bin %> <%= command.id %> -c ./mychart -f base-values.yaml -o ./out',
+    },
+    {
+      description: 'Name the file yourself:',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart -o /media/usb/mychart-prod.kodpkg',
     },
     {
       description: 'A chart from a repository:',
@@ -41,7 +48,11 @@ Registry credentials come from the usual auth files (skopeo login / docker login
 
   static override flags = {
     ...chartFlags,
-    output: Flags.string({char: 'o', summary: 'Directory to write the package into.', default: '.'}),
+    output: Flags.string({
+      char: 'o',
+      summary: 'Where to write the package: a directory (created if needed; default: the current one), or a file path ending in .kodpkg.',
+      default: '.',
+    }),
     'registry-mirror': Flags.string({
       summary: 'Pull SOURCE registry images through MIRROR, recording the original references (repeatable), e.g. docker.io=harbor.local/dockerhub-proxy.',
       multiple: true,
@@ -51,11 +62,15 @@ Registry credentials come from the usual auth files (skopeo login / docker login
 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number}> {
     const {flags} = await this.parse(Package)
+    const isDirectory = await stat(flags.output).then(
+      (info) => info.isDirectory(),
+      () => false,
+    )
     const result = await packageAction(await this.context(), await this.sources(), {
+      ...outputTarget(flags.output, isDirectory),
       request: await packageRequestFrom(flags, await this.hints(flags.hints)),
       mirrors: parseMirrors(flags['registry-mirror'] ?? []),
       kind: flags.kind,
-      outDir: path.resolve(flags.output),
       kodVersion: this.config.version,
       quiet: this.quiet(flags),
       onCleanup: (fn) => this.onCleanup(fn),

@@ -1,6 +1,8 @@
-import type {ImageRef, PlannedCommand, Target, ToolRunner} from '../api.js'
+import {createHash} from 'node:crypto'
+
+import type {ImageRef, PackagedImage, PlannedCommand, Target, ToolRunner} from '../api.js'
 import {ExitCode, KodError, usageError} from './errors.js'
-import {findImage, imagePlatforms} from './oci.js'
+import {findImage, imagePlatforms, imageSize} from './oci.js'
 import {formatRef, hostComponent, parseRef, relocatedRepository} from './refs.js'
 import {isInsecure} from './target.js'
 
@@ -10,6 +12,37 @@ import {isInsecure} from './target.js'
  * where a layer used by several images is stored once.
  */
 const COPY = ['copy', '--all', '--preserve-digests', '--retry-times', '2']
+
+/** How many characters of the reference a layout name keeps readable. */
+const READABLE_LENGTH = 100
+/** How many hex digits of sha256(name) make a layout name unique. */
+const HASH_LENGTH = 16
+
+/**
+ * The image's name in the package's OCI layout (its org.opencontainers.image.ref.name, format 2).
+ *
+ * The OCI grammar for ref.name is far stricter than Docker's for tags and repositories: `_-`, `__`,
+ * `---`, a leading `_` are all refused, so the normalised reference cannot be the name. Instead:
+ * the reference without its digest, every run of characters other than letters and digits that is
+ * not a single `-`, `.`, `_` or `:` turned into `-`, cut to 100 characters and trimmed to start and
+ * end on a letter or digit, then `+` and the first 16 hex digits of sha256(normalised name). The
+ * hash keeps names unique whatever the readable part loses; `+` never occurs in a reference, so the
+ * readable part ends unambiguously. Always valid, whatever the reference's spelling.
+ */
+export function layoutNameFor(name: string): string {
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, HASH_LENGTH)
+  const at = name.indexOf('@')
+  const readable = (at === -1 ? name : name.slice(0, at))
+    .replaceAll(/[^A-Za-z0-9]+/g, (run) => (/^[-._:]$/.test(run) ? run : '-'))
+    .slice(0, READABLE_LENGTH)
+    .replaceAll(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '')
+  return readable ? `${readable}+${hash}` : hash
+}
+
+/** Where a packaged image is in the layout: format 2 records it, format 1 used the normalised name. */
+export function layoutNameOf(image: Pick<PackagedImage, 'name' | 'layoutName'>): string {
+  return image.layoutName ?? image.name
+}
 
 /** What skopeo pulls: by digest when there is one (skopeo refuses tag+digest), else by tag. */
 export function pullReference(ref: ImageRef): string {
@@ -48,10 +81,11 @@ export function pullSource(ref: ImageRef, mirrors: readonly Mirror[] = []): Imag
   return {...ref, host, path: [...pathPrefix, ref.path].join('/'), via: mirror.mirror}
 }
 
+/** The pull of one image into the layout, stored under `layoutName` (layoutNameFor). */
 export function pullCommand(
   ref: ImageRef,
   layout: string,
-  name: string,
+  layoutName: string,
   insecureHosts: readonly string[],
   mirrors: readonly Mirror[] = [],
 ): PlannedCommand {
@@ -59,7 +93,7 @@ export function pullCommand(
   const insecure = insecureHosts.includes(source.host) || insecureHosts.includes(hostComponent(source.host))
   return {
     tool: 'skopeo',
-    args: [...COPY, ...(insecure ? ['--src-tls-verify=false'] : []), `docker://${pullReference(source)}`, `oci:${layout}:${name}`],
+    args: [...COPY, ...(insecure ? ['--src-tls-verify=false'] : []), `docker://${pullReference(source)}`, `oci:${layout}:${layoutName}`],
   }
 }
 
@@ -69,18 +103,24 @@ export function pushReference(ref: ImageRef, target: Target): string {
   return ref.tag ? `${repository}:${ref.tag}` : `${repository}@${ref.digest}`
 }
 
-export function pushCommand(layout: string, name: string, target: Target): PlannedCommand {
-  const ref = parseRef(name)
+/** The push of one packaged image: from its layout name (see layoutNameOf) to where pushReference says. */
+export function pushCommand(layout: string, image: Pick<PackagedImage, 'name' | 'layoutName'>, target: Target): PlannedCommand {
+  const ref = parseRef(image.name)
   return {
     tool: 'skopeo',
-    args: [...COPY, ...(isInsecure(target) ? ['--dest-tls-verify=false'] : []), `oci:${layout}:${name}`, `docker://${pushReference(ref, target)}`],
+    args: [
+      ...COPY,
+      ...(isInsecure(target) ? ['--dest-tls-verify=false'] : []),
+      `oci:${layout}:${layoutNameOf(image)}`,
+      `docker://${pushReference(ref, target)}`,
+    ],
   }
 }
 
-/** Digest and platforms of an image already in the layout. */
-export async function describeImage(layout: string, name: string): Promise<{digest: string; platforms: string[]}> {
-  const descriptor = await findImage(layout, name)
-  return {digest: descriptor.digest, platforms: await imagePlatforms(layout, descriptor)}
+/** Digest, platforms and stored size of the image named `layoutName` in the layout. */
+export async function describeImage(layout: string, layoutName: string): Promise<{digest: string; platforms: string[]; bytes: number}> {
+  const descriptor = await findImage(layout, layoutName)
+  return {digest: descriptor.digest, platforms: await imagePlatforms(layout, descriptor), bytes: await imageSize(layout, descriptor)}
 }
 
 /** skopeo's words for a manifest that is not there (as opposed to a registry that did not answer). */

@@ -75,4 +75,7 @@ export const manifestSchema = {
     warnings: {type: 'array', items: {type: 'string', minLength: 1}},
     sourceData: {type: 'object'},
   },
+  // Format 2 names every image in the layout itself (layoutName); format 1 used the normalised name.
+  if: {type: 'object', properties: {formatVersion: {const: 2}}},
+  then: {type: 'object', properties: {images: {type: 'array', items: {type: 'object', required: ['layoutName']}}}},
 } as const

@@ -2,9 +2,9 @@ import path from 'node:path'
 
 import type {DeployRequest, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
 import {ExitCode, KodError, messageOf} from '../errors.js'
-import {existsInRegistry, pullReference, pushCommand, pushReference} from '../images.js'
+import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushCommand, pushReference} from '../images.js'
 import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
-import {runSteps} from '../progress.js'
+import {countedSubtasks, runSteps} from '../progress.js'
 import {parseRef, relocatedRepository} from '../refs.js'
 import {formatCommand} from '../tools.js'
 import {asKodError} from './package.js'
@@ -13,7 +13,10 @@ import {asKodError} from './package.js'
 const CHECK_CONCURRENCY = 4
 
 export interface PopulatePlan {
-  images: Array<{name: string; to: string; command: PlannedCommand}>
+  /** The package's OCI layout the images are pushed from. */
+  layout: string
+  /** `layoutName`: the image's name in that layout (format 1: its `name`). */
+  images: Array<{name: string; layoutName: string; to: string; command: PlannedCommand}>
   charts: PlannedCommand[]
 }
 
@@ -21,10 +24,12 @@ export interface PopulatePlan {
 export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedPackage, target: Target): PopulatePlan {
   const layout = path.join(pkg.dir, IMAGES_DIR)
   return {
+    layout,
     images: pkg.manifest.images.map((image) => ({
       name: image.name,
+      layoutName: layoutNameOf(image),
       to: pushReference(parseRef(image.name), target),
-      command: pushCommand(layout, image.name, target),
+      command: pushCommand(layout, image, target),
     })),
     charts: source.pushCharts(ctx, pkg, target),
   }
@@ -34,27 +39,33 @@ export function planCommands(plan: PopulatePlan): PlannedCommand[] {
   return [...plan.images.map((image) => image.command), ...plan.charts]
 }
 
-/** Runs the populate plan with progress: images one by one, then the charts. */
+/**
+ * Runs the populate plan with progress: images one by one (count and bytes, sizes read from the
+ * layout first), then the charts.
+ */
 export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet: boolean): Promise<void> {
   const run = async (command: PlannedCommand, what: string): Promise<void> => {
     await ctx.tools.run(command.tool, command.args, {env: command.env}).catch((error: unknown) => {
       throw new KodError(`cannot push ${what}: ${messageOf(error)}`, {exit: ExitCode.toolFailed})
     })
   }
+  const sizes = await Promise.all(plan.images.map(async (image) => (await describeImage(plan.layout, image.layoutName)).bytes))
   await runSteps(
     [
       {
         title: `Push ${plan.images.length} image(s)`,
         task: (_, task) =>
-          task.newListr(
-            plan.images.map((image) => ({title: image.to, task: () => run(image.command, image.name)})),
-            {concurrent: false},
+          countedSubtasks(
+            task,
+            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => run(image.command, image.name)})),
+            {doing: 'Push', did: 'pushed', noun: 'image(s)'},
           ),
       },
       {
-        title: 'Push chart(s)',
-        task: async () => {
+        title: `Push ${plan.charts.length} chart(s)`,
+        task: async (_, task) => {
           for (const command of plan.charts) await run(command, command.args[1] ?? 'chart')
+          task.title = `Pushed ${plan.charts.length} chart(s)`
         },
       },
     ],

@@ -3,16 +3,20 @@ import path from 'node:path'
 
 import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage} from '../../api.js'
 import {ExitCode, KodError, messageOf} from '../errors.js'
-import {describeImage, type Mirror, pullCommand, pullSource} from '../images.js'
+import {formatSize} from '../format.js'
+import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
-import {runSteps} from '../progress.js'
+import {countedSubtasks, runSteps} from '../progress.js'
 import {normalizeRef, parseRef} from '../refs.js'
 import type {SourceRegistry} from '../sources.js'
 
 export interface PackageOptions {
   request: PackageRequest
   kind?: string
+  /** Directory the package is written into, as kod-<chart>-<version>.kodpkg. */
   outDir: string
+  /** The package's path instead, when the user named the file (-o FILE.kodpkg); it must be in outDir. */
+  outFile?: string
   kodVersion: string
   quiet: boolean
   /** --registry-mirror: pull through these, recording the original references. */
@@ -62,6 +66,54 @@ export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: stri
   return [...byName.values()]
 }
 
+/** What -o means: a value ending in .kodpkg that is not an existing directory names the file, anything else a directory. */
+export function outputTarget(output: string, isDirectory: boolean): {outDir: string; outFile?: string} {
+  const resolved = path.resolve(output)
+  if (output.endsWith(EXTENSION) && !isDirectory) return {outDir: path.dirname(resolved), outFile: resolved}
+  return {outDir: resolved}
+}
+
+/**
+ * Pulls one image into the layout under its layout name (layoutNameFor: valid whatever the
+ * reference's spelling) and describes what was stored, refusing a digest other than the pinned one.
+ */
+async function pullImage(
+  ctx: SourceContext,
+  image: FoundImage & {name: string},
+  layout: string,
+  options: PackageOptions,
+): Promise<{image: PackagedImage; bytes: number}> {
+  const ref = parseRef(image.name)
+  const layoutName = layoutNameFor(image.name)
+  const via = pullSource(ref, options.mirrors).via
+  const command = pullCommand(ref, layout, layoutName, options.request.insecureRegistries, options.mirrors)
+  await ctx.tools.run(command.tool, command.args).catch((error: unknown) => {
+    const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
+    throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
+      exit: (error as KodError).exit,
+    })
+  })
+  const {digest, platforms, bytes} = await describeImage(layout, layoutName)
+  if (ref.digest && digest !== ref.digest) {
+    throw new KodError(`${via ?? ref.host} served ${digest} for ${image.ref}, which is pinned to ${ref.digest}: refusing it`, {
+      exit: ExitCode.toolFailed,
+    })
+  }
+  return {
+    bytes,
+    image: {
+      ref: image.ref,
+      name: image.name,
+      layoutName,
+      digest,
+      platforms,
+      values: image.values,
+      foundIn: image.foundIn,
+      ...(image.note ? {note: image.note} : {}),
+    },
+  }
+}
+
 /**
  * kod package: fetch through the source, pull every image into one OCI layout, write the archive.
  * Everything is staged in a hidden directory beside the output and removed whatever happens; the
@@ -88,47 +140,28 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
       [
         {
           title: `Fetch and render ${options.request.ref}`,
-          task: async () => {
+          task: async (_, task) => {
             packaged = await source.package(ctx, options.request, staging).catch((error: unknown) => {
               throw asKodError(error)
             })
             images = mergeImages(packaged.images)
+            task.title = `Fetched and rendered ${options.request.ref}: ${images.length} image(s)`
           },
         },
         {
           title: 'Pull images',
           task: (_, task) =>
-            task.newListr(
+            countedSubtasks(
+              task,
               images.map((image) => ({
                 title: image.name,
-                task: async () => {
-                  const ref = parseRef(image.name)
-                  const via = pullSource(ref, options.mirrors).via
-                  const command = pullCommand(ref, layout, image.name, options.request.insecureRegistries, options.mirrors)
-                  await ctx.tools.run(command.tool, command.args).catch((error: unknown) => {
-                    const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
-                    throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
-                      exit: (error as KodError).exit,
-                    })
-                  })
-                  const {digest, platforms} = await describeImage(layout, image.name)
-                  if (ref.digest && digest !== ref.digest) {
-                    throw new KodError(`${via ?? ref.host} served ${digest} for ${image.ref}, which is pinned to ${ref.digest}: refusing it`, {
-                      exit: ExitCode.toolFailed,
-                    })
-                  }
-                  pulled.push({
-                    ref: image.ref,
-                    name: image.name,
-                    digest,
-                    platforms,
-                    values: image.values,
-                    foundIn: image.foundIn,
-                    ...(image.note ? {note: image.note} : {}),
-                  })
+                run: async () => {
+                  const done = await pullImage(ctx, image, layout, options)
+                  pulled.push(done.image)
+                  return done.bytes
                 },
               })),
-              {concurrent: false},
+              {doing: 'Pull', did: 'pulled', noun: 'image(s)'},
             ),
         },
         {
@@ -166,12 +199,14 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               values: valuesPaths,
               hints: hintPaths,
               images: [...pulled].sort((a, b) => a.name.localeCompare(b.name)),
+              ...(pkg.warnings?.length ? {warnings: pkg.warnings} : {}),
               ...(pkg.data ? {sourceData: pkg.data} : {}),
             }
-            const file = path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
+            const file = options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
             task.title = `Write ${path.basename(file)}`
             const written = await writePackage(staging, manifest, file, ctx.cancelSignal)
             result = {file, manifest, bytes: written.bytes}
+            task.title = `Wrote ${path.basename(file)}, ${formatSize(written.bytes)}`
           },
         },
       ],
