@@ -1,13 +1,14 @@
 import {Ajv} from 'ajv'
-import {createHash} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
+import {pipeline} from 'node:stream/promises'
 import * as tar from 'tar'
 import YAML from 'yaml'
 
 import type {PackageManifest} from '../api.js'
-import {packageError} from './errors.js'
+import {ExitCode, KodError, packageError, usageError} from './errors.js'
 import {manifestSchema} from './kodpkg-schema.js'
 
 /**
@@ -149,37 +150,146 @@ export async function writePackage(
   return {files: order.length, bytes: (await stat(outFile)).size}
 }
 
+/** An archive entry's path without a leading "./" (tar run on "." writes them so). */
+function entryName(entry: {path: string}): string {
+  return entry.path.replace(/^\.\//, '')
+}
+
+/** -c names something that is no kod package at all: a usage error that says what it is instead. */
+function notAPackage(input: string, what: string): Error {
+  return usageError(`${input} is not a kod package: ${what}`)
+}
+
+/**
+ * The first file of an unpacked package that is missing or does not match SHA256SUMS (undefined when
+ * every file matches). Files are hashed four at a time; the first in SHA256SUMS order is reported.
+ */
+export async function firstDifference(
+  dir: string,
+  sums: Map<string, string>,
+  signal?: AbortSignal,
+): Promise<{file: string; missing: boolean} | undefined> {
+  const files = [...sums.keys()]
+  const actual = await mapLimit(files, 4, (file) => sha256File(path.join(dir, file)).catch(() => undefined), signal)
+  for (const [index, file] of files.entries()) {
+    if (actual[index] === undefined) return {file, missing: true}
+    if (actual[index] !== sums.get(file)) return {file, missing: false}
+  }
+  return undefined
+}
+
+/** kod-package.yaml and SHA256SUMS of an unpacked package as text, each undefined when absent. */
+export async function readDirectoryHead(dir: string): Promise<{manifestText?: string; sumsText?: string}> {
+  const read = (file: string): Promise<string | undefined> => readFile(path.join(dir, file), 'utf8').catch(() => undefined)
+  return {manifestText: await read(MANIFEST_FILE), sumsText: await read(SUMS_FILE)}
+}
+
 /** Verifies an unpacked package directory: schema, then every checksum. */
 export async function verifyDirectory(dir: string, signal?: AbortSignal): Promise<PackageManifest> {
   const origin = dir
-  let sumsText: string
-  let manifestText: string
-  try {
-    sumsText = await readFile(path.join(dir, SUMS_FILE), 'utf8')
-    manifestText = await readFile(path.join(dir, MANIFEST_FILE), 'utf8')
-  } catch {
-    throw packageError(`${dir} is not a kod package: ${MANIFEST_FILE} or ${SUMS_FILE} is missing`)
+  const {manifestText, sumsText} = await readDirectoryHead(dir)
+  if (manifestText === undefined) {
+    const chart = await stat(path.join(dir, 'Chart.yaml')).then(
+      () => true,
+      () => false,
+    )
+    throw notAPackage(
+      dir,
+      chart ? `it is a Helm chart directory; make a package from it with kod package -c ${dir}` : `it holds no ${MANIFEST_FILE}`,
+    )
   }
+  if (sumsText === undefined) throw packageError(`${origin}: ${SUMS_FILE} is missing; the package is incomplete`)
   const sums = parseSums(sumsText)
   const manifest = parseManifest(manifestText, origin)
   checkCoverage(manifest, sums, origin)
-  const files = [...sums.keys()]
-  const actual = await mapLimit(
-    files,
-    4,
-    async (file) => {
-      try {
-        return await sha256File(path.join(dir, file))
-      } catch {
-        throw packageError(`${origin}: ${file} is missing; the package is incomplete`)
-      }
-    },
-    signal,
-  )
-  for (const [index, file] of files.entries()) {
-    if (actual[index] !== sums.get(file)) throw mismatch(origin, file)
-  }
+  const difference = await firstDifference(dir, sums, signal)
+  if (difference?.missing) throw packageError(`${origin}: ${difference.file} is missing; the package is incomplete`)
+  if (difference) throw mismatch(origin, difference.file)
   return manifest
+}
+
+/** The head of a package archive: its manifest, and the manifest and checksums exactly as stored. */
+export interface ArchiveHead {
+  manifest: PackageManifest
+  manifestText: string
+  /** Absent when the archive holds no SHA256SUMS (verification then refuses it). */
+  sumsText?: string
+}
+
+/** Magic numbers of what people put where a package belongs, and what to tell them. */
+const MAGIC: Array<[number[], string]> = [
+  [[0x1f, 0x8b], 'it is gzip-compressed data with no tar archive inside'],
+  [[0x28, 0xb5, 0x2f, 0xfd], 'it is zstd-compressed, which this kod cannot read: decompress it (zstd -d) and give the tar inside'],
+  [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'it is xz-compressed: decompress it (xz -d) and give the tar inside'],
+  [[0x42, 0x5a, 0x68], 'it is bzip2-compressed: decompress it (bunzip2) and give the tar inside'],
+  [[0x50, 0x4b, 0x03, 0x04], 'it is a zip archive; a kod package is a tar archive'],
+]
+
+/** What a file that is not a tar archive is, from its first bytes. */
+async function describeNonTar(file: string): Promise<string> {
+  const handle = await open(file, 'r')
+  try {
+    const {buffer, bytesRead} = await handle.read(Buffer.alloc(8), 0, 8, 0)
+    if (bytesRead === 0) return 'it is empty'
+    const found = MAGIC.find(([magic]) => magic.every((byte, index) => buffer[index] === byte))
+    return found?.[1] ?? 'it is not a tar archive'
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * Recognises a kod package by its content, whatever the file is called (kod-x-1.0.kodpkg, .tgz, no
+ * extension): a tar archive whose first entry is kod-package.yaml, or that holds kod-package.yaml and
+ * SHA256SUMS (re-tarred by hand). A gzip-compressed one is read as it is (node-tar inflates it).
+ * Reads only as far as it must: for a package kod wrote, its first two entries. Anything else is
+ * refused as a usage error (exit 2) that says what the file is instead: a Helm chart, a zip, empty, …
+ * A package whose manifest is invalid or of an unknown format is refused as a bad package (exit 5).
+ */
+export async function readArchiveHead(file: string, signal?: AbortSignal): Promise<ArchiveHead> {
+  const texts = new Map<string, string>()
+  let first: string | undefined
+  let chart: string | undefined
+  const enough = new AbortController()
+  const parser = new tar.Parser({
+    strict: true,
+    onReadEntry(entry) {
+      const name = entryName(entry)
+      first ??= name
+      if (!chart && /^[^/]+\/Chart\.yaml$/.test(name)) chart = name
+      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE)) {
+        entry.resume()
+        return
+      }
+      const chunks: Buffer[] = []
+      entry.on('data', (chunk: Buffer) => chunks.push(chunk))
+      entry.on('end', () => {
+        texts.set(name, Buffer.concat(chunks).toString('utf8'))
+        if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE)) enough.abort()
+      })
+    },
+  })
+  try {
+    await pipeline(createReadStream(file), parser, {signal: signal ? AbortSignal.any([signal, enough.signal]) : enough.signal})
+  } catch {
+    // Stopped on purpose, interrupted, or not (entirely) a tar archive: what was read decides below.
+    signal?.throwIfAborted()
+  }
+  const manifestText = texts.get(MANIFEST_FILE)
+  const sumsText = texts.get(SUMS_FILE)
+  if (manifestText !== undefined && (first === MANIFEST_FILE || sumsText !== undefined)) {
+    return {manifest: parseManifest(manifestText, file), manifestText, sumsText}
+  }
+  if (first === undefined) throw notAPackage(file, await describeNonTar(file))
+  if (chart) throw notAPackage(file, `it is a Helm chart archive (${chart}); make a package from it with kod package -c ${file}`)
+  if (manifestText !== undefined) throw notAPackage(file, `it is a tar archive holding ${MANIFEST_FILE} but no ${SUMS_FILE}`)
+  throw notAPackage(file, `it is a tar archive without ${MANIFEST_FILE}`)
+}
+
+/** kod-package.yaml of a package archive, read (and schema-checked) without extracting anything. */
+export async function readArchiveManifest(file: string, signal?: AbortSignal): Promise<{text: string; manifest: PackageManifest}> {
+  const head = await readArchiveHead(file, signal)
+  return {text: head.manifestText, manifest: head.manifest}
 }
 
 export interface ArchiveSummary {
@@ -188,101 +298,99 @@ export interface ArchiveSummary {
   bytes: number
 }
 
-/** Reads and verifies a .kodpkg without extracting it: every entry is hashed as it streams past. */
-export async function verifyArchive(file: string): Promise<ArchiveSummary> {
+/** The one-line refusal of an archive the tar reader gave up on part way. */
+function unreadable(file: string, error: unknown): Error {
+  return packageError(`${file} is damaged or truncated (${(error as Error).message.split('\n')[0]}); get a fresh copy`)
+}
+
+/**
+ * Reads and verifies a package archive without extracting it: recognised by its content first, then
+ * every entry is hashed as it streams past.
+ */
+export async function verifyArchive(file: string, signal?: AbortSignal): Promise<ArchiveSummary> {
+  const head = await readArchiveHead(file, signal)
   const hashes = new Map<string, string>()
-  const texts = new Map<string, string>()
   const pending: Promise<void>[] = []
   let bytes = 0
+  const parser = new tar.Parser({
+    strict: true,
+    onReadEntry(entry) {
+      if (entry.type !== 'File') {
+        entry.resume()
+        return
+      }
+      const name = entryName(entry)
+      const hash = createHash('sha256')
+      entry.on('data', (chunk: Buffer) => {
+        hash.update(chunk)
+        bytes += chunk.length
+      })
+      pending.push(
+        new Promise((resolve) => {
+          entry.on('end', () => {
+            hashes.set(name, hash.digest('hex'))
+            resolve()
+          })
+        }),
+      )
+    },
+  })
   try {
-    await tar.list({
-      file,
-      strict: true,
-      onReadEntry(entry) {
-        if (entry.type !== 'File') return
-        const name = entry.path.replace(/^\.\//, '')
-        const hash = createHash('sha256')
-        const chunks: Buffer[] = []
-        const keep = name === MANIFEST_FILE || name === SUMS_FILE
-        entry.on('data', (chunk: Buffer) => {
-          hash.update(chunk)
-          bytes += chunk.length
-          if (keep) chunks.push(chunk)
-        })
-        pending.push(
-          new Promise((resolve) => {
-            entry.on('end', () => {
-              hashes.set(name, hash.digest('hex'))
-              if (keep) texts.set(name, Buffer.concat(chunks).toString('utf8'))
-              resolve()
-            })
-          }),
-        )
-      },
-    })
+    await pipeline(createReadStream(file), parser, signal ? {signal} : {})
     await Promise.all(pending)
   } catch (error) {
-    throw packageError(`${file} is not a readable kod package: ${(error as Error).message}`)
+    signal?.throwIfAborted()
+    throw unreadable(file, error)
   }
-  const manifestText = texts.get(MANIFEST_FILE)
-  const sumsText = texts.get(SUMS_FILE)
-  if (manifestText === undefined || sumsText === undefined) {
-    throw packageError(`${file} is not a kod package: ${MANIFEST_FILE} or ${SUMS_FILE} is missing`)
-  }
-  const sums = parseSums(sumsText)
-  const manifest = parseManifest(manifestText, file)
-  checkCoverage(manifest, sums, file)
+  if (head.sumsText === undefined) throw packageError(`${file}: ${SUMS_FILE} is missing; the package is incomplete`)
+  const sums = parseSums(head.sumsText)
+  checkCoverage(head.manifest, sums, file)
   for (const [name, hex] of sums) {
     const actual = hashes.get(name)
     if (actual === undefined) throw packageError(`${file}: ${name} is missing; the package is incomplete`)
     if (actual !== hex) throw mismatch(file, name)
   }
-  return {manifest, files: hashes.size, bytes}
-}
-
-/** kod-package.yaml of a .kodpkg, read (and schema-checked) without extracting anything. */
-export async function readArchiveManifest(file: string): Promise<{text: string; manifest: PackageManifest}> {
-  const chunks: Buffer[] = []
-  try {
-    await tar.list({
-      file,
-      strict: true,
-      filter: (entry) => entry.replace(/^\.\//, '') === MANIFEST_FILE,
-      onReadEntry(entry) {
-        entry.on('data', (chunk: Buffer) => chunks.push(chunk))
-      },
-    })
-  } catch (error) {
-    throw packageError(`${file} is not a readable kod package: ${(error as Error).message}`)
-  }
-  if (chunks.length === 0) throw packageError(`${file} is not a kod package: ${MANIFEST_FILE} is missing`)
-  const text = Buffer.concat(chunks).toString('utf8')
-  return {text, manifest: parseManifest(text, file)}
+  return {manifest: head.manifest, files: hashes.size, bytes}
 }
 
 /**
- * Extracts a .kodpkg into `dir` (which must not exist) and verifies it there. Extraction goes to a
- * sibling temporary directory first, so `dir` appears only when complete and verified.
+ * Extracts a package archive into `dir` (which must not exist) and verifies it there. Extraction goes
+ * to a sibling temporary directory first, so `dir` appears only when complete and verified; an abort
+ * stops the extraction itself, not only what follows it.
  */
 export async function extractPackage(file: string, dir: string, signal?: AbortSignal): Promise<PackageManifest> {
   const partial = `${dir}.partial-${process.pid}`
-  await rm(partial, {recursive: true, force: true})
+  await discard(partial)
   await mkdir(partial, {recursive: true})
   try {
     try {
-      await tar.extract({file, cwd: partial, strict: true, preserveOwner: false})
+      await pipeline(createReadStream(file), tar.extract({cwd: partial, strict: true, preserveOwner: false}), signal ? {signal} : {})
     } catch (error) {
-      throw packageError(`${file} is not a readable kod package: ${(error as Error).message}`)
+      signal?.throwIfAborted()
+      throw unreadable(file, error)
     }
     signal?.throwIfAborted()
     const manifest = await verifyDirectory(partial, signal).catch((error: Error) => {
       if (signal?.aborted) throw error
-      throw packageError(error.message.replaceAll(partial, file))
+      throw new KodError(error.message.replaceAll(partial, file), {exit: error instanceof KodError ? error.exit : ExitCode.badPackage})
     })
     await rename(partial, dir)
     return manifest
   } catch (error) {
-    await rm(partial, {recursive: true, force: true})
+    await discard(partial)
     throw error
   }
+}
+
+/**
+ * Removes a directory that an interrupted extraction may still be writing into: renamed away first,
+ * so that no late write lands under its name, then removed, retrying while the last writes finish.
+ */
+export async function discard(dir: string): Promise<void> {
+  const trash = `${dir}.discard-${randomBytes(4).toString('hex')}`
+  const target = await rename(dir, trash).then(
+    () => trash,
+    () => dir,
+  )
+  await rm(target, {recursive: true, force: true, maxRetries: 10, retryDelay: 20})
 }
