@@ -1,17 +1,19 @@
 import {Flags} from '@oclif/core'
 import {stat} from 'node:fs/promises'
+import path from 'node:path'
 
 import type {PackageManifest} from '../api.js'
 import {KodCommand} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize, table} from '../lib/format.js'
-import {verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
+import {type ArchiveSummary, verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
 import {manifestSchema} from '../lib/kodpkg-schema.js'
+import {runSteps} from '../lib/progress.js'
 
 export default class Inspect extends KodCommand {
   static override summary = 'Show what a package holds, after verifying every checksum.'
 
-  static override description = `Reads a .kodpkg file (without unpacking it) or an unpacked package directory, checks every file against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms, and the values paths that set it. --json prints the whole manifest (kod-package.yaml) as JSON.`
+  static override description = `Reads a package file (without unpacking it; recognised by its content, whatever its name) or an unpacked package directory, checks every file against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms, and the values paths that set it, then what the operator must know: images kod cannot relocate through values, and the warnings recorded at package time. --json prints the whole manifest (kod-package.yaml) as JSON, warnings included.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',
@@ -22,7 +24,7 @@ export default class Inspect extends KodCommand {
   static override enableJsonFlag = true
 
   static override flags = {
-    package: Flags.string({char: 'c', summary: 'The package: a .kodpkg file or an unpacked package directory.', exactlyOne: ['package', 'schema']}),
+    package: Flags.string({char: 'c', summary: 'The package: a package file (.kodpkg, or any name) or an unpacked package directory.', exactlyOne: ['package', 'schema']}),
     schema: Flags.boolean({summary: 'Print the JSON Schema of kod-package.yaml and exit.'}),
   }
 
@@ -36,12 +38,20 @@ export default class Inspect extends KodCommand {
     const info = await stat(input).catch(() => {
       throw usageError(`package not found: ${input}`)
     })
-    const {manifest, files, bytes} = info.isDirectory()
-      ? {manifest: await verifyDirectory(input, this.abort.signal), files: undefined, bytes: undefined}
-      : await verifyArchive(input)
+    // Verifying a large package takes seconds: a progress step says what kod is doing meanwhile.
+    let summary: Partial<ArchiveSummary> | undefined
+    await runSteps(
+      [
+        info.isDirectory()
+          ? {title: `Verify ${input}`, task: async () => void (summary = {manifest: await verifyDirectory(input, this.abort.signal)})}
+          : {title: `Verify ${path.basename(input)} (${formatSize(info.size)})`, task: async () => void (summary = await verifyArchive(input, this.abort.signal))},
+      ],
+      {quiet: this.quiet(flags)},
+    )
+    const {manifest, files, bytes} = summary as Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>
     this.log(`${manifest.name} ${manifest.version}  (${manifest.source.kind} from ${manifest.source.ref}${manifest.source.version ? ` ${manifest.source.version}` : ''})`)
     this.log(`created ${manifest.created} by kod ${manifest.kodVersion}, format ${manifest.formatVersion}`)
-    this.log(`checksums verified${files === undefined ? '' : `: ${files} files, ${formatSize(bytes)}`}`)
+    this.log(`checksums verified${files === undefined || bytes === undefined ? '' : `: ${files} files, ${formatSize(bytes)}`}`)
     this.log('')
     this.log('Charts:')
     for (const chart of manifest.charts) this.log(`  ${chart.name} ${chart.version}${chart.appVersion ? ` (app ${chart.appVersion})` : ''}  ${chart.file}`)
@@ -61,6 +71,10 @@ export default class Inspect extends KodCommand {
     }
     for (const line of table(rows)) this.log(`  ${line}`)
     for (const image of manifest.images.filter((candidate) => candidate.note)) this.log(`  ${image.ref}: ${image.note}`)
+    if (manifest.warnings?.length) {
+      this.log(`Warnings (${manifest.warnings.length}):`)
+      for (const warning of manifest.warnings) this.log(`  ${warning}`)
+    }
     if (manifest.hints.length > 0) {
       this.log('Hints:')
       for (const file of manifest.hints) this.log(`  ${file}`)
