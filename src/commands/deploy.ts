@@ -49,8 +49,8 @@ A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     const target = targetFrom(flags)
     const valuesFiles = await valuesFilesFrom(flags.values)
     const ctx = await this.context()
-    const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true, signal: this.abort.signal})
-    if (pkg.unpacked) this.logToStderr(`unpacked ${flags.package} into ${path.relative(process.cwd(), pkg.dir)}`)
+    const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true, quiet: this.quiet(flags) || (flags['list-commands'] && !flags['no-install']), signal: this.abort.signal})
+    if (pkg.note) this.logToStderr(pkg.note)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     const listCommands = flags['list-commands']
     const result = await deployAction(

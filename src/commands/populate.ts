@@ -1,14 +1,18 @@
 import {Flags} from '@oclif/core'
 
 import {planCommands, planPopulate, runPopulate} from '../lib/actions/deploy.js'
-import {openPackage} from '../lib/actions/open.js'
+import {openPackage, packageWarnings} from '../lib/actions/open.js'
 import {KodCommand, packageFlag, targetFlags, targetFrom} from '../lib/base-command.js'
 import {formatCommand} from '../lib/tools.js'
 
 export default class Populate extends KodCommand {
   static override summary = "Push a package's images and charts into a private registry."
 
-  static override description = `Runs on the air-gapped side. Every image goes to <registry>/<prefix>/<original-host>/<original-repository> with its original tag and digest (skopeo copy --all --preserve-digests); a port in the original host becomes "-<port>". Each chart is pushed as an OCI artifact to oci://<registry>/<prefix>/charts with helm push. Credentials come from the usual auth files (skopeo login, helm registry login).`
+  static override description = `Runs on the air-gapped side. Every image goes to <registry>/<prefix>/<original-host>/<original-repository> with its original tag and digest (skopeo copy --all --preserve-digests); a port in the original host becomes "-<port>". Each chart is pushed as an OCI artifact to oci://<registry>/<prefix>/charts with helm push. Credentials come from the usual auth files (skopeo login, helm registry login).
+
+Before pushing, populate repeats as warnings what the package records for the operator: images kod cannot relocate through values, and anything else found at package time.
+
+With --list-commands a package file is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package, replaced if it holds an unchanged unpack of an earlier build of the same version), so the printed commands stay valid after kod exits.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http',
@@ -21,19 +25,29 @@ export default class Populate extends KodCommand {
   static override flags = {
     package: packageFlag,
     ...targetFlags,
-    'list-commands': Flags.boolean({summary: 'Print the commands, one per line, instead of running them (needs an unpacked package directory).'}),
+    'list-commands': Flags.boolean({
+      summary: 'Print the commands, one per line, instead of running them; a package file is unpacked into ./kod-<chart>-<version> so they stay valid.',
+    }),
   }
 
   public async run(): Promise<{registry: string; images: string[]; commands: string[]}> {
     const {flags} = await this.parse(Populate)
     const target = targetFrom(flags)
     const ctx = await this.context()
-    const pkg = await openPackage(flags.package, {unpackTo: {parent: ctx.tmpDir}, signal: this.abort.signal})
+    const listCommands = flags['list-commands']
+    // Printed commands name files in the unpacked package: they must outlive this run, like deploy's.
+    const pkg = await openPackage(flags.package, {
+      unpackTo: {parent: listCommands ? process.cwd() : ctx.tmpDir},
+      reuse: listCommands,
+      quiet: this.quiet(flags) || listCommands,
+      signal: this.abort.signal,
+    })
+    if (listCommands && pkg.note) this.logToStderr(pkg.note)
+    for (const warning of packageWarnings(pkg.manifest)) ctx.log.warn(warning)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     const plan = planPopulate(ctx, source, pkg, target)
     const commands = planCommands(plan).map((command) => formatCommand(ctx.tools, command))
-    if (flags['list-commands']) {
-      if (pkg.unpacked) this.warn('the package was unpacked into a temporary directory that is removed on exit; unpack it first (kod unpack) to run these commands')
+    if (listCommands) {
       for (const line of commands) this.log(line)
     } else {
       await runPopulate(ctx, plan, this.quiet(flags))

@@ -1,14 +1,24 @@
 import {Flags} from '@oclif/core'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {openPackage} from '../lib/actions/open.js'
 import {KodCommand} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 
-export default class Unpack extends KodCommand {
-  static override summary = 'Unpack a .kodpkg into a directory, verifying every checksum.'
+async function isDirectory(file: string): Promise<boolean> {
+  return stat(file).then(
+    (info) => info.isDirectory(),
+    () => false,
+  )
+}
 
-  static override description = `The unpacked directory is plain files, for people and for security scanners, with kod out of the way: kod-package.yaml (what is inside), SHA256SUMS (check with "sha256sum -c SHA256SUMS"), charts/ (helm .tgz), values/ (package-time values), hints/ (hint files that applied), and images/, one OCI image layout holding every image (scan it with any tool that reads OCI layouts, or copy an image out with "skopeo copy oci:images:<name> …"). Every kod command that takes -c accepts the directory as well as the file.`
+export default class Unpack extends KodCommand {
+  static override summary = 'Unpack a package file into a directory, verifying every checksum.'
+
+  static override description = `The unpacked directory is plain files, for people and for security scanners, with kod out of the way: kod-package.yaml (what is inside), SHA256SUMS (check with "sha256sum -c SHA256SUMS"), charts/ (helm .tgz), values/ (package-time values), hints/ (hint files that applied), and images/, one OCI image layout holding every image (scan it with any tool that reads OCI layouts, or copy an image out with "skopeo copy oci:images:<name> …"). Every kod command that takes a package with -c accepts the directory as well as the file.
+
+A package is recognised by its content, whatever the file is called (kod-mychart-1.2.3.kodpkg, kod-mychart-1.2.3.tgz, …). The directory must not exist: unpack never replaces one (deploy does replace an unchanged earlier unpack of the same chart version).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',
@@ -16,14 +26,18 @@ export default class Unpack extends KodCommand {
   ]
 
   static override flags = {
-    package: Flags.string({char: 'c', summary: 'The .kodpkg file.', required: true}),
+    package: Flags.string({char: 'c', summary: 'The package file (.kodpkg, or any name: kod reads its content).', required: true}),
     output: Flags.string({char: 'o', summary: 'Directory to create (default: ./kod-<chart>-<version>).'}),
   }
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(Unpack)
-    if (!flags.package.endsWith('.kodpkg')) throw usageError(`${flags.package} is not a .kodpkg file`)
-    const opened = await openPackage(flags.package, {unpackTo: {dir: flags.output, parent: process.cwd()}, signal: this.abort.signal})
+    if (await isDirectory(flags.package)) throw usageError(`${flags.package} is a directory: give a package file (a directory needs no unpacking)`)
+    const opened = await openPackage(flags.package, {
+      unpackTo: {dir: flags.output, parent: process.cwd()},
+      quiet: this.quiet({}),
+      signal: this.abort.signal,
+    })
     this.log(`${path.relative(process.cwd(), opened.dir) || '.'}: ${opened.manifest.name} ${opened.manifest.version}, ${opened.manifest.images.length} image(s), checksums verified`)
   }
 }

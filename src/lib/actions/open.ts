@@ -1,9 +1,24 @@
-import {readFile, rename, rm, stat} from 'node:fs/promises'
+import {lstat, readdir, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {OpenedPackage} from '../../api.js'
-import {KodError, packageError, usageError} from '../errors.js'
-import {EXTENSION, extractPackage, MANIFEST_FILE, packageBaseName, readArchiveManifest, verifyDirectory} from '../kodpkg.js'
+import type {OpenedPackage, PackageManifest} from '../../api.js'
+import {messageOf, packageError, usageError} from '../errors.js'
+import {formatSize} from '../format.js'
+import {
+  type ArchiveHead,
+  discard,
+  extractPackage,
+  firstDifference,
+  MANIFEST_FILE,
+  packageBaseName,
+  parseManifest,
+  parseSums,
+  readArchiveHead,
+  readDirectoryHead,
+  SUMS_FILE,
+  verifyDirectory,
+} from '../kodpkg.js'
+import {runSteps} from '../progress.js'
 
 async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
   try {
@@ -15,47 +30,247 @@ async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
 }
 
 export interface OpenOptions {
-  /** Where a .kodpkg file is unpacked: `dir` if given, else parent/kod-<name>-<version>. */
+  /** Where a package file is unpacked: `dir` if given, else parent/kod-<name>-<version>. */
   unpackTo: {dir?: string; parent: string}
-  /** When the unpack directory already exists and holds this same package, use it instead of failing. */
+  /**
+   * When the unpack directory already exists: use it when it holds this same package, and replace it
+   * when it holds another package kod unpacked and nobody changed (deploy, populate --list-commands).
+   * Without it an existing directory is refused (unpack).
+   */
   reuse?: boolean
+  /** No progress display (--json, --list-commands). */
+  quiet?: boolean
   signal?: AbortSignal
 }
 
+export interface Opened extends OpenedPackage {
+  /** The directory was created by this call (extracted, or replaced an older unpack). */
+  unpacked: boolean
+  /** One line for stderr saying where the package is, when -c named a file; undefined for a directory. */
+  note?: string
+}
+
+/** A path as the user would type it: relative when below the current directory. */
+function shown(target: string): string {
+  const relative = path.relative(process.cwd(), target)
+  if (relative === '') return '.'
+  return relative.startsWith('..') || path.isAbsolute(relative) ? target : relative
+}
+
+/** The files deploy writes into an unpacked package; an unpack holding them is still "unchanged". */
+function generatedFiles(manifest: PackageManifest): string[] {
+  const names = new Set([manifest.name, ...manifest.charts.map((chart) => chart.name)])
+  return [...names].flatMap((name) => [`kod-values-${name}.yaml`, `kod-set-${name}.yaml`])
+}
+
+/** The first entry below dir that is not one of `allowed` (regular files) or a directory leading to one. */
+async function firstExtra(dir: string, allowed: Set<string>): Promise<string | undefined> {
+  const needed = new Set<string>()
+  for (const file of allowed) {
+    const parts = file.split('/')
+    for (let depth = 1; depth < parts.length; depth++) needed.add(parts.slice(0, depth).join('/'))
+  }
+  const entries = await readdir(dir, {recursive: true, withFileTypes: true})
+  const extras = entries
+    .map((entry) => ({entry, name: path.relative(dir, path.join(entry.parentPath, entry.name)).split(path.sep).join('/')}))
+    .filter(({entry, name}) => (entry.isDirectory() ? !needed.has(name) : !(entry.isFile() && allowed.has(name))))
+    .map(({name}) => name)
+    .sort()
+  return extras[0]
+}
+
+/** What an existing unpack directory holds, compared to the package being opened. */
+type Existing = {kind: 'not-a-directory'} | {kind: 'not-a-package'} | {kind: 'same'} | OtherPackage
+type OtherPackage = {kind: 'other'; manifest?: PackageManifest; sums?: Map<string, string>; unreadable?: string}
+
+/** Cheap look at an existing directory: only its manifest and checksums are read. */
+async function existing(dir: string, head: ArchiveHead): Promise<Existing> {
+  const info = await lstat(dir)
+  if (!info.isDirectory()) return {kind: 'not-a-directory'}
+  const {manifestText, sumsText} = await readDirectoryHead(dir)
+  if (manifestText === undefined) return {kind: 'not-a-package'}
+  if (manifestText === head.manifestText && sumsText === head.sumsText) return {kind: 'same'}
+  try {
+    if (sumsText === undefined) throw new Error(`${SUMS_FILE} is missing`)
+    return {kind: 'other', manifest: parseManifest(manifestText, dir), sums: parseSums(sumsText)}
+  } catch (error) {
+    return {kind: 'other', unreadable: messageOf(error)}
+  }
+}
+
+/** How to get past a directory in the way, for every refusal below. */
+function elsewhere(input: string): string {
+  return `or unpack it elsewhere with kod unpack -c ${input} -o OTHERDIR and use -c OTHERDIR`
+}
+
+function describe(manifest: PackageManifest): string {
+  return `another ${manifest.name} ${manifest.version} package (created ${manifest.created})`
+}
+
 /**
- * Opens a package given with -c: a directory is verified in place; a .kodpkg file is extracted
- * (atomically, verified) into the unpack directory.
+ * Why an existing directory holding another package may not be replaced, and the way out; undefined
+ * when it is exactly what kod unpacked: every file matches its own SHA256SUMS, and nothing else is
+ * there but the files deploy generates.
  */
-export async function openPackage(input: string, options: OpenOptions): Promise<OpenedPackage & {unpacked: boolean}> {
+async function whyNotReplaceable(dir: string, input: string, found: OtherPackage, signal?: AbortSignal): Promise<string | undefined> {
+  const refuse = (why: string, fix = ''): string => `${shown(dir)} ${why}, so kod will not replace it with ${input}: ${fix}remove ${shown(dir)}, ${elsewhere(input)}`
+  if (!found.manifest || !found.sums) return refuse(`holds a package kod cannot read (${found.unreadable})`)
+  const what = describe(found.manifest)
+  const difference = await firstDifference(dir, found.sums, signal)
+  if (difference) return refuse(`holds ${what} whose ${difference.file} ${difference.missing ? 'is missing' : 'was changed'} since it was unpacked`)
+  const extra = await firstExtra(dir, replaceable(found))
+  if (extra) return refuse(`holds ${what} and also ${extra}, which is not part of it`, `move ${extra} out and run again, `)
+  return undefined
+}
+
+/** What an unchanged unpack may hold: the files its SHA256SUMS lists, SHA256SUMS, and deploy's files. */
+function replaceable(found: OtherPackage): Set<string> {
+  return new Set([...found.sums!.keys(), SUMS_FILE, ...generatedFiles(found.manifest!)])
+}
+
+/**
+ * Opens a package given with -c: a directory is verified in place; a package file (recognised by its
+ * content, whatever its name) is extracted, atomically and verified, into the unpack directory. With
+ * `reuse`, an existing unpack directory holding the same package is used as it is, and one holding
+ * another package that kod unpacked and nobody changed (a re-made package of the same version) is
+ * replaced: the new package is extracted beside it and verified, then swapped in, then the old one
+ * removed. Anything else in the way is refused with exit 2 and the way out. Long steps show progress.
+ */
+export async function openPackage(input: string, options: OpenOptions): Promise<Opened> {
+  const {signal} = options
   const kind = await kindOf(input)
   if (kind === undefined) throw usageError(`package not found: ${input}`)
+  const quiet = Boolean(options.quiet)
   if (kind === 'directory') {
     const dir = path.resolve(input)
-    return {dir, manifest: await verifyDirectory(dir, options.signal), unpacked: false}
+    let manifest: PackageManifest | undefined
+    await runSteps([{title: `Verify ${shown(dir)}`, task: async () => void (manifest = await verifyDirectory(dir, signal))}], {quiet})
+    return {dir, manifest: manifest!, unpacked: false}
   }
-  if (!input.endsWith(EXTENSION)) throw usageError(`${input} is not a kod package: give a ${EXTENSION} file or an unpacked package directory`)
+  // The manifest names the directory: read it first, before anything is written.
+  const head = await readArchiveHead(input, signal)
+  if (head.sumsText === undefined) throw packageError(`${input}: ${SUMS_FILE} is missing; the package is incomplete`)
   const {dir: fixed, parent} = options.unpackTo
-  // The manifest names the directory; an existing one holding the same package is used as it is,
-  // without unpacking the archive again.
-  const {text, manifest: named} = await readArchiveManifest(input)
-  const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(named.name, named.version)))
-  if ((await kindOf(dir)) !== undefined) {
-    if (!options.reuse) throw usageError(`${dir} already exists: remove it or choose another directory with -o`)
-    const existing = await readFile(path.join(dir, MANIFEST_FILE), 'utf8').catch(() => '')
-    if (existing !== text) {
-      throw new KodError(`${dir} already exists and holds something else than ${input}: remove it, or deploy from that directory with -c`)
-    }
-    const manifest = await verifyDirectory(dir, options.signal).catch((error: Error) => {
-      throw packageError(`${error.message} (in the existing ${dir}: remove it to unpack afresh)`)
+  const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(head.manifest.name, head.manifest.version)))
+  const size = formatSize((await stat(input)).size)
+  const extractTitle = `Extract and verify ${path.basename(input)} (${size})`
+  if ((await kindOf(dir)) === undefined) {
+    const manifest = await extractInto(input, dir, extractTitle, quiet, signal)
+    return {dir, manifest, unpacked: true, note: `unpacked ${input} into ${shown(dir)}`}
+  }
+
+  const found = await existing(dir, head)
+  if (!options.reuse) throw usageError(`${shown(dir)} already exists${refusedUnpack(found, dir)}: remove it or choose another directory with -o`)
+  if (found.kind === 'not-a-directory') throw usageError(`${shown(dir)} already exists and is not a plain directory: remove it, ${elsewhere(input)}`)
+  if (found.kind === 'not-a-package') {
+    throw usageError(`${shown(dir)} already exists and is not an unpacked kod package (no ${MANIFEST_FILE}): remove it, ${elsewhere(input)}`)
+  }
+  if (found.kind === 'same') {
+    let manifest: PackageManifest | undefined
+    await runSteps([{title: `Verify ${shown(dir)}, which already holds this package`, task: async () => void (manifest = await reuse(dir, input, signal))}], {
+      quiet,
     })
-    return {dir, manifest, unpacked: false}
+    return {dir, manifest: manifest!, unpacked: false, note: `using ${shown(dir)}, which already holds ${input} (checksums verified)`}
   }
-  const partialTarget = `${dir}.extracting-${process.pid}`
+  let manifest: PackageManifest | undefined
+  await runSteps(
+    [
+      {
+        title: `Check that ${shown(dir)} (an earlier unpack) is unchanged`,
+        task: async () => {
+          const refusal = await whyNotReplaceable(dir, input, found, signal)
+          if (refusal) throw usageError(refusal)
+        },
+      },
+      {title: extractTitle, task: async () => void (manifest = await replace(input, dir, found, signal))},
+    ],
+    {quiet},
+  )
+  return {
+    dir,
+    manifest: manifest!,
+    unpacked: true,
+    note: `replaced ${shown(dir)}, an unchanged unpack of ${describe(found.manifest!)}, with ${input}`,
+  }
+}
+
+/** unpack refuses any existing directory; say what it holds so the user knows what removing it costs. */
+function refusedUnpack(found: Existing, dir: string): string {
+  if (found.kind === 'same') return ` and holds this same package (use it as it is with -c ${shown(dir)})`
+  if (found.kind === 'other' && found.manifest) return ` and holds ${describe(found.manifest)}`
+  return ''
+}
+
+/** The existing unpack of this same package, verified; a changed one is refused, never repaired. */
+async function reuse(dir: string, input: string, signal?: AbortSignal): Promise<PackageManifest> {
+  const {manifestText, sumsText} = await readDirectoryHead(dir)
+  const manifest = parseManifest(manifestText!, dir)
+  const difference = await firstDifference(dir, parseSums(sumsText!), signal)
+  if (difference) {
+    const how = difference.missing ? 'is missing' : 'was changed'
+    throw usageError(`${shown(dir)} holds this package, but its ${difference.file} ${how} since it was unpacked: remove ${shown(dir)} to unpack ${input} afresh`)
+  }
+  return manifest
+}
+
+/** Extracts into a sibling temporary directory, renamed into place only when complete and verified. */
+async function extractInto(input: string, dir: string, title: string, quiet: boolean, signal?: AbortSignal): Promise<PackageManifest> {
+  let manifest: PackageManifest | undefined
+  const incoming = `${dir}.extracting-${process.pid}`
   try {
-    const manifest = await extractPackage(input, partialTarget, options.signal)
-    await rename(partialTarget, dir)
-    return {dir, manifest, unpacked: true}
+    await runSteps(
+      [
+        {
+          title,
+          task: async () => {
+            manifest = await extractPackage(input, incoming, signal)
+            await rename(incoming, dir)
+          },
+        },
+      ],
+      {quiet},
+    )
+    return manifest!
   } finally {
-    await rm(partialTarget, {recursive: true, force: true})
+    await discard(incoming)
   }
+}
+
+/**
+ * Replaces an unchanged earlier unpack with the new package: extracted and verified beside it, the
+ * extra-file check repeated (someone may have written there meanwhile), then two renames, restoring
+ * the old directory if the second fails. The old one is removed last.
+ */
+async function replace(input: string, dir: string, found: OtherPackage, signal?: AbortSignal): Promise<PackageManifest> {
+  const incoming = `${dir}.extracting-${process.pid}`
+  const outgoing = `${dir}.replaced-${process.pid}`
+  try {
+    const manifest = await extractPackage(input, incoming, signal)
+    signal?.throwIfAborted()
+    const extra = await firstExtra(dir, replaceable(found))
+    if (extra) throw usageError(`${shown(dir)} gained ${extra} while kod unpacked ${input}, so kod will not replace it: remove ${shown(dir)}, ${elsewhere(input)}`)
+    await rename(dir, outgoing)
+    try {
+      await rename(incoming, dir)
+    } catch (error) {
+      await rename(outgoing, dir)
+      throw error
+    }
+    return manifest
+  } finally {
+    await discard(incoming)
+    await rm(outgoing, {recursive: true, force: true})
+  }
+}
+
+/**
+ * Everything a package records that the operator on the air-gapped side must hear before anything is
+ * pushed or installed: the package's warnings, and each image no value relocates (its note), once each.
+ */
+export function packageWarnings(manifest: PackageManifest): string[] {
+  const warnings = manifest.warnings ?? []
+  const notes = manifest.images
+    .filter((image) => image.note && !warnings.some((line) => line.startsWith(`${image.ref} `) && line.includes(image.note!)))
+    .map((image) => `${image.ref} cannot be relocated through values: ${image.note}`)
+  return [...new Set([...warnings, ...notes])]
 }
