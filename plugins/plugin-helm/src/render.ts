@@ -188,7 +188,34 @@ export async function setValues(ctx: SourceContext, sets: readonly string[]): Pr
   await mkdir(path.join(dir, 'templates'))
   await writeFile(path.join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: kod-set\nversion: 0.0.0\n')
   await writeFile(path.join(dir, 'templates', 'values.yaml'), '{{ toYaml .Values }}\n')
-  const {stdout} = await ctx.tools.run('helm', ['template', 'kod', dir, '--show-only', 'templates/values.yaml', ...sets.flatMap((value) => ['--set', value])])
+  const parse = async (only: readonly string[]): Promise<string> =>
+    (await ctx.tools.run('helm', ['template', 'kod', dir, '--show-only', 'templates/values.yaml', ...only.flatMap((value) => ['--set', value])])).stdout
+  // kod's exit code for a tool that ran and failed (ctx.tools errors carry it): on this chart, only a --set can fail.
+  const toolFailed = (error: unknown): boolean => (error as {exit?: number} | null)?.exit === 4
+  let stdout: string
+  try {
+    stdout = await parse(sets)
+  } catch (error) {
+    if (!toolFailed(error)) throw error
+    // Bad input, not a failing tool (exit 2): name the --set helm refuses, with helm's reason.
+    let bad = sets
+    for (const value of sets) {
+      const refused = await parse([value]).then(
+        () => false,
+        (alone: unknown) => {
+          if (!toolFailed(alone)) throw alone
+          return true
+        },
+      )
+      if (refused) {
+        bad = [value]
+        break
+      }
+    }
+    const message = error instanceof Error ? error.message : String(error)
+    const reason = /failed parsing --set data: (.*)$/.exec(message)?.[1] ?? message.replace(/^helm template failed: (Error: )?/, '')
+    throw Object.assign(new Error(`bad ${bad.map((value) => `--set ${JSON.stringify(value)}`).join(' ')}: ${reason}`), {exit: 2})
+  }
   const values = YAML.parse(stdout.replace(/^---\s*$/m, '').replace(/^# Source:.*$/m, '')) as unknown
   return typeof values === 'object' && values !== null && !Array.isArray(values) ? (values as Record<string, unknown>) : {}
 }
