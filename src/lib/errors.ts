@@ -46,3 +46,19 @@ export function messageOf(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error)
   return text.replaceAll(/\s*\n\s*/g, ' ').trim()
 }
+
+/**
+ * oclif's flag-parsing error text on one line: without its "See more help with --help" line, its "The
+ * following error occurred:" header and its colours, the reasons joined with "; ".
+ */
+export function parseErrorMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error)
+  const lines = text
+    // eslint-disable-next-line no-control-regex
+    .replaceAll(/\u001B\[[\d;]*m/g, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && line !== 'See more help with --help')
+  const reasons = /^The following errors? occurred:$/.test(lines[0] ?? '') ? lines.slice(1) : lines
+  return reasons.join('; ').replaceAll(':; ', ': ')
+}
