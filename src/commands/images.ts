@@ -3,7 +3,7 @@ import {writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {findImages, relocatedReference} from '../lib/actions/images.js'
-import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js'
+import {chartFlagsFor, KodCommand, packageRequestFrom} from '../lib/base-command.js'
 import {table} from '../lib/format.js'
 import {DEFAULT_PREFIX, parseTarget} from '../lib/target.js'
 
@@ -36,7 +36,7 @@ With --relocate-to, writes the values file deploy would generate for that regist
   static override enableJsonFlag = true
 
   static override flags = {
-    ...chartFlags,
+    ...chartFlagsFor('images'),
     'relocate-to': Flags.string({summary: 'Write the values file deploy would generate for this registry.'}),
     prefix: Flags.string({summary: 'Repository prefix below that registry.', default: DEFAULT_PREFIX}),
     output: Flags.string({char: 'o', summary: 'File for the values (default: stdout).', dependsOn: ['relocate-to']}),

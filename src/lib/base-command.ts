@@ -2,9 +2,10 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {access, mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import {format} from 'node:util'
 
 import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type Target} from '../api.js'
-import {ExitCode, KodError, messageOf, usageError} from './errors.js'
+import {ExitCode, KodError, messageOf, parseErrorMessage, usageError} from './errors.js'
 import {loadHints} from './hints.js'
 import {refHelpers} from './refs.js'
 import {loadSources, type SourceRegistry} from './sources.js'
@@ -44,45 +45,76 @@ export async function valuesFilesFrom(files: string[] | undefined): Promise<stri
   return resolved
 }
 
-/** helm's rendering knobs: package, images and deploy take them. */
-export const renderFlags = {
-  'kube-version': Flags.string({summary: "helm's --kube-version for every render (e.g. 1.30.0); recorded in the package."}),
-  'api-versions': Flags.string({
-    summary: "helm's --api-versions for every render (repeatable); recorded in the package.",
-    multiple: true,
-    multipleNonGreedy: true,
-  }),
-  set: Flags.string({summary: "helm's --set for every render (repeatable); recorded in the package (deploy applies it as a values file before kod's).", multiple: true, multipleNonGreedy: true}),
+/** The commands that take helm's rendering knobs; each says what it does with them. */
+export type KnobCommand = 'package' | 'images' | 'deploy'
+
+const KNOB_HELP: Record<KnobCommand, {kubeVersion: string; apiVersions: string; set: string}> = {
+  package: {
+    kubeVersion: "helm's --kube-version for every render (e.g. 1.30.0); recorded in the package, so deploy's render check uses it too unless given its own.",
+    apiVersions: "helm's --api-versions for every render (repeatable); recorded in the package, so deploy's render check uses them too unless given its own.",
+    set: "helm's --set for every render (repeatable); recorded in the package, and deploy passes it to helm as a values file (kod-set-<chart>.yaml) just before kod's own.",
+  },
+  images: {
+    kubeVersion: "helm's --kube-version for every render (e.g. 1.30.0).",
+    apiVersions: "helm's --api-versions for every render (repeatable).",
+    set: "helm's --set for every render (repeatable).",
+  },
+  deploy: {
+    kubeVersion: "helm's --kube-version for the render check (e.g. 1.30.0), instead of the one recorded at package time; helm install reads the cluster's.",
+    apiVersions: "helm's --api-versions for the render check (repeatable), instead of those recorded at package time; helm install reads the cluster's.",
+    set: "Passed to helm as --set (repeatable), in the render check and the install, so it wins over every values file; the package's own --set still applies, as kod-set-<chart>.yaml.",
+  },
 }
 
-/** How a chart is named and rendered: shared by package and images. */
-export const chartFlags = {
-  chart: Flags.string({
-    char: 'c',
-    summary: 'Chart: directory, .tgz, https:// URL, oci:// URL, or a chart name with -r.',
-    required: true,
-  }),
-  repo: Flags.string({char: 'r', summary: 'Chart repository URL; -c is then the chart name.'}),
-  version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest).'}),
-  values: Flags.string({
-    char: 'f',
-    summary: 'Values file used to render the chart (repeatable, in order); carried in the package.',
-    multiple: true,
-    multipleNonGreedy: true,
-  }),
-  'insecure-registry': Flags.string({
-    summary: 'Registry host[:port] that may be read over plain HTTP or unverified TLS (repeatable).',
-    multiple: true,
-    multipleNonGreedy: true,
-  }),
-  kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
-  ...renderFlags,
-  hints: Flags.string({
-    summary: 'Hint file (docs/hints.md) for charts kod cannot fully read by rendering (repeatable); stored in the package.',
-    multiple: true,
-    multipleNonGreedy: true,
-  }),
+/** helm's rendering knobs (--kube-version, --api-versions, --set), with help that says what this command does with them. */
+export function renderFlagsFor(command: KnobCommand) {
+  const help = KNOB_HELP[command]
+  return {
+    'kube-version': Flags.string({summary: help.kubeVersion}),
+    'api-versions': Flags.string({summary: help.apiVersions, multiple: true, multipleNonGreedy: true}),
+    set: Flags.string({summary: help.set, multiple: true, multipleNonGreedy: true}),
+  }
 }
+
+/** deploy's rendering knobs (see renderFlagsFor). */
+export const renderFlags = renderFlagsFor('deploy')
+
+/** How a chart is named and rendered (package and images), with help that says what this command does with it. */
+export function chartFlagsFor(command: 'package' | 'images') {
+  const kept = command === 'package'
+  return {
+    chart: Flags.string({
+      char: 'c',
+      summary: 'Chart: directory, .tgz, https:// URL, oci:// URL, or a chart name with -r.',
+      required: true,
+    }),
+    repo: Flags.string({char: 'r', summary: 'Chart repository URL; -c is then the chart name.'}),
+    version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest).'}),
+    values: Flags.string({
+      char: 'f',
+      summary: kept
+        ? 'Values file used to render the chart (repeatable, in order); carried in the package, and deploy passes it to helm before its own.'
+        : 'Values file used to render the chart (repeatable, in order).',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    'insecure-registry': Flags.string({
+      summary: 'Registry host[:port] that may be read over plain HTTP or unverified TLS (repeatable).',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
+    ...renderFlagsFor(command),
+    hints: Flags.string({
+      summary: `Hint file (docs/hints.md) for charts kod cannot fully read by rendering (repeatable)${kept ? '; stored in the package' : ''}.`,
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+  }
+}
+
+/** package's chart flags (see chartFlagsFor). */
+export const chartFlags = chartFlagsFor('package')
 
 interface ChartFlagValues {
   chart: string
@@ -116,6 +148,24 @@ export function renderKnobsFrom(flags: {'kube-version'?: string; 'api-versions'?
   }
 }
 
+/**
+ * Whether DEBUG selects a namespace, as the debug package reads it: comma- or space-separated names, `*` for
+ * any text, a leading `-` to exclude.
+ */
+export function debugEnabled(namespace: string, setting: string | undefined): boolean {
+  const patterns = (setting ?? '').split(/[\s,]+/).filter(Boolean)
+  const matches = (glob: string): boolean =>
+    new RegExp(`^${glob.replaceAll(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*')}$`).test(namespace)
+  if (patterns.some((pattern) => pattern.startsWith('-') && matches(pattern.slice(1)))) return false
+  return patterns.some((pattern) => !pattern.startsWith('-') && matches(pattern))
+}
+
+/** Debug output for a namespace (kod:<command>): one line on stderr per call when DEBUG selects it. */
+export function debugPrinter(namespace: string, setting = process.env.DEBUG): (...args: unknown[]) => void {
+  if (!debugEnabled(namespace, setting)) return () => {}
+  return (...args) => process.stderr.write(`${namespace} ${format(...args)}\n`)
+}
+
 export const packageFlag = Flags.string({
   char: 'c',
   summary: 'The package: a .kodpkg file or an unpacked package directory.',
@@ -128,6 +178,11 @@ export const packageFlag = Flags.string({
  */
 export abstract class KodCommand extends Command {
   protected readonly abort = new AbortController()
+  /**
+   * DEBUG=kod* (or kod:<command>) shows every tool command kod runs and what analysis decides. oclif's own
+   * debug namespace for a command is oclif:kod:<command>, which DEBUG=kod* does not select.
+   */
+  protected override debug = debugPrinter(this.id ? `kod:${this.id.replaceAll(' ', ':')}` : 'kod')
   private readonly cleanups: Array<() => Promise<unknown>> = []
   /** The first Ctrl-C stops the work at the next safe point and cleans up; later ones only say so. */
   private readonly onSignal = (): void => {
@@ -202,6 +257,11 @@ export abstract class KodCommand extends Command {
       failure = {message: 'interrupted; nothing was left half-written', exit: ExitCode.interrupted, suggestions: []}
     } else if (error instanceof KodError) {
       failure = {message: error.message, exit: error.exit, suggestions: error.suggestions}
+    } else if (!this.parsed && error instanceof Errors.CLIError && (error as {code?: string}).code !== 'EEXIT') {
+      // oclif's flag parsing failed (unknown flag, missing flag or value, exclusive flags, …): a usage error,
+      // told in one line instead of oclif's multi-line block and usage text.
+      const command = `${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')}`.trim()
+      failure = {message: parseErrorMessage(error), exit: ExitCode.usage, suggestions: [`${command} --help`]}
     } else if (error instanceof Errors.CLIError || (error as {oclif?: unknown}).oclif) {
       return super.catch(error)
     } else {
@@ -209,6 +269,8 @@ export abstract class KodCommand extends Command {
       failure = {message: `${messageOf(error)} (run with DEBUG=kod* for details)`, exit: ExitCode.failure, suggestions: []}
     }
     if (this.jsonEnabled()) {
+      // oclif prints the error as JSON on stdout and exits with process.exitCode (else 1).
+      process.exitCode = failure.exit
       return super.catch(new Errors.CLIError(failure.message, {exit: failure.exit, suggestions: failure.suggestions}))
     }
     // One unwrapped line, whatever the terminal width, so it can be read and grepped as it is.
