@@ -1,4 +1,12 @@
 #!/usr/bin/env -S node --import tsx
 import {execute} from '@oclif/core'
 
-await execute({development: true, dir: import.meta.url})
+import {localPluginArgs} from './local-plugins.js'
+
+const {args, missing} = localPluginArgs(process.argv.slice(2))
+if (missing === undefined) {
+  await execute({args, development: true, dir: import.meta.url})
+} else {
+  process.stderr.write(`Error: plugin not found: ${missing}\n`)
+  process.exitCode = 2
+}

@@ -1,4 +1,12 @@
 #!/usr/bin/env node
 import {execute} from '@oclif/core'
 
-await execute({dir: import.meta.url})
+import {localPluginArgs} from './local-plugins.js'
+
+const {args, missing} = localPluginArgs(process.argv.slice(2))
+if (missing === undefined) {
+  await execute({args, dir: import.meta.url})
+} else {
+  process.stderr.write(`Error: plugin not found: ${missing}\n`)
+  process.exitCode = 2
+}
