@@ -60,8 +60,8 @@ const KNOB_HELP: Record<KnobCommand, {kubeVersion: string; apiVersions: string; 
     set: "helm's --set for every render (repeatable).",
   },
   deploy: {
-    kubeVersion: "helm's --kube-version for the render check (e.g. 1.30.0), instead of the one recorded at package time; helm install reads the cluster's.",
-    apiVersions: "helm's --api-versions for the render check (repeatable), instead of those recorded at package time; helm install reads the cluster's.",
+    kubeVersion: "helm's --kube-version for the render check (e.g. 1.30.0), instead of the one recorded at package time (helm upgrade takes no such flag).",
+    apiVersions: "helm's --api-versions for the render check (repeatable), instead of those recorded at package time (helm upgrade takes no such flag).",
     set: "Passed to helm as --set (repeatable), in the render check and the install, so it wins over every values file; the package's own --set still applies, as kod-set-<chart>.yaml.",
   },
 }
