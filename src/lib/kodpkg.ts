@@ -113,7 +113,8 @@ function referencedFiles(manifest: PackageManifest): string[] {
   ]
 }
 
-function checkCoverage(manifest: PackageManifest, sums: Map<string, string>, origin: string): void {
+/** Refuses (exit 5) a package whose checksums leave out a file its manifest names. */
+export function checkCoverage(manifest: PackageManifest, sums: Map<string, string>, origin: string): void {
   const missing = referencedFiles(manifest).filter((file) => !sums.has(file))
   if (missing.length > 0) throw packageError(`${origin}: ${missing[0]} is not covered by ${SUMS_FILE}; the package is incomplete or was tampered with`)
 }

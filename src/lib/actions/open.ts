@@ -6,6 +6,7 @@ import {messageOf, packageError, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {
   type ArchiveHead,
+  checkCoverage,
   discard,
   extractPackage,
   firstDifference,
@@ -205,7 +206,9 @@ function refusedUnpack(found: Existing, dir: string): string {
 async function reuse(dir: string, input: string, signal?: AbortSignal): Promise<PackageManifest> {
   const {manifestText, sumsText} = await readDirectoryHead(dir)
   const manifest = parseManifest(manifestText!, dir)
-  const difference = await firstDifference(dir, parseSums(sumsText!), signal)
+  const sums = parseSums(sumsText!)
+  checkCoverage(manifest, sums, input)
+  const difference = await firstDifference(dir, sums, signal)
   if (difference) {
     const how = difference.missing ? 'is missing' : 'was changed'
     throw usageError(`${shown(dir)} holds this package, but its ${difference.file} ${how} since it was unpacked: remove ${shown(dir)} to unpack ${input} afresh`)
@@ -244,6 +247,7 @@ async function extractInto(input: string, dir: string, title: string, quiet: boo
 async function replace(input: string, dir: string, found: OtherPackage, signal?: AbortSignal): Promise<PackageManifest> {
   const incoming = `${dir}.extracting-${process.pid}`
   const outgoing = `${dir}.replaced-${process.pid}`
+  let swapped = false
   try {
     const manifest = await extractPackage(input, incoming, signal)
     signal?.throwIfAborted()
@@ -252,6 +256,7 @@ async function replace(input: string, dir: string, found: OtherPackage, signal?:
     await rename(dir, outgoing)
     try {
       await rename(incoming, dir)
+      swapped = true
     } catch (error) {
       await rename(outgoing, dir)
       throw error
@@ -259,7 +264,8 @@ async function replace(input: string, dir: string, found: OtherPackage, signal?:
     return manifest
   } finally {
     await discard(incoming)
-    await rm(outgoing, {recursive: true, force: true})
+    // Only once the new package is in place: until then the old one is all there is.
+    if (swapped) await rm(outgoing, {recursive: true, force: true})
   }
 }
 
