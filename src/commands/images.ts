@@ -20,7 +20,7 @@ interface ImageRow {
 export default class Images extends KodCommand {
   static override summary = 'List every image a chart will run, where it was found, and how kod will relocate it. Pulls nothing.'
 
-  static override description = `Renders the chart as kod package would (same flags) and lists each image: the templates it appears in, the values path that sets where it is pulled from, and whether deploy can relocate it.
+  static override description = `Renders the chart as kod package would, with the same chart and rendering flags (nothing is recorded: there is no package), and lists each image: the templates it appears in, the values path that sets where it is pulled from, and whether deploy can relocate it.
 
 With --relocate-to, writes the values file deploy would generate for that registry (to -o FILE, or stdout): for sites that already mirror images by other means (registry replication, a proxy cache) and only need the values. Images are expected at <registry>/<prefix>/<original-host>/<original-repository>, as kod populate pushes them.`
 
