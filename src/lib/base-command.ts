@@ -163,7 +163,8 @@ export function debugEnabled(namespace: string, setting: string | undefined): bo
 /** Debug output for a namespace (kod:<command>): one line on stderr per call when DEBUG selects it. */
 export function debugPrinter(namespace: string, setting = process.env.DEBUG): (...args: unknown[]) => void {
   if (!debugEnabled(namespace, setting)) return () => {}
-  return (...args) => process.stderr.write(`${namespace} ${format(...args)}\n`)
+  // %o as the debug package prints it (util.format's %o also shows hidden properties such as an array's length).
+  return (first, ...rest) => process.stderr.write(`${namespace} ${typeof first === 'string' ? format(first.replaceAll('%o', '%O'), ...rest) : format(first, ...rest)}\n`)
 }
 
 export const packageFlag = Flags.string({
