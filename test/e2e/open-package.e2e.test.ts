@@ -1,12 +1,13 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
-import {copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {gzipSync} from 'node:zlib'
 import YAML from 'yaml'
 
-import {FIXTURES, kod, TOOLS_BIN, toolPath} from '../support/kod.js'
+import {writePackage} from '../../src/lib/kodpkg.js'
+import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 
@@ -181,6 +182,52 @@ describe('opening packages on the air-gapped side (e2e)', function () {
     const unpacked = await kod(['unpack', '-c', first], {cwd, env})
     expect(unpacked.exitCode).to.equal(2)
     oneLineError(unpacked, /^Error: kod-hello-0\.1\.0 already exists and holds another hello 0\.1\.0 package \(created [^)]+\): remove it or choose another directory with -o$/)
+  })
+
+  it('stops on Ctrl-C while extracting a large package, leaving an earlier unpack as it was and nothing else', async function () {
+    /** A big package of big 1.0.0 (one 384 MiB file): extraction takes long enough to interrupt. */
+    const makeBig = async (created: string): Promise<string> => {
+      const staging = await fresh('big-staging')
+      await mkdir(path.join(staging, 'charts'))
+      await writeFile(path.join(staging, 'charts', 'big-1.0.0.tgz'), created)
+      await writeFile(path.join(staging, 'filler'), '')
+      await truncate(path.join(staging, 'filler'), 384 * 1024 * 1024)
+      const file = path.join(await fresh('big'), 'kod-big-1.0.0.kodpkg')
+      const manifest = {formatVersion: 1 as const, kodVersion: '0.0.0-test', created, source: {kind: 'helm', ref: 'big'}, name: 'big', version: '1.0.0'}
+      await writePackage(staging, {...manifest, charts: [{name: 'big', version: '1.0.0', file: 'charts/big-1.0.0.tgz'}], values: [], hints: [], images: []}, file)
+      await rm(staging, {recursive: true})
+      return file
+    }
+    const interrupted = async (file: string, cwd: string): Promise<{exitCode?: number; stderr: string}> => {
+      const child = execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), 'deploy', '-c', file, ...target(), '--list-commands'], {
+        cwd,
+        env: {...env, PATH: toolPath()},
+        reject: false,
+        stdin: 'ignore',
+      })
+      // Wait until kod is extracting (its temporary directory exists beside the target), then interrupt.
+      const deadline = Date.now() + 30_000
+      while (!(await readdir(cwd)).some((name) => name.includes('.extracting-')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+      child.kill('SIGINT')
+      const result = await child
+      return {exitCode: result.exitCode, stderr: String(result.stderr)}
+    }
+
+    const cwd = await fresh('interrupt')
+    const unpacking = await interrupted(await makeBig('2026-01-01T00:00:00.000Z'), cwd)
+    expect(unpacking.exitCode, unpacking.stderr).to.equal(130)
+    oneLineError(unpacking, /^Error: interrupted; nothing was left half-written$/)
+    expect(await readdir(cwd)).to.deep.equal([])
+
+    // An earlier unpack of another build in the way: still whole after the interrupted replacement.
+    const old = await makeBig('2026-02-02T00:00:00.000Z')
+    expect((await kod(['unpack', '-c', old], {cwd, env})).exitCode).to.equal(0)
+    const replacing = await interrupted(await makeBig('2026-03-03T00:00:00.000Z'), cwd)
+    expect(replacing.exitCode, replacing.stderr).to.equal(130)
+    expect(await readdir(cwd)).to.deep.equal(['kod-big-1.0.0'])
+    const kept = await kod(['inspect', '-c', path.join(cwd, 'kod-big-1.0.0'), '--json'], {env})
+    expect(kept.exitCode, kept.stderr).to.equal(0)
+    expect(JSON.parse(kept.stdout).created).to.equal('2026-02-02T00:00:00.000Z')
   })
 
   it('populate repeats what the package records for the operator, and inspect shows it', async function () {
