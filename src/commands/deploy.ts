@@ -13,16 +13,31 @@ export default class Deploy extends KodCommand {
   helm upgrade --install <release> <chart> -n <namespace> --create-namespace \\
     -f <package-time values…> -f kod-values-<chart>.yaml -f <your -f files…>
 
-so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes kod-set-<chart>.yaml, passed just before kod's file. Before installing, kod renders the chart with exactly those values and refuses if any image would be pulled from anywhere but the private registry, or is missing there. Nothing is installed into the cluster besides your chart; the chart itself is never modified.
+so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes kod-set-<chart>.yaml, passed just before kod's file. Before pushing anything, kod renders the chart with exactly those values and refuses (exit 6) if any image — in an image field, a container argument or env value, or a pod template kept in a ConfigMap — would be pulled from anywhere but the private registry, unless you accept it by name with --allow-external; before installing, it refuses if an image is missing from the registry. What the package recorded as not relocatable is repeated first. Nothing is installed into the cluster besides your chart; the chart itself is never modified.
 
-A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package), so the generated values file and the printed commands stay valid after kod exits.`
+--no-install and --list-commands:
+  (neither)                        populate, check, helm upgrade --install
+  --no-install                     populate, check, write the values; stderr says which helm command to run
+  --no-install --list-commands     populate, check, write the values; stdout holds only the helm command(s),
+                                   to extend and run yourself (the air-gap workflow)
+  --list-commands                  print the pushes and the helm command(s); push and install nothing
+
+A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package), so the generated values file and the printed commands stay valid after kod exits.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 -n mynamespace -d myrelease',
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http -f prod.yaml --wait',
     {
-      description: 'Print the exact commands (pushes and helm) without running them:',
+      description: 'Fill the registry, then print the helm command to extend and run yourself:',
       command: '<%= config.bin %> <%= command.id %> --no-install --list-commands -c /tmp/kod-mychart-1.2.3/ -r https://myregistry:8080/ -n mynamespace',
+    },
+    {
+      description: 'Print every command (pushes and helm) without running any:',
+      command: '<%= config.bin %> <%= command.id %> --list-commands -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 -n mynamespace',
+    },
+    {
+      description: 'Accept an image the chart hard-codes, pulled from outside the private registry:',
+      command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --allow-external docker.io/library/busybox:1.28',
     },
     {description: "Helm's client-side dry run:", command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --dry-run'},
   ]
@@ -37,9 +52,14 @@ A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     values: Flags.string({char: 'f', summary: 'Your values file (repeatable); passed to helm after kod\'s, so it wins.', multiple: true, multipleNonGreedy: true}),
     wait: Flags.boolean({summary: "Passed to helm: wait until the release's resources are ready."}),
     'dry-run': Flags.boolean({summary: "Passed to helm as --dry-run=client: render and simulate the install, change nothing in the cluster."}),
-    'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values file only.'}),
+    'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values files; say which helm command to run.'}),
     'list-commands': Flags.boolean({
-      summary: 'Print the commands (pushes, then helm) one per line on stdout instead of running them; nothing is pushed or installed.',
+      summary: 'Print commands on stdout, one per line: alone, the pushes and helm, running nothing; with --no-install, only helm, after populating.',
+    }),
+    'allow-external': Flags.string({
+      summary: 'Accept this image from outside the private registry (repeatable; any spelling of the reference): deploy warns instead of refusing.',
+      multiple: true,
+      multipleNonGreedy: true,
     }),
     ...renderFlags,
   }
@@ -69,17 +89,17 @@ A .kodpkg file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       {
         listCommands,
         noInstall: flags['no-install'],
-        quiet: this.quiet(flags) || listCommands,
+        quiet: this.quiet(flags) || (listCommands && !flags['no-install']),
         stream: !this.jsonEnabled(),
+        allowExternal: flags['allow-external'],
         print: (line) => this.log(line),
       },
     )
-    if (!listCommands) {
-      this.logToStderr(
-        result.installed
-          ? `deployed ${pkg.manifest.name} ${pkg.manifest.version}${flags['dry-run'] ? ' (dry run)' : ''}`
-          : `registry populated; values for helm in ${result.valuesFiles.join(', ')}`,
-      )
+    if (result.installed) {
+      this.logToStderr(`deployed ${pkg.manifest.name} ${pkg.manifest.version}${flags['dry-run'] ? ' (dry run)' : ''}`)
+    } else if (result.populated) {
+      this.logToStderr(`registry ${target.registry} populated; values for helm in ${result.valuesFiles.map((file) => path.relative(process.cwd(), file) || file).join(', ')}`)
+      if (!listCommands) this.logToStderr(`to install, run:\n${result.install.join('\n')}`)
     }
     return result
   }

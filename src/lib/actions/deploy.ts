@@ -1,11 +1,11 @@
 import path from 'node:path'
 
-import type {DeployRequest, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
-import {ExitCode, KodError, messageOf} from '../errors.js'
+import type {DeployRequest, KodSource, OpenedPackage, PackageManifest, PlannedCommand, SourceContext, Target} from '../../api.js'
+import {ExitCode, KodError, messageOf, usageError} from '../errors.js'
 import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushCommand, pushReference} from '../images.js'
 import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
 import {countedSubtasks, runSteps} from '../progress.js'
-import {parseRef, relocatedRepository} from '../refs.js'
+import {normalizeRef, parseRef, relocatedRepository} from '../refs.js'
 import {formatCommand} from '../tools.js'
 import {asKodError} from './package.js'
 
@@ -74,23 +74,35 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet:
 }
 
 export interface DeployOptions {
+  /** Print the commands on stdout (see deployAction for what that means with and without noInstall). */
   listCommands: boolean
+  /** Stop before helm. */
   noInstall: boolean
   quiet: boolean
   /** Stream helm's own output (not under --json). */
   stream: boolean
+  /** --allow-external: images (any spelling) the user accepts from outside the private registry. */
+  allowExternal?: string[]
   print(line: string): void
 }
 
 export interface DeployResult {
   valuesFiles: string[]
   images: string[]
+  /** What --list-commands prints (or would print). */
   commands: string[]
+  /** The helm command(s) that install, as a user would paste them. */
+  install: string[]
+  /** Images accepted from outside the private registry with --allow-external. */
+  external: string[]
+  populated: boolean
   installed: boolean
 }
 
+type Rendered = {ref: string; foundIn: string[]}
+
 /** Rendered images that would be pulled from anywhere but the target registry. */
-export function outsideTarget(images: Array<{ref: string; foundIn: string[]}>, target: Target): Array<{ref: string; foundIn: string[]}> {
+export function outsideTarget(images: Rendered[], target: Target): Rendered[] {
   return images.filter((image) => {
     try {
       const ref = parseRef(image.ref)
@@ -101,14 +113,52 @@ export function outsideTarget(images: Array<{ref: string; foundIn: string[]}>, t
   })
 }
 
-function listImages(images: Array<{ref: string; foundIn: string[]}>): string {
+function listImages(images: Rendered[]): string {
   return images.map((image) => `${image.ref} (${image.foundIn.join(', ')})`).join('; ')
 }
 
+/** Same image, however spelled (nginx, docker.io/library/nginx:latest); unparsable ones compare as written. */
+function sameImage(a: string, b: string): boolean {
+  const canonical = (ref: string): string => {
+    try {
+      return normalizeRef(ref)
+    } catch {
+      return ref
+    }
+  }
+  return canonical(a) === canonical(b)
+}
+
 /**
- * kod deploy: relocation values and render check (the source), then populate, then a check that every
- * rendered image exists in the target, then the install. With listCommands nothing is pushed or
- * installed: the commands are printed instead.
+ * Splits the images outside the registry into those the user accepted by name and the rest; a name
+ * that matches no image the chart runs is a mistake worth stopping for.
+ */
+export function acceptExternal(outside: Rendered[], allowed: readonly string[], rendered: Rendered[]): {accepted: Rendered[]; refused: Rendered[]} {
+  for (const name of allowed) {
+    if (!rendered.some((image) => sameImage(image.ref, name))) {
+      throw usageError(`--allow-external ${name}: the chart runs no such image; images it runs: ${rendered.map((image) => image.ref).join(', ')}`)
+    }
+  }
+  const isAllowed = (image: Rendered): boolean => allowed.some((name) => sameImage(image.ref, name))
+  return {accepted: outside.filter(isAllowed), refused: outside.filter((image) => !isAllowed(image))}
+}
+
+/** What the package says the air-gapped operator must hear before anything is pushed or installed. */
+export function packageWarnings(manifest: PackageManifest): string[] {
+  if (manifest.warnings) return manifest.warnings
+  // Format 1 recorded only the images it could not relocate.
+  return manifest.images.filter((image) => image.note).map((image) => `${image.ref} cannot be relocated through values: ${image.note}`)
+}
+
+/**
+ * kod deploy: the source writes the relocation values and renders the chart with them; every image that
+ * would come from outside the registry is refused unless accepted with --allow-external. Then:
+ *
+ * - listCommands alone: print the pushes and the helm command(s); nothing is pushed or installed.
+ * - noInstall and listCommands (the documented air-gap workflow): populate for real, check the registry,
+ *   and print only the helm command(s) on stdout, for the user to extend and run.
+ * - noInstall alone: populate, check, and say on stderr which helm command to run.
+ * - neither: populate, check, install.
  */
 export async function deployAction(
   ctx: SourceContext,
@@ -117,49 +167,59 @@ export async function deployAction(
   request: DeployRequest,
   options: DeployOptions,
 ): Promise<DeployResult> {
+  for (const warning of packageWarnings(pkg.manifest)) ctx.log.warn(warning)
   const plan = await source.deploy(ctx, pkg, request).catch((error: unknown) => {
     throw asKodError(error)
   })
-  const outside = outsideTarget(plan.renderedImages, request.target)
-  if (outside.length > 0) {
+  const {accepted, refused} = acceptExternal(outsideTarget(plan.renderedImages, request.target), options.allowExternal ?? [], plan.renderedImages)
+  if (refused.length > 0) {
     throw new KodError(
-      `refusing to deploy: ${outside.length} image(s) would not be pulled from ${request.target.registry}: ${listImages(outside)}. Check your -f files, or add a hint for the chart`,
+      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${request.target.registry}: ${listImages(refused)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
       {exit: ExitCode.notRelocated},
     )
   }
+  for (const image of accepted) ctx.log.warn(`${image.ref} (${image.foundIn.join(', ')}) will be pulled from outside ${request.target.registry}: accepted with --allow-external`)
+  const inRegistry = plan.renderedImages.filter((image) => !accepted.includes(image))
   // Under the registry, but not where populate pushes: only the registry can tell whether it is there.
   const pushed = new Set(pkg.manifest.images.map((image) => relocatedRepository(parseRef(image.name), request.target)))
-  const elsewhere = plan.renderedImages.filter((image) => {
+  const elsewhere = inRegistry.filter((image) => {
     const ref = parseRef(image.ref)
     return !pushed.has(`${ref.host}/${ref.path}`)
   })
-  if (elsewhere.length > 0 && options.listCommands) {
+  if (elsewhere.length > 0 && options.listCommands && !options.noInstall) {
     ctx.log.warn(`${listImages(elsewhere)}: not among the images kod pushes; deploy checks that the registry has them before installing`)
   }
   const populate = planPopulate(ctx, source, pkg, request.target)
-  const commands = [...planCommands(populate), ...(options.noInstall ? [] : plan.install)]
-  const lines = commands.map((command) => formatCommand(ctx.tools, command))
+  const install = plan.install.map((command) => formatCommand(ctx.tools, command))
+  const pushes = planCommands(populate).map((command) => formatCommand(ctx.tools, command))
   const result: DeployResult = {
     valuesFiles: plan.generated,
     images: plan.renderedImages.map((image) => image.ref),
-    commands: lines,
+    commands: options.noInstall && !options.listCommands ? pushes : options.noInstall ? install : [...pushes, ...install],
+    install,
+    external: accepted.map((image) => image.ref),
+    populated: false,
     installed: false,
   }
-  if (options.listCommands) {
-    for (const line of lines) options.print(line)
+  if (options.listCommands && !options.noInstall) {
+    for (const line of result.commands) options.print(line)
     return result
   }
 
   await runPopulate(ctx, populate, options.quiet)
-  const references = [...new Set(plan.renderedImages.map((image) => pullReference(parseRef(image.ref))))]
+  result.populated = true
+  const references = [...new Set(inRegistry.map((image) => pullReference(parseRef(image.ref))))]
   const present = await mapLimit(references, CHECK_CONCURRENCY, (reference) => existsInRegistry(ctx.tools, reference, request.target))
-  const missing = plan.renderedImages.filter((image) => !present[references.indexOf(pullReference(parseRef(image.ref)))])
+  const missing = inRegistry.filter((image) => !present[references.indexOf(pullReference(parseRef(image.ref)))])
   if (missing.length > 0) {
     throw new KodError(`refusing to deploy: ${missing.length} image(s) are missing from ${request.target.registry}: ${listImages(missing)}`, {
       exit: ExitCode.notRelocated,
     })
   }
-  if (options.noInstall) return result
+  if (options.noInstall) {
+    if (options.listCommands) for (const line of install) options.print(line)
+    return result
+  }
   for (const command of plan.install) {
     await ctx.tools.run(command.tool, command.args, {env: command.env, stream: options.stream})
   }

@@ -1,0 +1,225 @@
+import {expect} from 'chai'
+import {execa} from 'execa'
+import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import {imageFieldsInText, imagesInManifests, occurrences} from '../../plugins/plugin-helm/src/render.js'
+import {kod, toolPath} from '../support/kod.js'
+import {buildLayout} from '../support/oci-build.js'
+import {startRegistry, type TestRegistry} from '../support/registry.js'
+
+/**
+ * The air-gap workflow of the architecture note, on a chart that carries images where real charts do
+ * besides image fields: a `--flag=IMAGE` argument, a custom resource that splits an image into
+ * repository / image / version, and a sidecar template kept as ConfigMap text (one image set by a value,
+ * one hard-coded). Real helm, skopeo and registries on 127.0.0.1.
+ */
+const IMAGES = ['web', 'solver', 'driver', 'sidecar', 'hard']
+
+async function skopeo(args: string[]): Promise<string> {
+  return String((await execa('skopeo', args, {stdin: 'ignore'})).stdout)
+}
+
+async function writeChart(dir: string, upstream: string): Promise<void> {
+  await mkdir(path.join(dir, 'templates'), {recursive: true})
+  await writeFile(path.join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: relay\nversion: 0.3.0\nappVersion: "1.0"\n')
+  const values = {
+    image: {registry: upstream, repository: 'kodtest/web', tag: '1.0'},
+    solver: {registry: upstream},
+    gpu: {repository: `${upstream}/kodtest`, image: 'driver', version: '1.0'},
+    sidecar: {image: `${upstream}/kodtest/sidecar:1.0`},
+  }
+  await writeFile(path.join(dir, 'values.yaml'), YAML.stringify(values))
+  await writeFile(
+    path.join(dir, 'templates', 'deploy.yaml'),
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: {{ .Release.Name }}-web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: "{{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          args:
+            - --solver-image={{ .Values.solver.registry }}/kodtest/solver:1.0
+            - --replicas={{ .Values.replicas | default 1 }}
+`,
+  )
+  await writeFile(
+    path.join(dir, 'templates', 'policy.yaml'),
+    `apiVersion: nvidia.com/v1
+kind: ClusterPolicy
+metadata: {name: {{ .Release.Name }}-policy}
+spec:
+  driver:
+    repository: {{ .Values.gpu.repository }}
+    image: {{ .Values.gpu.image }}
+    version: {{ .Values.gpu.version | quote }}
+`,
+  )
+  await writeFile(
+    path.join(dir, 'templates', 'injector.yaml'),
+    `apiVersion: v1
+kind: ConfigMap
+metadata: {name: {{ .Release.Name }}-injector}
+data:
+  sidecar.yaml: |
+    containers:
+      - name: agent
+        image: {{ .Values.sidecar.image }}
+      - name: wait
+        image: ${upstream}/kodtest/hard:1.0
+`,
+  )
+}
+
+/** Every image in rendered output: image fields (composed custom-resource images included) and image: lines of ConfigMap text. */
+function renderedImages(output: string): string[] {
+  const fields = imagesInManifests(output).map((image) => image.ref)
+  const text = occurrences(output)
+    .filter((occurrence) => occurrence.kind === 'text')
+    .flatMap((occurrence) => imageFieldsInText(occurrence.value))
+  const args = occurrences(output)
+    .filter((occurrence) => occurrence.kind === 'arg' && occurrence.value.startsWith('--solver-image='))
+    .map((occurrence) => occurrence.value.slice('--solver-image='.length))
+  return [...new Set([...fields, ...text, ...args])].sort()
+}
+
+describe('deploy --no-install --list-commands: the air-gap workflow, no silent miss (e2e)', function () {
+  let work: string
+  let upstream: TestRegistry
+  let airgap: TestRegistry
+  let kodpkg: string
+  let helmEnv: Record<string, string>
+  let hard: string
+
+  before(async function () {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kod-workflow-'))
+    upstream = await startRegistry()
+    airgap = await startRegistry()
+    const memory = path.join(work, 'helm-memory.yaml')
+    await writeFile(memory, '[]\n')
+    helmEnv = {HELM_DRIVER: 'memory', HELM_MEMORY_DRIVER_DATA: memory, HOME: work}
+    hard = `${upstream.host}/kodtest/hard:1.0`
+
+    const layout = path.join(work, 'build')
+    await buildLayout(
+      layout,
+      IMAGES.map((name) => ({name, layers: [{files: {[`app/${name}`]: `${name}\n`}}]})),
+    )
+    for (const name of IMAGES) {
+      await skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:${name}`, `docker://${upstream.host}/kodtest/${name}:1.0`])
+    }
+    const chart = path.join(work, 'relay')
+    await writeChart(chart, upstream.host)
+    await writeFile(path.join(work, 'base.yaml'), 'replicas: 2\n')
+    const packaged = await kod(['package', '-c', chart, '-f', path.join(work, 'base.yaml'), '-o', path.join(work, 'out'), '--insecure-registry', upstream.host])
+    expect(packaged.exitCode, packaged.stderr).to.equal(0)
+    kodpkg = path.join(work, 'out', 'kod-relay-0.3.0.kodpkg')
+    // Said at package time: the hard-coded image is packaged but cannot be relocated.
+    expect(packaged.stderr).to.include(`Warning: ${hard} cannot be relocated through values`)
+    await upstream.stop()
+  })
+
+  after(async function () {
+    await upstream?.stop()
+    await airgap?.stop()
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  it('packages the argument image, the composed custom-resource image and both ConfigMap images, and records the warning', async function () {
+    const inspected = await kod(['inspect', '-c', kodpkg, '--json'])
+    expect(inspected.exitCode, inspected.stderr).to.equal(0)
+    const manifest = JSON.parse(inspected.stdout)
+    const byName = new Map<string, {values: Array<{path: string}>; note?: string}>(manifest.images.map((image: {name: string}) => [image.name, image]))
+    const up = upstream.host
+    expect([...byName.keys()].sort()).to.deep.equal(IMAGES.map((name) => `${up}/kodtest/${name}:1.0`).sort())
+    expect(byName.get(`${up}/kodtest/solver:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['solver.registry'])
+    expect(byName.get(`${up}/kodtest/driver:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['gpu.repository'])
+    expect(byName.get(`${up}/kodtest/sidecar:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['sidecar.image'])
+    expect(byName.get(hard)!.note).to.match(/relay\/templates\/injector\.yaml/)
+    expect(manifest.formatVersion).to.equal(2)
+    expect(manifest.warnings.join('\n')).to.include(`${hard} cannot be relocated through values`)
+  })
+
+  it('refuses, before pushing anything, an image that would still come from outside, naming it and where it is', async function () {
+    const cwd = await mkdtemp(path.join(work, 'refused-'))
+    const args = ['deploy', '--no-install', '--list-commands', '-c', kodpkg, '-r', `http://${airgap.host}/`, '-n', 'shop']
+    const refused = await kod(args, {cwd, env: helmEnv})
+    expect(refused.exitCode, refused.stderr).to.equal(6)
+    expect(refused.stdout).to.equal('')
+    expect(refused.stderr).to.include(`${hard} (relay/templates/injector.yaml)`)
+    expect(refused.stderr).to.include('--allow-external')
+    // The operator heard the recorded warning first.
+    expect(refused.stderr.indexOf(`Warning: ${hard} cannot be relocated`)).to.be.lessThan(refused.stderr.indexOf('Error:'))
+    const tags = await execa('skopeo', ['list-tags', '--tls-verify=false', `docker://${airgap.host}/kod/${upstream.host.replace(':', '-')}/kodtest/web`], {reject: false})
+    expect(tags.exitCode, 'nothing may be pushed before the refusal').to.not.equal(0)
+
+    const wrong = await kod([...args, '--allow-external', 'docker.io/library/not-in-the-chart:1'], {cwd, env: helmEnv})
+    expect(wrong.exitCode).to.equal(2)
+    expect(wrong.stderr).to.match(/--allow-external docker\.io\/library\/not-in-the-chart:1: the chart runs no such image/)
+  })
+
+  it('pushes for real and prints only the helm command, which runs as printed and pulls every image from the registry', async function () {
+    const cwd = await mkdtemp(path.join(work, 'workflow-'))
+    const result = await kod(
+      ['deploy', '--no-install', '--list-commands', '-c', kodpkg, '-r', `http://${airgap.host}/`, '-n', 'shop', '--allow-external', hard],
+      {cwd, env: helmEnv},
+    )
+    expect(result.exitCode, result.stderr).to.equal(0)
+    const lines = result.stdout.trim().split('\n')
+    expect(lines, result.stdout).to.have.length(1)
+    const [helmLine] = lines
+    expect(helmLine).to.match(/^helm upgrade --install relay /)
+    const dir = path.join(cwd, 'kod-relay-0.3.0')
+    // Every values file, in helm's order: package-time -f first, then kod's.
+    expect(helmLine).to.include(`-f ${path.join(dir, 'values', '01-base.yaml')} -f ${path.join(dir, 'kod-values-relay.yaml')}`)
+    expect(result.stderr).to.include(`${hard} (relay/templates/injector.yaml) will be pulled from outside`)
+
+    // The user extends the printed command and runs it (helm's client-side dry run: there is no cluster here).
+    const ran = await execa('bash', ['-c', `${helmLine} --dry-run=client`], {cwd, env: {...helmEnv, PATH: toolPath()}, stdin: 'ignore'})
+    const images = renderedImages(String(ran.stdout))
+    expect(images).to.have.length(IMAGES.length)
+    const component = upstream.host.replace(':', '-')
+    for (const image of images.filter((ref) => ref !== hard)) {
+      expect(image.startsWith(`${airgap.host}/kod/${component}/kodtest/`), image).to.equal(true)
+      await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${image}`])
+    }
+    expect(images).to.include(hard)
+    // The chart was pushed too.
+    const tags = JSON.parse(await skopeo(['list-tags', '--tls-verify=false', `docker://${airgap.host}/kod/charts/relay`]))
+    expect(tags.Tags).to.deep.equal(['0.3.0'])
+  })
+
+  it('--no-install alone populates and says on stderr which helm command to run, with every values file', async function () {
+    const cwd = await mkdtemp(path.join(work, 'no-install-'))
+    const result = await kod(['deploy', '--no-install', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', '--allow-external', hard], {cwd, env: helmEnv})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    expect(result.stdout).to.equal('')
+    const dir = path.join(cwd, 'kod-relay-0.3.0')
+    expect(result.stderr).to.include('to install, run:')
+    expect(result.stderr).to.match(new RegExp(`helm upgrade --install relay \\S+ --namespace shop --create-namespace -f ${path.join(dir, 'values', '01-base.yaml')} -f ${path.join(dir, 'kod-values-relay.yaml')}`))
+  })
+
+  it('populate repeats the recorded warning on the air-gapped side', async function () {
+    const result = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {env: helmEnv})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    expect(result.stderr).to.include(`Warning: ${hard} cannot be relocated through values`)
+  })
+
+  it('deploys for real (helm dry run) only with the hard-coded image accepted', async function () {
+    const cwd = await mkdtemp(path.join(work, 'deploy-'))
+    const base = ['deploy', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', '--dry-run']
+    const refused = await kod(base, {cwd, env: helmEnv})
+    expect(refused.exitCode).to.equal(6)
+    const deployed = await kod([...base, '--allow-external', `${hard}`], {cwd, env: helmEnv})
+    expect(deployed.exitCode, deployed.stderr).to.equal(0)
+    expect(deployed.stdout).to.match(/Dry run complete/)
+  })
+})
+
