@@ -12,8 +12,9 @@ import {ExitCode, KodError, packageError, usageError} from './errors.js'
 import {manifestSchema} from './kodpkg-schema.js'
 
 /**
- * The .kodpkg format, version 1 (docs/kodpkg.md): a plain tar archive holding kod-package.yaml,
- * SHA256SUMS, charts/, values/, hints/ and images/ (one OCI image layout for all images).
+ * The .kodpkg format (docs/kodpkg.md): a plain tar archive holding kod-package.yaml (first),
+ * SHA256SUMS, charts/, values/, hints/ and images/ (one OCI image layout for all images). Readers
+ * recognise it by that content, never by the file's name.
  */
 export const FORMAT_VERSION = 2
 /** Formats this kod reads: 1 (kod 0.1) and 2. */
