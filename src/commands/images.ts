@@ -42,7 +42,7 @@ With --relocate-to, writes the values file deploy would generate for that regist
     output: Flags.string({char: 'o', summary: 'File for the values (default: stdout).', dependsOn: ['relocate-to']}),
   }
 
-  public async run(): Promise<{images: ImageRow[]; values?: string}> {
+  public async run(): Promise<{images: ImageRow[]; warnings: string[]; values?: string}> {
     const {flags} = await this.parse(Images)
     const target = flags['relocate-to'] ? parseTarget({registry: flags['relocate-to'], prefix: flags.prefix}) : undefined
     const ctx = await this.context()
@@ -69,6 +69,6 @@ With --relocate-to, writes the values file deploy would generate for that regist
       for (const line of table(lines)) this.log(line)
       this.log(`${rows.length} image(s), ${rows.filter((row) => row.relocatable).length} relocatable through values`)
     }
-    return {images: rows, ...(values === undefined ? {} : {values})}
+    return {images: rows, warnings: found.warnings ?? [], ...(values === undefined ? {} : {values})}
   }
 }

@@ -60,7 +60,7 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     }),
   }
 
-  public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number}> {
+  public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number; warnings: string[]}> {
     const {flags} = await this.parse(Package)
     const isDirectory = await stat(flags.output).then(
       (info) => info.isDirectory(),
@@ -77,6 +77,6 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     })
     const {manifest} = result
     this.log(`${path.relative(process.cwd(), result.file) || result.file}: ${manifest.name} ${manifest.version}, ${manifest.images.length} image(s), ${formatSize(result.bytes)}`)
-    return {file: result.file, name: manifest.name, version: manifest.version, images: manifest.images.length, bytes: result.bytes}
+    return {file: result.file, name: manifest.name, version: manifest.version, images: manifest.images.length, bytes: result.bytes, warnings: manifest.warnings ?? []}
   }
 }

@@ -212,6 +212,13 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     expect(result.stderr).to.include(`Warning: ${hard} cannot be relocated through values`)
   })
 
+  it('refuses a --set helm cannot parse as bad input (exit 2), before pushing', async function () {
+    const cwd = await mkdtemp(path.join(work, 'bad-set-'))
+    const result = await kod(['deploy', '-c', kodpkg, '-r', airgap.host, '--plain-http', '--list-commands', '--set', 'a[x]=1'], {cwd, env: helmEnv})
+    expect(result.exitCode, result.stderr).to.equal(2)
+    expect(result.stderr).to.match(/^Error: bad --set "a\[x\]=1"/m)
+  })
+
   it('deploys for real (helm dry run) only with the hard-coded image accepted', async function () {
     const cwd = await mkdtemp(path.join(work, 'deploy-'))
     const base = ['deploy', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', '--dry-run']

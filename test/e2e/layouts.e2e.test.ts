@@ -28,12 +28,14 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
   let rows: Map<string, Row>
 
   let warnings: string
+  let jsonWarnings: string[]
 
   before(async function () {
     work = await mkdtemp(path.join(os.tmpdir(), 'kod-layouts-'))
     const result = await kod(['images', '-c', CHART, '--json'])
     expect(result.exitCode, result.stderr).to.equal(0)
     rows = new Map((JSON.parse(result.stdout).images as Row[]).map((row) => [row.ref, row]))
+    jsonWarnings = JSON.parse(result.stdout).warnings
     warnings = result.stderr
   })
 
@@ -106,6 +108,7 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
       expect(row!.note, ref).to.match(/layouts\/templates\/(hardcoded|injector-config)\.yaml/)
     }
     expect(warnings).to.match(/busybox:1\.28 cannot be relocated through values/)
+    expect(jsonWarnings.filter((line) => line.startsWith('busybox:1.28 cannot be relocated'))).to.have.length(1)
   })
 
   it('says which image cannot be relocated through values, and which template hard-codes it', function () {

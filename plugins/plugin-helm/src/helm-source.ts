@@ -181,6 +181,8 @@ export function createHelmSource(): KodSource {
         await writeFile(setFile, `# The --set values given to kod package, as a values file (so kod's relocation values can follow them).\n${YAML.stringify(packageSet, {lineWidth: 0})}`)
         generated.unshift(setFile)
       }
+      // A --set helm cannot parse is bad input (exit 2), not a failed render.
+      await setValues(ctx, knobs.set ?? [])
       const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), ...generated, ...request.valuesFiles]
       const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
       const renderedImages = imagesToCheck(ctx.refs, output, pkg.manifest.images)

@@ -1,12 +1,13 @@
 import path from 'node:path'
 
-import type {DeployRequest, KodSource, OpenedPackage, PackageManifest, PlannedCommand, SourceContext, Target} from '../../api.js'
+import type {DeployRequest, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
 import {ExitCode, KodError, messageOf, usageError} from '../errors.js'
 import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushCommand, pushReference} from '../images.js'
 import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {normalizeRef, parseRef, relocatedRepository} from '../refs.js'
 import {formatCommand} from '../tools.js'
+import {packageWarnings} from './open.js'
 import {asKodError} from './package.js'
 
 /** How many images are checked in the target registry at once. */
@@ -141,13 +142,6 @@ export function acceptExternal(outside: Rendered[], allowed: readonly string[], 
   }
   const isAllowed = (image: Rendered): boolean => allowed.some((name) => sameImage(image.ref, name))
   return {accepted: outside.filter(isAllowed), refused: outside.filter((image) => !isAllowed(image))}
-}
-
-/** What the package says the air-gapped operator must hear before anything is pushed or installed. */
-export function packageWarnings(manifest: PackageManifest): string[] {
-  if (manifest.warnings) return manifest.warnings
-  // Format 1 recorded only the images it could not relocate.
-  return manifest.images.filter((image) => image.note).map((image) => `${image.ref} cannot be relocated through values: ${image.note}`)
 }
 
 /**
