@@ -3,12 +3,13 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {PackageManifest} from '../api.js'
+import {packageWarnings} from '../lib/actions/open.js'
 import {KodCommand} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize, table} from '../lib/format.js'
 import {type ArchiveSummary, verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
 import {manifestSchema} from '../lib/kodpkg-schema.js'
-import {runSteps} from '../lib/progress.js'
+import {runSteps, step} from '../lib/progress.js'
 
 export default class Inspect extends KodCommand {
   static override summary = 'Show what a package holds, after verifying every checksum.'
@@ -43,8 +44,8 @@ export default class Inspect extends KodCommand {
     await runSteps(
       [
         info.isDirectory()
-          ? {title: `Verify ${input}`, task: async () => void (summary = {manifest: await verifyDirectory(input, this.abort.signal)})}
-          : {title: `Verify ${path.basename(input)} (${formatSize(info.size)})`, task: async () => void (summary = await verifyArchive(input, this.abort.signal))},
+          ? step(`Verify ${input}`, `Verified ${input}`, async () => void (summary = {manifest: await verifyDirectory(input, this.abort.signal)}))
+          : step(`Verify ${path.basename(input)} (${formatSize(info.size)})`, `Verified ${path.basename(input)} (${formatSize(info.size)})`, async () => void (summary = await verifyArchive(input, this.abort.signal))),
       ],
       {quiet: this.quiet(flags)},
     )
@@ -70,10 +71,11 @@ export default class Inspect extends KodCommand {
       ])
     }
     for (const line of table(rows)) this.log(`  ${line}`)
-    for (const image of manifest.images.filter((candidate) => candidate.note)) this.log(`  ${image.ref}: ${image.note}`)
-    if (manifest.warnings?.length) {
-      this.log(`Warnings (${manifest.warnings.length}):`)
-      for (const warning of manifest.warnings) this.log(`  ${warning}`)
+    // Image notes and the package's warnings, each once: what populate and deploy repeat.
+    const warnings = packageWarnings(manifest)
+    if (warnings.length > 0) {
+      this.log(`Warnings (${warnings.length}):`)
+      for (const warning of warnings) this.log(`  ${warning}`)
     }
     if (manifest.hints.length > 0) {
       this.log('Hints:')

@@ -288,12 +288,6 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
   throw notAPackage(file, `it is a tar archive without ${MANIFEST_FILE}`)
 }
 
-/** kod-package.yaml of a package archive, read (and schema-checked) without extracting anything. */
-export async function readArchiveManifest(file: string, signal?: AbortSignal): Promise<{text: string; manifest: PackageManifest}> {
-  const head = await readArchiveHead(file, signal)
-  return {text: head.manifestText, manifest: head.manifest}
-}
-
 export interface ArchiveSummary {
   manifest: PackageManifest
   files: number

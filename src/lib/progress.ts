@@ -17,6 +17,20 @@ export type Step = ListrTask<unknown>
 type StepWrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>
 
 /**
+ * A step that says what it is doing while it runs and what it did once done, so that the plain line a CI
+ * log gets for a finished step reads as what happened ("Verified …", not "Verify …").
+ */
+export function step(doing: string, did: string, run: () => Promise<unknown>): Step {
+  return {
+    title: doing,
+    async task(_, task) {
+      await run()
+      task.title = did
+    },
+  }
+}
+
+/**
  * How progress is shown. Progress always goes to stderr, so stdout keeps only the command's result:
  * - `live`: listr2's display, redrawn in place, when stderr is a terminal (whatever stdout is: piping
  *   the result somewhere must not hide what kod is doing);

@@ -50,7 +50,8 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet:
       throw new KodError(`cannot push ${what}: ${messageOf(error)}`, {exit: ExitCode.toolFailed})
     })
   }
-  const sizes = await Promise.all(plan.images.map(async (image) => (await describeImage(plan.layout, image.layoutName)).bytes))
+  // Sizes only feed the progress display: an image whose size cannot be read is pushed all the same.
+  const sizes = await Promise.all(plan.images.map(async (image) => describeImage(plan.layout, image.layoutName).then((described) => described.bytes, () => undefined)))
   await runSteps(
     [
       {
@@ -90,8 +91,8 @@ export interface DeployOptions {
 export interface DeployResult {
   valuesFiles: string[]
   images: string[]
-  /** What --list-commands prints (or would print). */
-  commands: string[]
+  /** The pushes that populate the registry, as a user would paste them (run unless --list-commands alone). */
+  pushes: string[]
   /** The helm command(s) that install, as a user would paste them. */
   install: string[]
   /** Images accepted from outside the private registry with --allow-external. */
@@ -145,8 +146,45 @@ export function acceptExternal(outside: Rendered[], allowed: readonly string[], 
 }
 
 /**
- * kod deploy: the source writes the relocation values and renders the chart with them; every image that
- * would come from outside the registry is refused unless accepted with --allow-external. Then:
+ * The render check: every image the deployment will run that would come from outside the registry is
+ * refused (exit 6), unless the user accepted it by name. Returns the accepted ones and those the registry
+ * must hold.
+ */
+function renderCheck(ctx: SourceContext, pkg: OpenedPackage, rendered: Rendered[], target: Target, options: DeployOptions): {accepted: Rendered[]; inRegistry: Rendered[]} {
+  const {accepted, refused} = acceptExternal(outsideTarget(rendered, target), options.allowExternal ?? [], rendered)
+  if (refused.length > 0) {
+    throw new KodError(
+      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${target.registry}: ${listImages(refused)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
+      {exit: ExitCode.notRelocated},
+    )
+  }
+  for (const image of accepted) ctx.log.warn(`${listImages([image])} will be pulled from outside ${target.registry}: accepted with --allow-external`)
+  const inRegistry = rendered.filter((image) => !accepted.includes(image))
+  // Under the registry, but not where populate pushes: only the registry can tell whether it is there.
+  const pushed = new Set(pkg.manifest.images.map((image) => relocatedRepository(parseRef(image.name), target)))
+  const elsewhere = inRegistry.filter((image) => {
+    const ref = parseRef(image.ref)
+    return !pushed.has(`${ref.host}/${ref.path}`)
+  })
+  if (elsewhere.length > 0 && options.listCommands && !options.noInstall) {
+    ctx.log.warn(`${listImages(elsewhere)}: not among the images kod pushes; deploy checks that the registry has them before installing`)
+  }
+  return {accepted, inRegistry}
+}
+
+/** The registry check, after populate: every image the deployment pulls from the registry is there. */
+async function registryCheck(ctx: SourceContext, images: Rendered[], target: Target): Promise<void> {
+  const references = [...new Set(images.map((image) => pullReference(parseRef(image.ref))))]
+  const present = await mapLimit(references, CHECK_CONCURRENCY, (reference) => existsInRegistry(ctx.tools, reference, target))
+  const missing = images.filter((image) => !present[references.indexOf(pullReference(parseRef(image.ref)))])
+  if (missing.length > 0) {
+    throw new KodError(`refusing to deploy: ${missing.length} image(s) are missing from ${target.registry}: ${listImages(missing)}`, {exit: ExitCode.notRelocated})
+  }
+}
+
+/**
+ * kod deploy: the source writes the relocation values and renders the chart with them; the render check
+ * refuses any image from outside the registry not accepted with --allow-external. Then:
  *
  * - listCommands alone: print the pushes and the helm command(s); nothing is pushed or installed.
  * - noInstall and listCommands (the documented air-gap workflow): populate for real, check the registry,
@@ -165,53 +203,26 @@ export async function deployAction(
   const plan = await source.deploy(ctx, pkg, request).catch((error: unknown) => {
     throw asKodError(error)
   })
-  const {accepted, refused} = acceptExternal(outsideTarget(plan.renderedImages, request.target), options.allowExternal ?? [], plan.renderedImages)
-  if (refused.length > 0) {
-    throw new KodError(
-      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${request.target.registry}: ${listImages(refused)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
-      {exit: ExitCode.notRelocated},
-    )
-  }
-  for (const image of accepted) ctx.log.warn(`${image.ref} (${image.foundIn.join(', ')}) will be pulled from outside ${request.target.registry}: accepted with --allow-external`)
-  const inRegistry = plan.renderedImages.filter((image) => !accepted.includes(image))
-  // Under the registry, but not where populate pushes: only the registry can tell whether it is there.
-  const pushed = new Set(pkg.manifest.images.map((image) => relocatedRepository(parseRef(image.name), request.target)))
-  const elsewhere = inRegistry.filter((image) => {
-    const ref = parseRef(image.ref)
-    return !pushed.has(`${ref.host}/${ref.path}`)
-  })
-  if (elsewhere.length > 0 && options.listCommands && !options.noInstall) {
-    ctx.log.warn(`${listImages(elsewhere)}: not among the images kod pushes; deploy checks that the registry has them before installing`)
-  }
+  const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options)
   const populate = planPopulate(ctx, source, pkg, request.target)
-  const install = plan.install.map((command) => formatCommand(ctx.tools, command))
-  const pushes = planCommands(populate).map((command) => formatCommand(ctx.tools, command))
   const result: DeployResult = {
     valuesFiles: plan.generated,
     images: plan.renderedImages.map((image) => image.ref),
-    commands: options.noInstall && !options.listCommands ? pushes : options.noInstall ? install : [...pushes, ...install],
-    install,
+    pushes: planCommands(populate).map((command) => formatCommand(ctx.tools, command)),
+    install: plan.install.map((command) => formatCommand(ctx.tools, command)),
     external: accepted.map((image) => image.ref),
     populated: false,
     installed: false,
   }
   if (options.listCommands && !options.noInstall) {
-    for (const line of result.commands) options.print(line)
+    for (const line of [...result.pushes, ...result.install]) options.print(line)
     return result
   }
-
   await runPopulate(ctx, populate, options.quiet)
   result.populated = true
-  const references = [...new Set(inRegistry.map((image) => pullReference(parseRef(image.ref))))]
-  const present = await mapLimit(references, CHECK_CONCURRENCY, (reference) => existsInRegistry(ctx.tools, reference, request.target))
-  const missing = inRegistry.filter((image) => !present[references.indexOf(pullReference(parseRef(image.ref)))])
-  if (missing.length > 0) {
-    throw new KodError(`refusing to deploy: ${missing.length} image(s) are missing from ${request.target.registry}: ${listImages(missing)}`, {
-      exit: ExitCode.notRelocated,
-    })
-  }
+  await registryCheck(ctx, inRegistry, request.target)
   if (options.noInstall) {
-    if (options.listCommands) for (const line of install) options.print(line)
+    if (options.listCommands) for (const line of result.install) options.print(line)
     return result
   }
   for (const command of plan.install) {

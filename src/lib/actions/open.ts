@@ -19,7 +19,7 @@ import {
   SUMS_FILE,
   verifyDirectory,
 } from '../kodpkg.js'
-import {runSteps} from '../progress.js'
+import {runSteps, step} from '../progress.js'
 
 async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
   try {
@@ -145,7 +145,7 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   if (kind === 'directory') {
     const dir = path.resolve(input)
     let manifest: PackageManifest | undefined
-    await runSteps([{title: `Verify ${shown(dir)}`, task: async () => void (manifest = await verifyDirectory(dir, signal))}], {quiet})
+    await runSteps([step(`Verify ${shown(dir)}`, `Verified ${shown(dir)}`, async () => void (manifest = await verifyDirectory(dir, signal)))], {quiet})
     return {dir, manifest: manifest!, unpacked: false}
   }
   // The manifest names the directory: read it first, before anything is written.
@@ -154,9 +154,9 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   const {dir: fixed, parent} = options.unpackTo
   const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(head.manifest.name, head.manifest.version)))
   const size = formatSize((await stat(input)).size)
-  const extractTitle = `Extract and verify ${path.basename(input)} (${size})`
+  const extractTitles = [`Extract and verify ${path.basename(input)} (${size})`, `Extracted and verified ${path.basename(input)} (${size}) into ${shown(dir)}`] as const
   if ((await kindOf(dir)) === undefined) {
-    const manifest = await extractInto(input, dir, extractTitle, quiet, signal)
+    const manifest = await extractInto(input, dir, extractTitles, quiet, signal)
     return {dir, manifest, unpacked: true, note: `unpacked ${input} into ${shown(dir)}`}
   }
 
@@ -168,22 +168,18 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   }
   if (found.kind === 'same') {
     let manifest: PackageManifest | undefined
-    await runSteps([{title: `Verify ${shown(dir)}, which already holds this package`, task: async () => void (manifest = await reuse(dir, input, signal))}], {
-      quiet,
-    })
+    const verifying = `${shown(dir)}, which already holds this package`
+    await runSteps([step(`Verify ${verifying}`, `Verified ${verifying}`, async () => void (manifest = await reuse(dir, input, signal)))], {quiet})
     return {dir, manifest: manifest!, unpacked: false, note: `using ${shown(dir)}, which already holds ${input} (checksums verified)`}
   }
   let manifest: PackageManifest | undefined
   await runSteps(
     [
-      {
-        title: `Check that ${shown(dir)} (an earlier unpack) is unchanged`,
-        task: async () => {
-          const refusal = await whyNotReplaceable(dir, input, found, signal)
-          if (refusal) throw usageError(refusal)
-        },
-      },
-      {title: extractTitle, task: async () => void (manifest = await replace(input, dir, found, signal))},
+      step(`Check that ${shown(dir)} (an earlier unpack) is unchanged`, `Checked that ${shown(dir)} (an earlier unpack) is unchanged`, async () => {
+        const refusal = await whyNotReplaceable(dir, input, found, signal)
+        if (refusal) throw usageError(refusal)
+      }),
+      step(...extractTitles, async () => void (manifest = await replace(input, dir, found, signal))),
     ],
     {quiet},
   )
@@ -217,19 +213,16 @@ async function reuse(dir: string, input: string, signal?: AbortSignal): Promise<
 }
 
 /** Extracts into a sibling temporary directory, renamed into place only when complete and verified. */
-async function extractInto(input: string, dir: string, title: string, quiet: boolean, signal?: AbortSignal): Promise<PackageManifest> {
+async function extractInto(input: string, dir: string, titles: readonly [string, string], quiet: boolean, signal?: AbortSignal): Promise<PackageManifest> {
   let manifest: PackageManifest | undefined
   const incoming = `${dir}.extracting-${process.pid}`
   try {
     await runSteps(
       [
-        {
-          title,
-          task: async () => {
-            manifest = await extractPackage(input, incoming, signal)
-            await rename(incoming, dir)
-          },
-        },
+        step(...titles, async () => {
+          manifest = await extractPackage(input, incoming, signal)
+          await rename(incoming, dir)
+        }),
       ],
       {quiet},
     )
