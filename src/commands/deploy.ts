@@ -21,8 +21,9 @@ so your own -f files win (and your --set, which helm ranks above every file). --
   --no-install --list-commands     populate, check, write the values; stdout holds only the helm command(s),
                                    to extend and run yourself (the air-gap workflow)
   --list-commands                  print the pushes and the helm command(s); push and install nothing
+                                   (the package is unpacked and the values written, so they run as printed)
 
-A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package), so the generated values file and the printed commands stay valid after kod exits.`
+A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package; replaced if it holds an unchanged unpack of another build of the same version; otherwise refused with the fix), so the generated values file and the printed commands stay valid after kod exits.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 -n mynamespace -d myrelease',
