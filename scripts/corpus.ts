@@ -16,7 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
-import {imagesInManifests} from '../plugins/plugin-helm/src/render.js'
+import {imagesInManifests} from '../packages/helm-analysis/src/render.js'
 import {relocatedReference} from '../src/lib/actions/images.js'
 import {hostComponent, parseRef} from '../src/lib/refs.js'
 import {kod, ROOT, TOOLS_BIN} from '../test/support/kod.js'

@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
-import {imageFieldsInText, imagesInManifests, occurrences} from '../../plugins/plugin-helm/src/render.js'
+import {imageFieldsInText, imagesInManifests, occurrences} from '../../packages/helm-analysis/src/render.js'
 import {kod, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'

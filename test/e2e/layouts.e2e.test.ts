@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
-import {occurrences} from '../../plugins/plugin-helm/src/render.js'
+import {occurrences} from '../../packages/helm-analysis/src/render.js'
 import {FIXTURES, kod, TOOLS_BIN} from '../support/kod.js'
 
 /**

@@ -8,7 +8,7 @@ import * as tar from 'tar'
 import YAML from 'yaml'
 import {gzipSync} from 'node:zlib'
 
-import {imagesInManifests} from '../../plugins/plugin-helm/src/render.js'
+import {imagesInManifests} from '../../packages/helm-analysis/src/render.js'
 import {FIXTURES, kod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout, tarFiles} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'

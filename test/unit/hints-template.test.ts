@@ -5,8 +5,8 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
-import type {AppliedHint} from '../../plugins/plugin-helm/src/hints.js'
-import {HINTS_TEMPLATE, writeHintsTemplate} from '../../plugins/plugin-helm/src/hints.js'
+import type {AppliedHint} from '../../packages/helm-analysis/src/hints.js'
+import {HINTS_TEMPLATE, writeHintsTemplate} from '../../packages/helm-analysis/src/hints.js'
 import {toolPath} from '../support/kod.js'
 
 /**

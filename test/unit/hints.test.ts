@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
-import {hintValues, matchingHints} from '../../plugins/plugin-helm/src/hints.js'
+import {hintValues, matchingHints} from '../../packages/helm-analysis/src/hints.js'
 import {loadHintFile} from '../../src/lib/hints.js'
 
 describe('hint files', function () {

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {relocationValues} from '../../plugins/plugin-helm/src/values.js'
+import {relocationValues} from '../../packages/helm-analysis/src/values.js'
 import {mergeImages} from '../../src/lib/actions/package.js'
 import {refHelpers} from '../../src/lib/refs.js'
 

@@ -15,13 +15,23 @@ import type {
   Target,
 } from 'kod'
 
-import {readChartTree} from './chart-files.js'
-import {classify, describeInput, fetchChart} from './fetch.js'
-import {hintValues, matchingHints, writeHintsTemplate} from './hints.js'
-import {ImageAnalyzer} from './analyze.js'
-import {imagesToCheck} from './deploy-check.js'
-import {knobArgs, render, setValues} from './render.js'
-import {isMap, relocationValues, type Values} from './values.js'
+import {
+  classify,
+  describeInput,
+  fetchChart,
+  hintValues,
+  ImageAnalyzer,
+  imagesToCheck,
+  isMap,
+  knobArgs,
+  matchingHints,
+  readChartTree,
+  relocationValues,
+  render,
+  setValues,
+  type Values,
+  writeHintsTemplate,
+} from '@kod/helm-analysis'
 
 /** Release and namespace used to render at package time (names rarely change which images render). */
 const PACKAGE_RELEASE = 'kod'

@@ -1,4 +1,3 @@
-export {ImageAnalyzer, PROBE_TARGET} from './analyze.js'
 export {createHelmSource, kodValuesFile} from './helm-source.js'
-export {imagesInManifests, occurrences, type RenderedImage} from './render.js'
-export {mergeValues, relocatedValue, relocationValues} from './values.js'
+// Chart analysis lives in @kod/helm-analysis; re-exported here for callers of plugin-helm's old surface.
+export {ImageAnalyzer, imagesInManifests, mergeValues, occurrences, PROBE_TARGET, relocatedValue, relocationValues, type RenderedImage} from '@kod/helm-analysis'

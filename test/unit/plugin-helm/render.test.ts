@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {composedImage, imageFieldsInText, imagesInManifests, namedForImage, occurrences} from '../../../plugins/plugin-helm/src/render.js'
+import {composedImage, imageFieldsInText, imagesInManifests, namedForImage, occurrences} from '../../../packages/helm-analysis/src/render.js'
 
 describe('plugin-helm: images in rendered manifests', function () {
   it('finds image fields at any depth, with the template they came from', function () {

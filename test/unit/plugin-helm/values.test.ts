@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
-import {alignFirst, findCandidates, PROBE_TARGET} from '../../../plugins/plugin-helm/src/analyze.js'
-import {joinPath, mergeValues, nameOf, relocatedValue, replaceLength, setPath, splitPath} from '../../../plugins/plugin-helm/src/values.js'
+import {alignFirst, findCandidates, PROBE_TARGET} from '../../../packages/helm-analysis/src/analyze.js'
+import {joinPath, mergeValues, nameOf, relocatedValue, replaceLength, setPath, splitPath} from '../../../packages/helm-analysis/src/values.js'
 import {refHelpers} from '../../../src/lib/refs.js'
 
 const target = {registry: 'air.local:5000', prefix: 'kod', plainHttp: true, insecureSkipTlsVerify: false}
