@@ -1,6 +1,6 @@
 import type {PackagedImage, RefHelpers} from 'kod'
 
-import {imagePart, looksLikeImage} from './analyze.js'
+import {imagePart, looksLikeImage} from './items.js'
 import {imageFieldsInText, imageTokens, namedForImage, occurrences} from './render.js'
 
 /**

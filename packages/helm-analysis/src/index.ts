@@ -26,8 +26,14 @@ export {
   setValues,
   templateArgs,
 } from './render.js'
-// Image analysis: which values put which image where (docs/images.md).
-export {alignFirst, type Analysis, type AnalysisHints, findCandidates, ImageAnalyzer, imagePart, looksLikeImage, PROBE_TARGET, type Unpackaged} from './analyze.js'
+// Image analysis: which values put which image where (docs/images.md), and its steps.
+export {ImageAnalyzer} from './analyzer.js'
+export {type Analysis, type Unpackaged} from './result.js'
+export {type AnalysisHints} from './hint-bindings.js'
+export {imagePart, looksLikeImage} from './items.js'
+export {type Candidate, findCandidates} from './candidates.js'
+export {alignFirst} from './sentinels.js'
+export {PROBE_TARGET} from './probe.js'
 // Hints: matching hint files, their values, and the analysis-only template of hinted references.
 export {type AppliedHint, type HintedImage, hintsTemplate, hintTemplateName, hintValues, HINTS_TEMPLATE, matchingHints, writeHintsTemplate} from './hints.js'
 // Values and relocation: helm's merge, values paths, the relocation values deploy writes.

@@ -1,6 +1,8 @@
 import {expect} from 'chai'
 
-import {alignFirst, findCandidates, PROBE_TARGET} from '../../../packages/helm-analysis/src/analyze.js'
+import {findCandidates} from '../../../packages/helm-analysis/src/candidates.js'
+import {PROBE_TARGET} from '../../../packages/helm-analysis/src/probe.js'
+import {alignFirst} from '../../../packages/helm-analysis/src/sentinels.js'
 import {joinPath, mergeValues, nameOf, relocatedValue, replaceLength, setPath, splitPath} from '../../../packages/helm-analysis/src/values.js'
 import {refHelpers} from '../../../src/lib/refs.js'
 

@@ -1,0 +1,79 @@
+import type {RefHelpers, ValuesBinding} from 'kod'
+
+import {imageFieldsInText, imageTokens, namedForImage, type Occurrence} from './render.js'
+import {nameOf} from './values.js'
+
+/** One place an image reference sits in the rendered output. */
+export interface Item {
+  /** The occurrence's where, plus "|token" for a reference inside text. */
+  key: string
+  where: string
+  template: string
+  kind: Occurrence['kind']
+  /** The reference as rendered. */
+  ref: string
+  /** Text before the reference in an argument ("--image="). */
+  prefix: string
+  /** The reference is a token inside a larger text (ConfigMap data, a multi-image env value). */
+  partial: boolean
+  /**
+   * It is an image the workload runs whether or not a value sets it (an image field, an `image:` line of a
+   * pod template kept in a ConfigMap, an argument or env variable named for an image): packaged always,
+   * and named as not relocatable when no value relocates it. Other image-like text is packaged only
+   * when a value sets it.
+   */
+  field: boolean
+}
+
+/** The value that relocates an item, keyed by the item's key. */
+export interface Binding extends ValuesBinding {
+  key: string
+}
+
+function parseable(refs: RefHelpers, value: string): boolean {
+  try {
+    refs.parse(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** An image carried in an argument ("--image=repo:tag") or env value: the part that is a reference. */
+export function imagePart(value: string): {prefix: string; ref: string} {
+  const eq = value.indexOf('=')
+  return eq !== -1 && value.startsWith('-') ? {prefix: value.slice(0, eq + 1), ref: value.slice(eq + 1)} : {prefix: '', ref: value}
+}
+
+/** An argument or env value that is an image reference: a path and a tag or digest ("host:port" alone is not). */
+export function looksLikeImage(refs: RefHelpers, value: string): boolean {
+  const {ref} = imagePart(value)
+  return parseable(refs, ref) && ref.includes('/') && /[:@]/.test(ref.slice(nameOf(ref).length))
+}
+
+/**
+ * The items of a render: every image field; arguments, env values and ConfigMap text only where they
+ * look like an image (or hold image-like tokens). Image fields that are no valid reference are set aside
+ * in `invalid`.
+ */
+export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array<{ref: string; template: string}> = []): Item[] {
+  const tokens = (occurrence: Occurrence): Item[] => {
+    const fields = occurrence.kind === 'text' ? imageFieldsInText(occurrence.value) : []
+    return [...new Set([...fields, ...imageTokens(occurrence.value)])]
+      .filter((token) => parseable(refs, token))
+      .map((token) => ({...occurrence, key: `${occurrence.where}|${token}`, ref: token, prefix: '', partial: true, field: fields.includes(token)}))
+  }
+  return found.flatMap((occurrence): Item[] => {
+    const {where, template, kind} = occurrence
+    if (kind === 'image') {
+      if (parseable(refs, occurrence.value)) return [{key: where, where, template, kind, ref: occurrence.value, prefix: '', partial: false, field: true}]
+      invalid.push({ref: occurrence.value, template})
+      return []
+    }
+    if (kind === 'text') return tokens(occurrence)
+    if (kind === 'other') return []
+    if (!looksLikeImage(refs, occurrence.value)) return tokens(occurrence)
+    const {prefix, ref} = imagePart(occurrence.value)
+    return [{key: where, where, template, kind, ref, prefix, partial: false, field: namedForImage(occurrence.name)}]
+  })
+}

@@ -1,0 +1,91 @@
+import {readFile, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import type {SourceContext} from 'kod'
+
+import {render, type RenderOptions, setValues} from './render.js'
+import {getPath, isMap, mergeValues, setPath, type Values} from './values.js'
+
+/** Bitnami charts refuse replaced images unless this is set. */
+const ALLOW_INSECURE_IMAGES = ['global', 'security', 'allowInsecureImages']
+
+/**
+ * The renders of one analysis, and what every one of them sees: the user's values files, then --set
+ * (as a values file, so that sentinel and probe values can come after it), then the values kod will set
+ * when relocating. Each step adds one values file of its own after those.
+ */
+export class RenderSession {
+  /** The chart's values as the user's files and --set leave them: lists are copied from here when changed. */
+  effective: Values = {}
+  /** Values deploy must also set when relocating (the hints' values, Bitnami's allowInsecureImages). */
+  extra: Values = {}
+  private renders = 0
+  private readonly options: RenderOptions
+  private readonly sets: string[]
+  /** Values files every render gets after the user's: --set as a file, then the hints' and kod's own values. */
+  private fixedFiles: string[] = []
+
+  /** Renders `chart` (the scratch copy, which may carry the analysis-only hints template). */
+  constructor(
+    readonly ctx: SourceContext,
+    private readonly chart: string,
+    options: RenderOptions,
+  ) {
+    // --set becomes a values file (setValues), so that sentinel and probe values can come after it.
+    this.options = {...options, set: undefined}
+    this.sets = options.set ?? []
+  }
+
+  get count(): number {
+    return this.renders
+  }
+
+  /** Works out the values every render sees and writes their files: once, before the first render. */
+  async prepare(chartValues: Values, hintValues: Values): Promise<void> {
+    let effective = chartValues
+    for (const file of this.options.valuesFiles) {
+      const data = YAML.parse(await readFile(file, 'utf8')) as unknown
+      if (isMap(data)) effective = mergeValues(effective, data)
+    }
+    const fromSet = await setValues(this.ctx, this.sets)
+    effective = mergeValues(effective, fromSet)
+    this.effective = effective
+    const extra: Values = mergeValues({}, hintValues)
+    if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) {
+      setPath(extra, ALLOW_INSECURE_IMAGES, true)
+    }
+    this.extra = extra
+    // Every render, the first included, sees --set and the values kod will set when relocating.
+    this.fixedFiles = [
+      ...(Object.keys(fromSet).length > 0 ? [await this.valuesFile('set', fromSet)] : []),
+      ...(Object.keys(extra).length > 0 ? [await this.valuesFile('extra', extra)] : []),
+    ]
+  }
+
+  /** The chart as the user will render it (with kod's fixed values). */
+  async render(): Promise<string> {
+    return this.renderFiles([])
+  }
+
+  /** The chart with one more values file, named after the step that asks (sentinels, probe). */
+  async renderWith(name: string, values: Values): Promise<string> {
+    return this.renderFiles([await this.valuesFile(name, values)])
+  }
+
+  /** A failed render is tolerated during analysis, but never an interruption. */
+  rethrowIfCancelled(error: unknown): void {
+    if (this.ctx.cancelSignal?.aborted) throw error
+  }
+
+  private async renderFiles(extraFiles: string[]): Promise<string> {
+    this.renders++
+    return render(this.ctx, this.chart, {...this.options, valuesFiles: [...this.options.valuesFiles, ...this.fixedFiles, ...extraFiles]})
+  }
+
+  private async valuesFile(name: string, values: Values): Promise<string> {
+    const file = path.join(this.ctx.tmpDir, `${name}-${this.renders}.yaml`)
+    await writeFile(file, YAML.stringify(values, {lineWidth: 0}))
+    return file
+  }
+}
