@@ -122,7 +122,7 @@ async function runChart(chartDir: string, layout: string, work: string): Promise
       env: {HELM_DRIVER: 'memory', HELM_MEMORY_DRIVER_DATA: memory, HOME: dir},
     })
     if (deployed.exitCode !== 0) return finish(`deploy: ${deployed.stderr.trim().split('\n').at(-1)}`)
-    const valuesFiles = (JSON.parse(deployed.stdout).commands as string[]).at(-1)!.split(' ').flatMap((word, index, words) => (words[index - 1] === '-f' ? [word] : []))
+    const valuesFiles = (JSON.parse(deployed.stdout).install as string[]).at(-1)!.split(' ').flatMap((word, index, words) => (words[index - 1] === '-f' ? [word] : []))
     const unpacked = path.join(dir, path.basename(file, '.kodpkg'))
     const chartTgz = path.join(unpacked, 'charts', (await readdir(path.join(unpacked, 'charts')))[0])
     const template = await execa(HELM, ['template', 'rel', chartTgz, '--namespace', 'ns', ...argAfter(args, '--kube-version').flatMap((v) => ['--kube-version', v]), ...valuesFiles.flatMap((f) => ['-f', f])])

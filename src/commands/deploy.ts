@@ -3,6 +3,7 @@ import path from 'node:path'
 
 import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
+import {checkNamespace, checkReleaseName} from '../lib/names.js'
 import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
@@ -68,6 +69,8 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
   public async run(): Promise<DeployResult> {
     const {flags} = await this.parse(Deploy)
     const target = targetFrom(flags)
+    checkReleaseName(flags.release)
+    checkNamespace(flags.namespace)
     const valuesFiles = await valuesFilesFrom(flags.values)
     const ctx = await this.context()
     const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true, quiet: this.quiet(flags) || (flags['list-commands'] && !flags['no-install']), signal: this.abort.signal})

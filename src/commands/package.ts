@@ -50,7 +50,7 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     ...chartFlags,
     output: Flags.string({
       char: 'o',
-      summary: 'Where to write the package: a directory (created if needed; default: the current one), or a file path ending in .kodpkg.',
+      summary: 'Where to write the package: a directory (created if needed; default: the current one), or a file path ending in .kodpkg (or .tgz / .tar).',
       default: '.',
     }),
     'registry-mirror': Flags.string({

@@ -30,7 +30,7 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
     }),
   }
 
-  public async run(): Promise<{registry: string; images: string[]; commands: string[]}> {
+  public async run(): Promise<{registry: string; images: string[]; commands: string[]; warnings: string[]}> {
     const {flags} = await this.parse(Populate)
     const target = targetFrom(flags)
     const ctx = await this.context()
@@ -43,7 +43,8 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
       signal: this.abort.signal,
     })
     if (listCommands && pkg.note) this.logToStderr(pkg.note)
-    for (const warning of packageWarnings(pkg.manifest)) ctx.log.warn(warning)
+    const warnings = packageWarnings(pkg.manifest)
+    for (const warning of warnings) ctx.log.warn(warning)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     const plan = planPopulate(ctx, source, pkg, target)
     const commands = planCommands(plan).map((command) => formatCommand(ctx.tools, command))
@@ -53,6 +54,6 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
       await runPopulate(ctx, plan, this.quiet(flags))
       this.logToStderr(`pushed ${plan.images.length} image(s) and ${plan.charts.length} chart(s) to ${target.registry}`)
     }
-    return {registry: target.registry, images: plan.images.map((image) => image.to), commands}
+    return {registry: target.registry, images: plan.images.map((image) => image.to), commands, warnings}
   }
 }

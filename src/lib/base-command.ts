@@ -7,6 +7,7 @@ import {format} from 'node:util'
 import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type Target} from '../api.js'
 import {ExitCode, KodError, messageOf, parseErrorMessage, usageError} from './errors.js'
 import {loadHints} from './hints.js'
+import {checkKubeVersion} from './names.js'
 import {refHelpers} from './refs.js'
 import {loadSources, type SourceRegistry} from './sources.js'
 import {parseTarget} from './target.js'
@@ -141,6 +142,7 @@ export async function packageRequestFrom(flags: ChartFlagValues, hints: LoadedHi
 }
 
 export function renderKnobsFrom(flags: {'kube-version'?: string; 'api-versions'?: string[]; set?: string[]}): RenderKnobs {
+  checkKubeVersion(flags['kube-version'])
   return {
     ...(flags['kube-version'] ? {kubeVersion: flags['kube-version']} : {}),
     ...(flags['api-versions']?.length ? {apiVersions: flags['api-versions']} : {}),

@@ -62,3 +62,8 @@ export function parseErrorMessage(error: unknown): string {
   const reasons = /^The following errors? occurred:$/.test(lines[0] ?? '') ? lines.slice(1) : lines
   return reasons.join('; ').replaceAll(':; ', ': ')
 }
+
+/** Whether a file-system error says kod may not write there (permissions, a read-only file system). */
+export function isNotWritable(error: unknown): boolean {
+  return ['EACCES', 'EPERM', 'EROFS'].includes((error as {code?: string} | null)?.code ?? '')
+}

@@ -63,14 +63,14 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
         })
         return {stdout: String(result.stdout), stderr: String(result.stderr)}
       } catch (error) {
-        throw toolError(tool, file, args, error as ExecaError)
+        throw toolError(tool, file, args, error as ExecaError, Boolean(runOptions.stream))
       }
     },
   }
   return runner
 }
 
-function toolError(tool: ToolName, file: string, args: string[], error: ExecaError): KodError {
+function toolError(tool: ToolName, file: string, args: string[], error: ExecaError, streamed: boolean): KodError {
   const code = (error as {code?: string}).code
   if (code === 'ENOENT') {
     return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {
@@ -85,6 +85,7 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
       cause: error,
     })
   }
-  const detail = tail(String(error.stderr ?? '')) || tail(String(error.stdout ?? '')) || error.shortMessage
+  // A streamed tool has already said why, on the user's terminal: say so instead of repeating it.
+  const detail = streamed ? `exit ${error.exitCode ?? '?'}, its own message is above` : tail(String(error.stderr ?? '')) || tail(String(error.stdout ?? '')) || error.shortMessage
   return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail}`, {exit: ExitCode.toolFailed, cause: error})
 }

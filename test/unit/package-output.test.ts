@@ -9,9 +9,12 @@ import {progressMode} from '../../src/lib/progress.js'
 import {buildLayout} from '../support/oci-build.js'
 
 describe('kod package -o', function () {
-  it('a value ending in .kodpkg names the file, in its directory', function () {
+  it('a value ending in .kodpkg, .tgz or .tar names the file, in its directory', function () {
     expect(outputTarget('out/my.kodpkg', false)).to.deep.equal({outDir: path.resolve('out'), outFile: path.resolve('out/my.kodpkg')})
     expect(outputTarget('/media/usb/x.kodpkg', false)).to.deep.equal({outDir: '/media/usb', outFile: '/media/usb/x.kodpkg'})
+    // The names the architecture note uses for packages.
+    expect(outputTarget('kod-mychart-1.2.3.tgz', false)).to.deep.equal({outDir: path.resolve('.'), outFile: path.resolve('kod-mychart-1.2.3.tgz')})
+    expect(outputTarget('out/x.tar', false)).to.deep.equal({outDir: path.resolve('out'), outFile: path.resolve('out/x.tar')})
   })
 
   it('anything else, or an existing directory named *.kodpkg, is a directory as before', function () {

@@ -21,4 +21,20 @@ describe('target registry (-r)', function () {
     expect(() => parseTarget({registry: 'justaname'})).to.throw(/not a registry address/)
     expect(() => parseTarget({registry: 'r.io', prefix: 'Bad Prefix'})).to.throw(/--prefix/)
   })
+
+  it('refuses contradictory schemes and flags, and never echoes a password', function () {
+    expect(() => parseTarget({registry: 'https://r.io:5000/', plainHttp: true})).to.throw(/keep one/)
+    expect(() => parseTarget({registry: 'http://r.io:5000/', insecureSkipTlsVerify: true})).to.throw(/drop --insecure-skip-tls-verify/)
+    for (const registry of ['https://user:s3cr3t@r.io/', 'user:s3cr3t@r.io:5000']) {
+      let message = ''
+      try {
+        parseTarget({registry})
+      } catch (error) {
+        message = (error as Error).message
+      }
+      expect(message).to.match(/credentials do not belong/)
+      expect(message).to.not.include('s3cr3t')
+      expect(message).to.include('***@')
+    }
+  })
 })

@@ -47,7 +47,10 @@ export function planCommands(plan: PopulatePlan): PlannedCommand[] {
 export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet: boolean): Promise<void> {
   const run = async (command: PlannedCommand, what: string): Promise<void> => {
     await ctx.tools.run(command.tool, command.args, {env: command.env}).catch((error: unknown) => {
-      throw new KodError(`cannot push ${what}: ${messageOf(error)}`, {exit: ExitCode.toolFailed})
+      const message = messageOf(error)
+      // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
+      const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : []
+      throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
     })
   }
   // Sizes only feed the progress display: an image whose size cannot be read is pushed all the same.
@@ -89,7 +92,12 @@ export interface DeployOptions {
 }
 
 export interface DeployResult {
+  /** Every values file helm gets, in helm's order: package-time, kod's, then yours. */
   valuesFiles: string[]
+  /** The values files kod wrote for this deploy. */
+  generated: string[]
+  /** What the package recorded that the operator must hear (repeated on stderr first). */
+  warnings: string[]
   images: string[]
   /** The pushes that populate the registry, as a user would paste them (run unless --list-commands alone). */
   pushes: string[]
@@ -199,14 +207,17 @@ export async function deployAction(
   request: DeployRequest,
   options: DeployOptions,
 ): Promise<DeployResult> {
-  for (const warning of packageWarnings(pkg.manifest)) ctx.log.warn(warning)
+  const warnings = packageWarnings(pkg.manifest)
+  for (const warning of warnings) ctx.log.warn(warning)
   const plan = await source.deploy(ctx, pkg, request).catch((error: unknown) => {
     throw asKodError(error)
   })
   const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options)
   const populate = planPopulate(ctx, source, pkg, request.target)
   const result: DeployResult = {
-    valuesFiles: plan.generated,
+    valuesFiles: [...new Set(plan.install.flatMap((command) => command.args.filter((_, index, args) => args[index - 1] === '-f')))],
+    generated: plan.generated,
+    warnings,
     images: plan.renderedImages.map((image) => image.ref),
     pushes: planCommands(populate).map((command) => formatCommand(ctx.tools, command)),
     install: plan.install.map((command) => formatCommand(ctx.tools, command)),

@@ -2,7 +2,7 @@ import {lstat, readdir, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {OpenedPackage, PackageManifest} from '../../api.js'
-import {messageOf, packageError, usageError} from '../errors.js'
+import {isNotWritable, messageOf, packageError, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {
   type ArchiveHead,
@@ -154,9 +154,14 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   const {dir: fixed, parent} = options.unpackTo
   const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(head.manifest.name, head.manifest.version)))
   const size = formatSize((await stat(input)).size)
+  // A directory kod cannot write into is bad input, not a failure (root passes access(), so try and see).
+  const unwritable = (error: unknown): never => {
+    if (!isNotWritable(error)) throw error
+    throw usageError(`cannot unpack ${input} into ${shown(path.dirname(dir))}: it is not writable; run kod from a directory you can write to, or unpack it with kod unpack -c ${input} -o DIR and use -c DIR`)
+  }
   const extractTitles = [`Extract and verify ${path.basename(input)} (${size})`, `Extracted and verified ${path.basename(input)} (${size}) into ${shown(dir)}`] as const
   if ((await kindOf(dir)) === undefined) {
-    const manifest = await extractInto(input, dir, extractTitles, quiet, signal)
+    const manifest = await extractInto(input, dir, extractTitles, quiet, signal).catch(unwritable)
     return {dir, manifest, unpacked: true, note: `unpacked ${input} into ${shown(dir)}`}
   }
 
@@ -182,7 +187,7 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
       step(...extractTitles, async () => void (manifest = await replace(input, dir, found, signal))),
     ],
     {quiet},
-  )
+  ).catch(unwritable)
   return {
     dir,
     manifest: manifest!,

@@ -1,11 +1,11 @@
-import {copyFile, mkdir, mkdtemp, rm} from 'node:fs/promises'
+import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage} from '../../api.js'
-import {ExitCode, KodError, messageOf} from '../errors.js'
+import {ExitCode, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
-import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, packageBaseName, writePackage} from '../kodpkg.js'
+import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {normalizeRef, parseRef} from '../refs.js'
 import type {SourceRegistry} from '../sources.js'
@@ -66,10 +66,13 @@ export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: stri
   return [...byName.values()]
 }
 
-/** What -o means: a value ending in .kodpkg that is not an existing directory names the file, anything else a directory. */
+/** Names -o takes as the package file: kod's own extension, and the .tgz / .tar names a package may go by. */
+const PACKAGE_FILE_NAME = /\.(kodpkg|tgz|tar)$/
+
+/** What -o means: a value ending in .kodpkg, .tgz or .tar that is not an existing directory names the file, anything else a directory. */
 export function outputTarget(output: string, isDirectory: boolean): {outDir: string; outFile?: string} {
   const resolved = path.resolve(output)
-  if (output.endsWith(EXTENSION) && !isDirectory) return {outDir: path.dirname(resolved), outFile: resolved}
+  if (PACKAGE_FILE_NAME.test(output) && !isDirectory) return {outDir: path.dirname(resolved), outFile: resolved}
   return {outDir: resolved}
 }
 
@@ -114,17 +117,32 @@ async function pullImage(
   }
 }
 
+/** A kod package given to kod package (it recognises packages by content, whatever their name) is a mix-up worth naming. */
+async function refuseKodPackage(ref: string, signal?: AbortSignal): Promise<void> {
+  const info = await stat(ref).catch(() => undefined)
+  if (!info) return
+  const isPackage = info.isDirectory()
+    ? await access(path.join(ref, MANIFEST_FILE)).then(() => true, () => false)
+    : await readArchiveHead(ref, signal).then(() => true, () => false)
+  if (isPackage) throw usageError(`${ref} is a kod package already, not a package source: deploy it with kod deploy -c ${ref}, or look inside with kod inspect -c ${ref}`)
+}
+
 /**
  * kod package: fetch through the source, pull every image into one OCI layout, write the archive.
  * Everything is staged in a hidden directory beside the output and removed whatever happens; the
  * .kodpkg appears only when complete.
  */
 export async function packageAction(ctx: SourceContext, sources: SourceRegistry, options: PackageOptions): Promise<PackageResult> {
+  await refuseKodPackage(options.request.ref, ctx.cancelSignal)
   const source = await sources.pick(options.request, options.kind)
   let result: PackageResult | undefined
   // The output directory is created if needed, and removed again if this run created it and fails.
-  const created = await mkdir(options.outDir, {recursive: true})
-  const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-'))
+  const notWritable = (error: unknown): never => {
+    if (isNotWritable(error)) throw usageError(`cannot write the package into ${options.outDir}: it is not writable; choose a directory you can write to with -o`)
+    throw error
+  }
+  const created = await mkdir(options.outDir, {recursive: true}).catch(notWritable)
+  const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-')).catch(notWritable)
   const removeStaging = async (): Promise<void> => {
     await rm(staging, {recursive: true, force: true})
     if (created && !result) await rm(created, {recursive: true, force: true})
