@@ -16,9 +16,10 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
+import {imagesToCheck} from '../packages/helm-analysis/src/deploy-check.js'
 import {imagesInManifests} from '../packages/helm-analysis/src/render.js'
 import {relocatedReference} from '../src/lib/actions/images.js'
-import {hostComponent, parseRef} from '../src/lib/refs.js'
+import {hostComponent, parseRef, refHelpers} from '../src/lib/refs.js'
 import {kod, ROOT, TOOLS_BIN} from '../test/support/kod.js'
 import {buildLayout} from '../test/support/oci-build.js'
 import {startRegistry} from '../test/support/registry.js'
@@ -126,7 +127,8 @@ async function runChart(chartDir: string, layout: string, work: string): Promise
     const unpacked = path.join(dir, path.basename(file, '.kodpkg'))
     const chartTgz = path.join(unpacked, 'charts', (await readdir(path.join(unpacked, 'charts')))[0])
     const template = await execa(HELM, ['template', 'rel', chartTgz, '--namespace', 'ns', ...argAfter(args, '--kube-version').flatMap((v) => ['--kube-version', v]), ...valuesFiles.flatMap((f) => ['-f', f])])
-    const rendered = imagesInManifests(String(template.stdout))
+    // Everything deploy's render check reads (arguments, env, ConfigMap and Secret text too), not only image fields.
+    const rendered = imagesToCheck(refHelpers, String(template.stdout), [])
     const outside = rendered.filter((image) => !image.ref.startsWith(`${airgap.host}/`))
     if (outside.length > 0) return finish(`not relocated: ${outside.map((image) => image.ref).join(', ')}`)
     // Each expected image must render at its relocated reference, and be there with content.

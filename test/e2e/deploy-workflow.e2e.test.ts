@@ -48,6 +48,7 @@ spec:
           args:
             - --solver-image={{ .Values.solver.registry }}/kodtest/solver:1.0
             - --replicas={{ .Values.replicas | default 1 }}
+            - --proxy=${upstream}/kodtest/proxy:1.0
 `,
   )
   await writeFile(
@@ -60,6 +61,8 @@ spec:
     repository: {{ .Values.gpu.repository }}
     image: {{ .Values.gpu.image }}
     version: {{ .Values.gpu.version | quote }}
+  database:
+    imageName: ${upstream}/kodtest/pg:1.0
 `,
   )
   await writeFile(
@@ -97,6 +100,9 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
   let kodpkg: string
   let helmEnv: Record<string, string>
   let hard: string
+  /** Images the chart runs from outside the registry: hard-coded, and two kod does not package (only warns about). */
+  let external: string[]
+  let allowExternal: string[]
 
   before(async function () {
     work = await mkdtemp(path.join(os.tmpdir(), 'kod-workflow-'))
@@ -106,6 +112,8 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     await writeFile(memory, '[]\n')
     helmEnv = {HELM_DRIVER: 'memory', HELM_MEMORY_DRIVER_DATA: memory, HOME: work}
     hard = `${upstream.host}/kodtest/hard:1.0`
+    external = [hard, `${upstream.host}/kodtest/proxy:1.0`, `${upstream.host}/kodtest/pg:1.0`]
+    allowExternal = external.flatMap((image) => ['--allow-external', image])
 
     const layout = path.join(work, 'build')
     await buildLayout(
@@ -154,11 +162,15 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     expect(refused.exitCode, refused.stderr).to.equal(6)
     expect(refused.stdout).to.equal('')
     expect(refused.stderr).to.include(`${hard} (relay/templates/injector.yaml)`)
+    // What package only warned about (an unnamed argument, an imageName field) is refused all the same.
+    expect(refused.stderr).to.include(`${external[1]} (relay/templates/deploy.yaml)`)
+    expect(refused.stderr).to.include(`${external[2]} (relay/templates/policy.yaml)`)
+    expect(refused.stderr).to.match(/refusing to deploy: 3 image\(s\)/)
     expect(refused.stderr).to.include('--allow-external')
     // The operator heard the recorded warning first.
     expect(refused.stderr.indexOf(`Warning: ${hard} cannot be relocated`)).to.be.lessThan(refused.stderr.indexOf('Error:'))
-    const tags = await execa('skopeo', ['list-tags', '--tls-verify=false', `docker://${airgap.host}/kod/${upstream.host.replace(':', '-')}/kodtest/web`], {reject: false})
-    expect(tags.exitCode, 'nothing may be pushed before the refusal').to.not.equal(0)
+    const catalog = (await (await fetch(`http://${airgap.host}/v2/_catalog`)).json()) as {repositories: string[]}
+    expect(catalog.repositories, 'nothing may be pushed before the refusal').to.deep.equal([])
 
     const wrong = await kod([...args, '--allow-external', 'docker.io/library/not-in-the-chart:1'], {cwd, env: helmEnv})
     expect(wrong.exitCode).to.equal(2)
@@ -168,7 +180,7 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
   it('pushes for real and prints only the helm command, which runs as printed and pulls every image from the registry', async function () {
     const cwd = await mkdtemp(path.join(work, 'workflow-'))
     const result = await kod(
-      ['deploy', '--no-install', '--list-commands', '-c', kodpkg, '-r', `http://${airgap.host}/`, '-n', 'shop', '--allow-external', hard],
+      ['deploy', '--no-install', '--list-commands', '-c', kodpkg, '-r', `http://${airgap.host}/`, '-n', 'shop', ...allowExternal],
       {cwd, env: helmEnv},
     )
     expect(result.exitCode, result.stderr).to.equal(0)
@@ -198,7 +210,7 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
 
   it('--no-install alone populates and says on stderr which helm command to run, with every values file', async function () {
     const cwd = await mkdtemp(path.join(work, 'no-install-'))
-    const result = await kod(['deploy', '--no-install', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', '--allow-external', hard], {cwd, env: helmEnv})
+    const result = await kod(['deploy', '--no-install', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', ...allowExternal], {cwd, env: helmEnv})
     expect(result.exitCode, result.stderr).to.equal(0)
     expect(result.stdout).to.equal('')
     const dir = path.join(cwd, 'kod-relay-0.3.0')
@@ -224,7 +236,9 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     const base = ['deploy', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', '--dry-run']
     const refused = await kod(base, {cwd, env: helmEnv})
     expect(refused.exitCode).to.equal(6)
-    const deployed = await kod([...base, '--allow-external', `${hard}`], {cwd, env: helmEnv})
+    const partly = await kod([...base, '--allow-external', hard], {cwd, env: helmEnv})
+    expect(partly.exitCode, 'accepting one of three is not enough').to.equal(6)
+    const deployed = await kod([...base, ...allowExternal], {cwd, env: helmEnv})
     expect(deployed.exitCode, deployed.stderr).to.equal(0)
     expect(deployed.stdout).to.match(/Dry run complete/)
   })

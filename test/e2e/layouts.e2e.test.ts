@@ -68,9 +68,15 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     ['busybox:1.36', 'injector.image', 'an image: line of a pod template kept as ConfigMap text, set by a value'],
     ['registry.invalid/nvidia/driver:550.54.15', 'gpu.driver.repository', 'a custom resource splitting an image into repository, image and version (GPU operator)'],
     ['registry.invalid/nvidia/k8s/container-toolkit:v1.17.0-ubuntu20.04', 'gpu.toolkit.repository', 'a second image of that custom resource'],
+    ['alpine:3.19', 'more.initImage', 'a short Docker Hub name in an argument named for an image'],
+    ['registry.invalid/more/helper:1.36', 'more.helper.repository', 'a flag and its image given as two arguments'],
+    ['redis:7.2', 'more.sidecarImage', 'a short name in an env variable named for an image'],
+    ['busybox', 'more.helperPod.repository', 'a tagless image in a pod template kept as ConfigMap text (local-path-provisioner)'],
+    ['registry.invalid/kiwigrid/k8s-sidecar:1.26.1', 'more.watcher.repository', 'an image map {repository, tag} in JSON ConfigMap text'],
+    ['registry.invalid/more/agent:3', 'more.secretImage', 'a pod template kept in a Secret'],
   ]
   /** Hard-coded images the workload runs: packaged, named as not relocatable. */
-  const hardCoded = ['registry.invalid/hard/coded:1', 'registry.invalid/hard/helper:2', 'registry.invalid/hard/exporter:3', 'busybox:1.28']
+  const hardCoded = ['registry.invalid/hard/coded:1', 'registry.invalid/hard/helper:2', 'registry.invalid/hard/exporter:3', 'busybox:1.28', 'registry.invalid/more/app:1']
   for (const [ref, valuesPath, what] of expectations) {
     it(`relocates ${what}`, function () {
       const row = rows.get(ref)
@@ -96,6 +102,10 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     expect(rows.size).to.equal(expectations.length + hardCoded.length)
   })
 
+  it('never takes a setting about images for an image (--image-pull-policy, IMAGE_PULL_POLICY)', function () {
+    expect([...rows.keys()].filter((ref) => /always|ifnotpresent/i.test(ref))).to.deep.equal([])
+  })
+
   it('never takes a component name of a custom resource for an image', function () {
     expect([...rows.keys()].filter((ref) => ['driver', 'container-toolkit'].includes(ref.split(':')[0]))).to.deep.equal([])
   })
@@ -105,7 +115,7 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
       const row = rows.get(ref)
       expect(row, ref).to.not.equal(undefined)
       expect(row!.relocatable, ref).to.equal(false)
-      expect(row!.note, ref).to.match(/layouts\/templates\/(hardcoded|injector-config)\.yaml/)
+      expect(row!.note, ref).to.match(/layouts\/templates\/(hardcoded|injector-config|more-shapes)\.yaml/)
     }
     expect(warnings).to.match(/busybox:1\.28 cannot be relocated through values/)
     expect(jsonWarnings.filter((line) => line.startsWith('busybox:1.28 cannot be relocated'))).to.have.length(1)
@@ -133,13 +143,14 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     const rendered = await execa(path.join(TOOLS_BIN, 'helm'), ['template', 'rel', CHART, '-f', file])
     const found = occurrences(String(rendered.stdout))
     const images = found.filter((occurrence) => occurrence.kind === 'image').map((occurrence) => occurrence.value)
-    const inText = ['/op/agent', '/op/helper', '/knative/queue', '/strimzi/kafka', '/cert-manager-acmesolver', 'busybox:']
+    const inText = ['/op/agent', '/op/helper', '/knative/queue', '/strimzi/kafka', '/cert-manager-acmesolver', 'busybox', 'alpine:', 'redis:7.2', '/more/helper']
     for (const [ref] of expectations.filter(([ref]) => !inText.some((part) => ref.includes(part)))) {
       expect(images).to.include(`air.local:5000/mirror/${ref}`)
       expect(YAML.parse(text).global.imageRegistry, 'global.imageRegistry serves two registries: it must not be set').to.equal(undefined)
     }
     expect(images).to.include('registry.invalid/hard/coded:1')
-    expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/')).sort()).to.deep.equal(['${REGISTRY}/app:1.0', 'registry.invalid/hard/coded:1'])
+    // Pod templates kept as ConfigMap text are read field by field: the hard-coded one stays where it is.
+    expect(images.filter((image) => !image.startsWith('air.local:5000/mirror/')).sort()).to.deep.equal(['${REGISTRY}/app:1.0', 'busybox:1.28', 'registry.invalid/hard/coded:1', 'registry.invalid/more/app:1'])
     const carried = found.filter((occurrence) => occurrence.kind !== 'image' && occurrence.value.includes('op/agent')).map((occurrence) => occurrence.value)
     expect(carried.sort()).to.deep.equal(['--sidecar-image=air.local:5000/mirror/registry.invalid/op/agent:2.0', 'air.local:5000/mirror/registry.invalid/op/agent:2.0'])
     const config = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('config.toml'))
@@ -151,6 +162,18 @@ describe('image layouts of real-world charts (e2e, helm only)', function () {
     const injected = found.find((occurrence) => occurrence.kind === 'text' && occurrence.where.includes('sidecar.yaml'))
     expect(injected?.value).to.include('image: "air.local:5000/mirror/docker.io/library/busybox:1.36"')
     expect(injected?.value).to.include('image: busybox:1.28')
+    // Short names, two-argument flags, env named for an image, and pod templates in ConfigMap and Secret text.
+    const values = found.map((occurrence) => occurrence.value)
+    for (const relocated of [
+      '--init-image=air.local:5000/mirror/docker.io/library/alpine:3.19',
+      'air.local:5000/mirror/registry.invalid/more/helper:1.36',
+      'air.local:5000/mirror/docker.io/library/redis:7.2',
+      'air.local:5000/mirror/docker.io/library/busybox',
+      'air.local:5000/mirror/registry.invalid/kiwigrid/k8s-sidecar:1.26.1',
+      'air.local:5000/mirror/registry.invalid/more/agent:3',
+    ]) {
+      expect(values, relocated).to.include(relocated)
+    }
     const kafka = found.find((occurrence) => occurrence.kind === 'env' && occurrence.value.includes('3.6.0='))
     expect(kafka?.value.split('\n')).to.deep.equal([
       '3.6.0=air.local:5000/mirror/registry.invalid/strimzi/kafka:0.41.0-kafka-3.6.0',

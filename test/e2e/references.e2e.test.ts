@@ -189,18 +189,20 @@ describe('every reference Docker accepts packages, populates and keeps tag and d
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     expect(JSON.parse(inspected.stdout).formatVersion).to.equal(1)
 
-    const populated = await kod(['populate', '-c', dir, '-r', airgap.host, '--plain-http'])
+    // Under a prefix of its own: what the format-2 package pushed above cannot stand in for it.
+    const base = `${airgap.host}/format1/${upstream.host.replace(':', '-')}/kodtest`
+    expect(await remoteDigest(`${base}/plain:1.0`).then(() => 'there', () => 'absent')).to.equal('absent')
+    const populated = await kod(['populate', '-c', dir, '-r', airgap.host, '--plain-http', '--prefix', 'format1'])
     expect(populated.exitCode, populated.stderr).to.equal(0)
-    const listed = await kod(['populate', '-c', dir, '-r', airgap.host, '--plain-http', '--list-commands'])
+    const listed = await kod(['populate', '-c', dir, '-r', airgap.host, '--plain-http', '--prefix', 'format1', '--list-commands'])
     expect(listed.stdout).to.include(`oci:${path.join(dir, 'images')}:${upstream.host}/kodtest/plain:1.0 `)
-    const base = `${airgap.host}/kod/${upstream.host.replace(':', '-')}/kodtest`
     expect(await remoteDigest(`${base}/plain:1.0`)).to.equal(digests.plain)
     expect(await remoteDigest(`${base}/pinned@${digests.digestOnly}`)).to.equal(digests.digestOnly)
 
     const memory = path.join(work, 'helm-memory.yaml')
     await writeFile(memory, '[]\n')
     const env = {HELM_DRIVER: 'memory', HELM_MEMORY_DRIVER_DATA: memory, HOME: work}
-    const deployed = await kod(['deploy', '-c', dir, '-r', airgap.host, '--plain-http', '-n', 'ns', '-d', 'rel', '--dry-run'], {env})
+    const deployed = await kod(['deploy', '-c', dir, '-r', airgap.host, '--plain-http', '--prefix', 'format1', '-n', 'ns', '-d', 'rel', '--dry-run'], {env})
     expect(deployed.exitCode, deployed.stderr).to.equal(0)
     expect(deployed.stdout).to.match(/^NAME: rel$/m)
   })

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
-import {copyFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import * as tar from 'tar'
@@ -228,17 +228,21 @@ describe('opening a package (-c)', function () {
 
   it('leaves nothing behind when interrupted', async function () {
     const file = await makePackage('kod-demo-1.0.0.kodpkg', base.created)
-    for (const delay of [0, 1, 5, 20]) {
+    let interrupted = 0
+    // -1: aborted before the call, so at least one run is surely interrupted.
+    for (const delay of [-1, 0, 1, 5, 20]) {
       const controller = new AbortController()
-      setTimeout(() => controller.abort(), delay)
+      if (delay < 0) controller.abort()
+      else setTimeout(() => controller.abort(), delay)
       await openPackage(file, {unpackTo: unpackTo(), reuse: true, quiet: true, signal: controller.signal}).then(
         () => undefined,
-        () => undefined,
+        () => interrupted++,
       )
       const left = await readdir(cwd)
       expect(left.filter((name) => name !== 'kod-demo-1.0.0'), `after ${delay} ms`).to.deep.equal([])
       await rm(unpacked(), {recursive: true, force: true})
     }
+    expect(interrupted).to.be.greaterThan(0)
   })
 
   it('lists every warning the package records, each image note once', function () {
@@ -262,10 +266,11 @@ describe('opening a package (-c)', function () {
   it('copies nothing for a directory: it is verified in place', async function () {
     const file = await makePackage('kod-demo-1.0.0.kodpkg', base.created)
     await open(file)
-    const copy = path.join(work, 'copy.kodpkg')
-    await copyFile(file, copy)
+    await rm(file)
+    const before = await readdir(cwd)
     const opened = await open(unpacked())
     expect(opened).to.deep.include({dir: unpacked(), unpacked: false})
     expect(opened.note).to.equal(undefined)
+    expect(await readdir(cwd)).to.deep.equal(before)
   })
 })

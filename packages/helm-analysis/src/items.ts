@@ -52,13 +52,29 @@ export function looksLikeImage(refs: RefHelpers, value: string): boolean {
 }
 
 /**
+ * The value of an argument or env variable named for an image: any reference with a tag, a digest or a
+ * path (`alpine:3.19`, `quay.io/x/y`), not a bare word (`Always`) and not a URL.
+ */
+export function isNamedImageValue(refs: RefHelpers, value: string): boolean {
+  const {ref} = imagePart(value)
+  return !ref.includes('://') && parseable(refs, ref) && (ref.includes('/') || /[:@]/.test(ref.slice(nameOf(ref).length)))
+}
+
+/** An argument or env value that is one whole image: named for one, or looking like one. */
+function wholeImage(refs: RefHelpers, occurrence: Occurrence): {named: boolean} | undefined {
+  const named = namedForImage(occurrence.name) && isNamedImageValue(refs, occurrence.value)
+  return named || looksLikeImage(refs, occurrence.value) ? {named} : undefined
+}
+
+/**
  * The items of a render: every image field; arguments, env values and ConfigMap text only where they
  * look like an image (or hold image-like tokens). Image fields that are no valid reference are set aside
  * in `invalid`.
  */
 export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array<{ref: string; template: string}> = []): Item[] {
   const tokens = (occurrence: Occurrence): Item[] => {
-    const fields = occurrence.kind === 'text' ? imageFieldsInText(occurrence.value) : []
+    // Text that parses is read field by field (its fields are occurrences of their own); other text by its image: lines.
+    const fields = occurrence.kind === 'text' && !occurrence.structured ? imageFieldsInText(occurrence.value) : []
     return [...new Set([...fields, ...imageTokens(occurrence.value)])]
       .filter((token) => parseable(refs, token))
       .map((token) => ({...occurrence, key: `${occurrence.where}|${token}`, ref: token, prefix: '', partial: true, field: fields.includes(token)}))
@@ -72,8 +88,9 @@ export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array
     }
     if (kind === 'text') return tokens(occurrence)
     if (kind === 'other') return []
-    if (!looksLikeImage(refs, occurrence.value)) return tokens(occurrence)
+    const whole = wholeImage(refs, occurrence)
+    if (!whole) return tokens(occurrence)
     const {prefix, ref} = imagePart(occurrence.value)
-    return [{key: where, where, template, kind, ref, prefix, partial: false, field: namedForImage(occurrence.name)}]
+    return [{key: where, where, template, kind, ref, prefix, partial: false, field: whole.named}]
   })
 }

@@ -22,8 +22,10 @@ export interface Occurrence {
    * ConfigMap data; "other" for another field named like an image (imageName, sidecarImage, an image map).
    */
   kind: 'image' | 'arg' | 'env' | 'text' | 'other'
-  /** For an env value, the variable's name; for an argument, the flag ("--sidecar-image"). */
+  /** For an env value, the variable's name; for an argument, its flag ("--sidecar-image"); for another field, its key. */
   name?: string
+  /** For text: it holds YAML or JSON, whose fields are occurrences of their own. */
+  structured?: boolean
 }
 
 /** Values of image fields that are not images: istio's gateway chart sets `image: auto`, which its injector replaces. */
@@ -37,21 +39,28 @@ export function imageTokens(text: string): string[] {
 }
 
 /**
- * `image:` lines of text that holds YAML (a pod template a controller or an injector reads from a
- * ConfigMap): their values are image fields, even without a registry or a path (`image: busybox:1.28`).
+ * `image:` lines of ConfigMap or Secret text that does not parse as YAML or JSON as a whole (a template
+ * with placeholders elsewhere, a JSON fragment): their values are image fields, even without a registry
+ * or a path (`image: busybox:1.28`, `"image": "busybox:1.28",`). Text that parses is read field by field.
  * Values still holding a template (`{{ .ProxyImage }}`) and values with neither tag, digest nor path
  * (`image: true`) are left out.
  */
-const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*:[ \t]*["']?([^\s"'#{}]+)["']?[ \t]*(?:#.*)?$/gm
+const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*:[ \t]*["']?([^\s"'#{},]+)["']?[ \t]*,?[ \t]*(?:#.*)?$/gm
 
 export function imageFieldsInText(text: string): string[] {
   const found = [...text.matchAll(TEXT_IMAGE_FIELD)].map((match) => match[1]).filter((value) => /[/:@]/.test(value))
   return [...new Set(found)]
 }
 
-/** Whether an argument flag or env variable is named for an image (--acme-http01-solver-image, RELATED_IMAGE_X). */
+/** Names of flags and variables that hold part of an image, not an image: a pull policy, a secret, a registry or repository alone, a tag. */
+const NOT_AN_IMAGE_NAME = /(pull|polic|secret|registry|repo|prefix|tag|version|digest)/i
+
+/**
+ * Whether an argument flag or env variable is named for a whole image (--acme-http01-solver-image,
+ * RELATED_IMAGE_X), not for a part of one or a setting about images (IMAGE_PULL_POLICY, --image-repository).
+ */
 export function namedForImage(name: string | undefined): boolean {
-  return name !== undefined && /image/i.test(name)
+  return name !== undefined && /image/i.test(name) && !NOT_AN_IMAGE_NAME.test(name.replace(/images?/gi, ''))
 }
 
 /**
@@ -74,7 +83,97 @@ export function composedImage(record: Record<string, unknown>): string | undefin
 
 const SOURCE_COMMENT = /^# Source: (.+)$/m
 
-/** Every image field, container argument and environment value of the rendered output. */
+/** kod's exit code for a tool that ran and failed (ExitCode.toolFailed in the core; plugins import its types only). */
+const TOOL_FAILED_EXIT = 4
+
+/**
+ * `image: {registry, repository, tag, digest}`, the values shape many charts also pass to their custom
+ * resources: the whole reference, or undefined when there is no repository.
+ */
+export function imageFromMap(map: Record<string, unknown>): string | undefined {
+  const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '')
+  const repository = text(map.repository)
+  if (!repository) return undefined
+  const registry = text(map.registry).replace(/\/+$/, '')
+  const tag = text(map.tag)
+  const digest = text(map.digest)
+  return `${registry ? `${registry}/` : ''}${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`
+}
+
+/** Text a ConfigMap or Secret carries, by key: data (a Secret's decoded from base64) and a Secret's stringData. */
+function carriedText(document: {kind?: unknown; data?: unknown; stringData?: unknown}): Array<[string, string]> {
+  const entries = (map: unknown): Array<[string, unknown]> => (typeof map === 'object' && map !== null && !Array.isArray(map) ? Object.entries(map) : [])
+  if (document.kind === 'ConfigMap') return entries(document.data).filter((entry): entry is [string, string] => typeof entry[1] === 'string')
+  if (document.kind !== 'Secret') return []
+  const decoded = entries(document.data).flatMap(([key, value]): Array<[string, string]> => {
+    if (typeof value !== 'string') return []
+    const text = Buffer.from(value, 'base64').toString('utf8')
+    // Only text: a binary secret (a keystore) holds no pod template.
+    return /^[\t\n\r\x20-\x7e\u00a0-\uffff]*$/.test(text) && !text.includes('\ufffd') ? [[key, text]] : []
+  })
+  return [...decoded, ...entries(document.stringData).filter((entry): entry is [string, string] => typeof entry[1] === 'string')]
+}
+
+/** The documents of a text that holds YAML or JSON (a pod template), or none when it holds something else. */
+function structured(text: string): unknown[] {
+  try {
+    const documents = YAML.parseAllDocuments(text)
+    if (documents.some((document) => document.errors.length > 0)) return []
+    return documents.map((document) => document.toJS() as unknown).filter((value) => typeof value === 'object' && value !== null)
+  } catch {
+    return []
+  }
+}
+
+/**
+ * Every place of one document that may hold an image: image fields (composed ones included), container
+ * arguments (with the flag they belong to), env values (with their variable's name) and other fields
+ * named like an image. `base` prefixes every `where`.
+ */
+function visitDocument(document: unknown, template: string, base: string, found: Occurrence[]): void {
+  const visit = (node: unknown, at: string, parentKey: string): void => {
+    if (Array.isArray(node)) {
+      let flag: string | undefined
+      for (const [position, item] of node.entries()) {
+        if (typeof item === 'string' && (parentKey === 'args' || parentKey === 'command') && item.trim()) {
+          const value = item.trim()
+          // "--flag=VALUE", or "--flag" then "VALUE" as the next argument.
+          const name = /^(-{1,2}[\w.-]+)=/.exec(value)?.[1] ?? (value.startsWith('-') ? undefined : flag)
+          found.push({where: `${base}${at}/${position}`, template, value, kind: 'arg', ...(name ? {name} : {})})
+          flag = /^-{1,2}[\w.-]+$/.test(value) ? value : undefined
+        } else {
+          flag = undefined
+          visit(item, `${at}/${position}`, parentKey)
+        }
+      }
+    } else if (typeof node === 'object' && node !== null) {
+      const record = node as Record<string, unknown>
+      const composed = composedImage(record)
+      for (const [key, value] of Object.entries(record)) {
+        const where = `${base}${at}/${key}`
+        if (key === 'image' && typeof value === 'string') {
+          const image = composed ?? value.trim()
+          if (image && !NOT_IMAGES.has(image)) found.push({where, template, value: image, kind: 'image'})
+        } else if (key === 'image' && typeof value === 'object' && value !== null && !Array.isArray(value) && imageFromMap(value as Record<string, unknown>)) {
+          found.push({where, template, value: imageFromMap(value as Record<string, unknown>)!, kind: 'image'})
+        } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {
+          found.push({where, template, value: value.trim(), kind: 'env', ...(typeof record.name === 'string' ? {name: record.name} : {})})
+        } else if (/image/i.test(key) && typeof value === 'string' && value.trim()) {
+          found.push({where, template, value: value.trim(), kind: 'other', name: key})
+        } else {
+          visit(value, `${at}/${key}`, key)
+        }
+      }
+    }
+  }
+  visit(document, '', '')
+}
+
+/**
+ * Every image field, container argument, environment value and other image-like field of the rendered
+ * output, and the text of every ConfigMap and Secret entry. Text that holds YAML or JSON (a pod template
+ * an injector or a controller reads at run time) is read like a manifest too.
+ */
 export function occurrences(output: string): Occurrence[] {
   const found: Occurrence[] = []
   const counters = new Map<string, number>()
@@ -90,45 +189,15 @@ export function occurrences(output: string): Occurrence[] {
     for (const document of documents) {
       const index = counters.get(template) ?? 0
       counters.set(template, index + 1)
-      const visit = (node: unknown, at: string, parentKey: string): void => {
-        if (Array.isArray(node)) {
-          for (const [position, item] of node.entries()) {
-            if (typeof item === 'string' && (parentKey === 'args' || parentKey === 'command') && item.trim()) {
-              const flag = /^(-{1,2}[\w.-]+)=/.exec(item.trim())?.[1]
-              found.push({where: `${template}#${index}${at}/${position}`, template, value: item.trim(), kind: 'arg', ...(flag ? {name: flag} : {})})
-            } else {
-              visit(item, `${at}/${position}`, parentKey)
-            }
-          }
-        } else if (typeof node === 'object' && node !== null) {
-          const record = node as Record<string, unknown>
-          const composed = composedImage(record)
-          for (const [key, value] of Object.entries(record)) {
-            const where = `${template}#${index}${at}/${key}`
-            if (key === 'image' && typeof value === 'string') {
-              const image = composed ?? value.trim()
-              if (image && !NOT_IMAGES.has(image)) found.push({where, template, value: image, kind: 'image'})
-            } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {
-              found.push({where, template, value: value.trim(), kind: 'env', ...(typeof record.name === 'string' ? {name: record.name} : {})})
-            } else if (/image/i.test(key) && typeof value === 'string' && value.trim()) {
-              found.push({where, template, value: value.trim(), kind: 'other'})
-            } else if (key === 'image' && typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>).repository === 'string') {
-              const {repository, tag} = value as {repository: string; tag?: unknown}
-              found.push({where, template, value: tag ? `${repository}:${String(tag)}` : repository, kind: 'other'})
-            } else {
-              visit(value, `${at}/${key}`, key)
-            }
-          }
-        }
-      }
-      visit(document, '', '')
-      // ConfigMap data: configuration text that may name images the workload starts at run time.
-      const configMap = document as {kind?: unknown; data?: unknown} | null
-      if (configMap?.kind === 'ConfigMap' && typeof configMap.data === 'object' && configMap.data !== null) {
-        for (const [key, value] of Object.entries(configMap.data)) {
-          // Every entry: a sentinel render must find the same entry even when it holds no image-like text.
-          if (typeof value === 'string' && value.trim()) found.push({where: `${template}#${index}/data/${key}`, template, value, kind: 'text'})
-        }
+      visitDocument(document, template, `${template}#${index}`, found)
+      if (typeof document !== 'object' || document === null) continue
+      for (const [key, text] of carriedText(document as Record<string, unknown>)) {
+        if (!text.trim()) continue
+        const where = `${template}#${index}/data/${key}`
+        const inner = structured(text)
+        // Every entry: a sentinel render must find the same entry even when it holds no image-like text.
+        found.push({where, template, value: text, kind: 'text', ...(inner.length > 0 ? {structured: true} : {})})
+        for (const [position, part] of inner.entries()) visitDocument(part, template, `${where}|${position}`, found)
       }
     }
   }
@@ -191,7 +260,7 @@ export async function setValues(ctx: SourceContext, sets: readonly string[]): Pr
   const parse = async (only: readonly string[]): Promise<string> =>
     (await ctx.tools.run('helm', ['template', 'kod', dir, '--show-only', 'templates/values.yaml', ...only.flatMap((value) => ['--set', value])])).stdout
   // kod's exit code for a tool that ran and failed (ctx.tools errors carry it): on this chart, only a --set can fail.
-  const toolFailed = (error: unknown): boolean => (error as {exit?: number} | null)?.exit === 4
+  const toolFailed = (error: unknown): boolean => (error as {exit?: number} | null)?.exit === TOOL_FAILED_EXIT
   let stdout: string
   try {
     stdout = await parse(sets)

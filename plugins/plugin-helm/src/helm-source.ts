@@ -179,11 +179,13 @@ export function createHelmSource(): KodSource {
       if (!chart) throw new Error(`${pkg.dir} holds no chart`)
       const chartPath = path.join(pkg.dir, chart.file)
       const recorded = sourceData(pkg.manifest.sourceData)
+      const knobs = mergeKnobs(recorded.render, request.render)
+      // A --set helm cannot parse is bad input (exit 2), said before any file is written.
+      await setValues(ctx, knobs.set ?? [])
       const valuesFile = kodValuesFile(pkg, chart.name)
       await writeFile(valuesFile, this.relocation(ctx, {charts: pkg.manifest.charts, images: pkg.manifest.images, data: pkg.manifest.sourceData}, request.target))
 
       const release = request.release ?? chart.name
-      const knobs = mergeKnobs(recorded.render, request.render)
       const generated = [valuesFile]
       const packageSet = await setValues(ctx, recorded.render?.set ?? [])
       if (Object.keys(packageSet).length > 0) {
@@ -191,8 +193,6 @@ export function createHelmSource(): KodSource {
         await writeFile(setFile, `# The --set values given to kod package, as a values file (so kod's relocation values can follow them).\n${YAML.stringify(packageSet, {lineWidth: 0})}`)
         generated.unshift(setFile)
       }
-      // A --set helm cannot parse is bad input (exit 2), not a failed render.
-      await setValues(ctx, knobs.set ?? [])
       const valuesFiles = [...pkg.manifest.values.map((file) => path.join(pkg.dir, file)), ...generated, ...request.valuesFiles]
       const output = await render(ctx, chartPath, {release, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
       const renderedImages = imagesToCheck(ctx.refs, output, pkg.manifest.images)
