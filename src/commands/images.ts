@@ -65,7 +65,9 @@ With --relocate-to, writes the values file deploy would generate for that regist
       if (!this.jsonEnabled()) process.stdout.write(values)
     } else {
       const lines = [['IMAGE', 'SET BY', 'FOUND IN']]
-      for (const row of rows) lines.push([row.ref, row.values.join(', ') || 'NOT RELOCATABLE', row.foundIn.join(', ')])
+      // A value that relocates the image in one place does not make it relocatable where it is hard-coded.
+      const setBy = (row: ImageRow): string => (row.relocatable ? row.values.join(', ') : ['NOT RELOCATABLE', ...row.values.map((value) => `(${value} only in part)`)].join(' '))
+      for (const row of rows) lines.push([row.ref, setBy(row), row.foundIn.join(', ')])
       for (const line of table(lines)) this.log(line)
       this.log(`${rows.length} image(s), ${rows.filter((row) => row.relocatable).length} relocatable through values`)
     }
