@@ -7,8 +7,11 @@
  * returning `KodSource[]` from it.
  */
 
-/** Version of this contract. A source whose `api` differs is reported and not used. */
-export const SOURCE_API = 'kod.source/v1'
+/**
+ * Version of this contract. A source whose `api` differs is reported and not used. v2: a package holds
+ * units (one per release), each with its own chart, values and image bindings.
+ */
+export const SOURCE_API = 'kod.source/v2'
 export type SourceApi = typeof SOURCE_API
 
 /** The tools kod wraps. Each resolves to a binary on PATH, or to the path in KOD_<TOOL> (e.g. KOD_HELM). */
@@ -197,16 +200,46 @@ export interface ChartEntry {
   file: string
 }
 
+/**
+ * One installable thing in a package: for helm and helmfile sources, one release of one chart. A chart
+ * package has one unit; a helmfile package one per release. Every unit carries its own values and its own
+ * image bindings, because two releases of one chart may relocate the same image through different values.
+ */
+export interface UnitBase {
+  /** Unique in the package: the release name, or namespace/name when two releases share a name. */
+  id: string
+  release: string
+  /** The namespace the source declares; deploy's -n applies to units without one. */
+  namespace?: string
+  /** Path inside the package of the chart archive the unit installs (one of `charts[].file`). */
+  chart: string
+  /** Package-time values files, paths inside the package, in the order helm gets them. */
+  values: string[]
+  /** false: recorded (a helmfile release with installed: false) but neither packaged nor installed. */
+  installed: boolean
+  /** Ids of the units installed before this one. */
+  needs: string[]
+  /** Source-specific data, validated by the source that wrote it (plugin-helm: render knobs, extra values, lists). */
+  data?: Record<string, unknown>
+}
+
+/** A unit as a source's package step found it: its images with their bindings, not yet pulled. */
+export interface FoundUnit extends UnitBase {
+  images: FoundImage[]
+}
+
 /** What a source's package step produced. Everything it wrote into the staging directory is carried. */
 export interface SourcePackage {
   /** Names the package file: kod-<name>-<version>.kodpkg */
   name: string
   version: string
+  /** Every chart archive the source wrote into the staging directory (each once). */
   charts: ChartEntry[]
-  images: FoundImage[]
+  /** In install order (a unit comes after every unit it needs). */
+  units: FoundUnit[]
   /** Hint files (LoadedHints.file) that applied; they are stored in the package. */
   hintsUsed?: string[]
-  /** Source-specific data recorded in the manifest under `sourceData`. */
+  /** Source-specific data about the whole package, recorded in the manifest under `sourceData`. */
   data?: Record<string, unknown>
   /** What the operator on the air-gapped side must hear (an image kod cannot relocate, one it did not package). */
   warnings?: string[]
@@ -221,11 +254,12 @@ export interface OpenedPackage {
 
 export interface DeployRequest {
   target: Target
-  /** -n; when absent helm uses its own default (the current context's namespace). */
+  /** -n: the namespace of every unit that declares none; when absent helm uses its own default. */
   namespace?: string
+  /** -d: the release name, for a package with one unit (the core refuses it for more). */
   release?: string
-  /** User -f files, absolute paths; kod's generated values file goes before them. */
-  valuesFiles: string[]
+  /** User -f files, absolute paths, per unit id; kod's generated values files go before them. */
+  valuesFiles: Record<string, string[]>
   wait: boolean
   dryRun: boolean
   /** Knobs given to deploy; each one given replaces the one recorded at package time. */
@@ -234,12 +268,12 @@ export interface DeployRequest {
 
 /** A deployment a source prepared: the commands to run and the render check to pass before them. */
 export interface DeployPlan {
-  /** Files the source wrote (e.g. the generated values file), absolute paths. */
+  /** Files the source wrote (e.g. the generated values files), absolute paths. */
   generated: string[]
   /** Commands that install, in order. */
   install: PlannedCommand[]
-  /** Every image reference the deployment will run, as rendered with the generated values. */
-  renderedImages: Array<{ref: string; foundIn: string[]}>
+  /** Every image reference the deployment will run, as rendered with the generated values, and the unit that runs it. */
+  renderedImages: Array<{ref: string; foundIn: string[]; unit: string}>
 }
 
 /**
@@ -265,49 +299,66 @@ export interface KodSource {
   package(ctx: SourceContext, request: PackageRequest, stagingDir: string): Promise<SourcePackage>
   /** Commands that push the package's charts (or other artifacts) into the target registry. */
   pushCharts(ctx: SourceContext, pkg: OpenedPackage, target: Target): PlannedCommand[]
-  /** The values file (text) that points every image at the target: what deploy writes. */
-  relocation(ctx: SourceContext, found: Pick<SourcePackage, 'charts' | 'images' | 'data'>, target: Target): string
+  /** The values file (text) that points every image of one unit at the target: what deploy writes for it. */
+  relocation(ctx: SourceContext, unit: FoundUnit | Unit, target: Target): string
   /** Write the values that relocate every image and plan the install. */
   deploy(ctx: SourceContext, pkg: OpenedPackage, request: DeployRequest): Promise<DeployPlan>
 }
 
-/** One image in the package manifest. */
+/** One image stored in the package (once, however many units run it). */
 export interface PackagedImage {
-  /** Reference as the chart renders it. */
+  /** Reference as the first unit that runs it renders it. */
   ref: string
-  /** Normalised reference (host/path[:tag][@digest]). */
+  /** Normalised reference (host/path[:tag][@digest]): the key units use. */
   name: string
   /**
    * The image's org.opencontainers.image.ref.name in the package's OCI layout (images/index.json): a name
-   * kod chooses so that every valid reference can be stored (format 2). Absent in format-1 packages,
-   * where the layout name is `name`.
+   * kod chooses so that every valid reference can be stored. Absent in format-1 packages, where the layout
+   * name is `name`.
    */
   layoutName?: string
   /** Digest of the top manifest or index, as pulled and as pushed. */
   digest: string
   platforms: string[]
+  /** Ids of the units that run it. */
+  units: string[]
+}
+
+/** One image of one unit: where that unit runs it and the values that relocate it there. */
+export interface UnitImage {
+  /** Key into the package's images[] (normalised reference). */
+  name: string
+  /** Reference as this unit renders it. */
+  ref: string
   values: ValuesBinding[]
   foundIn: string[]
-  /** Why deploy cannot relocate it through values, when it cannot. */
+  /** Why deploy cannot relocate it through values in this unit, when it cannot. */
   note?: string
 }
 
-/** kod-package.yaml, format version 2 (see docs/kodpkg.md); kod reads formats 1 and 2. */
+export interface Unit extends UnitBase {
+  images: UnitImage[]
+}
+
+/**
+ * kod-package.yaml as kod reads it: the shape of format 3 (see docs/kodpkg.md). A package written in format
+ * 1 or 2 (one chart) is read as one unit; `formatVersion` says which format is stored.
+ */
 export interface PackageManifest {
-  formatVersion: 1 | 2
+  formatVersion: 1 | 2 | 3
   kodVersion: string
   created: string
   source: {kind: string; ref: string; version?: string; repo?: string}
   name: string
   version: string
   charts: ChartEntry[]
-  /** Package-time -f files, in order, as paths inside the package. */
-  values: string[]
+  /** In install order. */
+  units: Unit[]
   hints: string[]
   images: PackagedImage[]
   /**
    * What kod found at package time and could not package or relocate, one line each: shown by inspect and
-   * repeated by populate and deploy on the air-gapped side (format 2).
+   * repeated by populate and deploy on the air-gapped side.
    */
   warnings?: string[]
   sourceData?: Record<string, unknown>

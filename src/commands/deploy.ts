@@ -1,9 +1,11 @@
 import {Flags} from '@oclif/core'
+import {existsSync} from 'node:fs'
 import path from 'node:path'
 
 import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
 import {checkNamespace, checkReleaseName} from '../lib/names.js'
+import {checkReleaseFlag, installedUnits, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
 import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
@@ -49,9 +51,14 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
   static override flags = {
     package: packageFlag,
     ...targetFlags,
-    namespace: Flags.string({char: 'n', summary: "Namespace to install into (helm's -n; created if missing)."}),
-    release: Flags.string({char: 'd', summary: 'Release name (default: the chart name).'}),
-    values: Flags.string({char: 'f', summary: 'Your values file (repeatable); passed to helm after kod\'s, so it wins.', multiple: true, multipleNonGreedy: true}),
+    namespace: Flags.string({char: 'n', summary: "Namespace to install into (helm's -n; created if missing); with several releases, the namespace of each release that names none."}),
+    release: Flags.string({char: 'd', summary: 'Release name (default: the chart name); only for a package with one release.'}),
+    values: Flags.string({
+      char: 'f',
+      summary: "Your values file (repeatable), passed to helm after kod's, so it wins; RELEASE=FILE gives it to that release only (a package with several releases).",
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
     wait: Flags.boolean({summary: "Passed to helm: wait until the release's resources are ready."}),
     'dry-run': Flags.boolean({summary: "Passed to helm as --dry-run=client: render and simulate the install, change nothing in the cluster."}),
     'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values files; say which helm command to run.'}),
@@ -71,11 +78,17 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     const target = targetFrom(flags)
     checkReleaseName(flags.release)
     checkNamespace(flags.namespace)
-    const valuesFiles = await valuesFilesFrom(flags.values)
+    // Before unpacking anything: every -f names a file, as FILE or as RELEASE=FILE.
+    await valuesFilesFrom((flags.values ?? []).map((value) => (existsSync(value) || !value.includes('=') ? value : value.slice(value.indexOf('=') + 1))))
     const ctx = await this.context()
     const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true, quiet: this.quiet(flags) || (flags['list-commands'] && !flags['no-install']), signal: this.abort.signal})
     if (pkg.note) this.logToStderr(pkg.note)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
+    checkReleaseFlag(pkg.manifest, flags.release)
+    const ids = installedUnits(pkg.manifest).map((unit) => unit.id)
+    const given = (flags.values ?? []).map((value) => scopedValuesFile(value, ids))
+    const files = await valuesFilesFrom(given.map((entry) => entry.file))
+    const valuesFiles = valuesFilesByUnit(pkg.manifest, given.map((entry, index) => ({...entry, file: files[index]})))
     const listCommands = flags['list-commands']
     const result = await deployAction(
       ctx,

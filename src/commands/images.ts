@@ -1,13 +1,17 @@
 import {Flags} from '@oclif/core'
-import {writeFile} from 'node:fs/promises'
+import {mkdir, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {findImages, relocatedReference} from '../lib/actions/images.js'
 import {chartFlagsFor, KodCommand, packageRequestFrom} from '../lib/base-command.js'
+import {usageError} from '../lib/errors.js'
 import {table} from '../lib/format.js'
+import {unitValuesFileName} from '../lib/units.js'
 import {DEFAULT_PREFIX, parseTarget} from '../lib/target.js'
 
 interface ImageRow {
+  /** The unit (release) that runs it. */
+  unit: string
   ref: string
   name: string
   foundIn: string[]
@@ -39,24 +43,44 @@ With --relocate-to, writes the values file deploy would generate for that regist
     ...chartFlagsFor('images'),
     'relocate-to': Flags.string({summary: 'Write the values file deploy would generate for this registry.'}),
     prefix: Flags.string({summary: 'Repository prefix below that registry.', default: DEFAULT_PREFIX}),
-    output: Flags.string({char: 'o', summary: 'File for the values (default: stdout).', dependsOn: ['relocate-to']}),
+    output: Flags.string({char: 'o', summary: 'File for the values (default: stdout); a directory when the source has several releases (kod-values-<release>.yaml each).', dependsOn: ['relocate-to']}),
   }
 
-  public async run(): Promise<{images: ImageRow[]; warnings: string[]; values?: string}> {
+  public async run(): Promise<{images: ImageRow[]; warnings: string[]; values?: string; valuesByUnit?: Record<string, string>}> {
     const {flags} = await this.parse(Images)
     const target = flags['relocate-to'] ? parseTarget({registry: flags['relocate-to'], prefix: flags.prefix}) : undefined
     const ctx = await this.context()
-    const {source, found, images} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags, await this.hints(flags.hints)), flags.kind)
-    const rows: ImageRow[] = images.map((image) => ({
-      ref: image.ref,
-      name: image.name,
-      foundIn: image.foundIn,
-      values: image.values.map((binding) => binding.path),
-      relocatable: image.values.length > 0 && !image.note,
-      ...(image.note ? {note: image.note} : {}),
-      ...(target ? {relocatedTo: relocatedReference(image.ref, target)} : {}),
-    }))
-    const values = target ? source.relocation(ctx, {...found, images}, target) : undefined
+    const {source, found, units} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags, await this.hints(flags.hints)), flags.kind)
+    const installed = units.filter((unit) => unit.installed)
+    const several = installed.length > 1
+    const rows: ImageRow[] = installed.flatMap((unit) =>
+      unit.images.map((image) => ({
+        unit: unit.id,
+        ref: image.ref,
+        name: image.name,
+        foundIn: image.foundIn,
+        values: image.values.map((binding) => binding.path),
+        relocatable: image.values.length > 0 && !image.note,
+        ...(image.note ? {note: image.note} : {}),
+        ...(target ? {relocatedTo: relocatedReference(image.ref, target)} : {}),
+      })),
+    )
+    const result = {images: rows, warnings: found.warnings ?? []}
+    if (target && several) {
+      // One values file per release: they cannot share one file (or one stdout).
+      if (!flags.output) throw usageError(`${flags.chart} holds ${installed.length} releases: give -o DIR for their values files (kod-values-<release>.yaml each)`)
+      const dir = path.resolve(flags.output)
+      await mkdir(dir, {recursive: true})
+      const valuesByUnit: Record<string, string> = {}
+      for (const unit of installed) {
+        valuesByUnit[unit.id] = source.relocation(ctx, unit, target)
+        await writeFile(path.join(dir, unitValuesFileName(unit.id)), valuesByUnit[unit.id])
+      }
+      this.logToStderr(`wrote ${installed.length} values files into ${flags.output}`)
+      this.printTable(rows, several)
+      return {...result, valuesByUnit}
+    }
+    const values = target && installed[0] ? source.relocation(ctx, installed[0], target) : undefined
     if (values !== undefined && flags.output) {
       await writeFile(path.resolve(flags.output), values)
       this.logToStderr(`wrote ${flags.output}`)
@@ -64,13 +88,17 @@ With --relocate-to, writes the values file deploy would generate for that regist
     if (values !== undefined && !flags.output) {
       if (!this.jsonEnabled()) process.stdout.write(values)
     } else {
-      const lines = [['IMAGE', 'SET BY', 'FOUND IN']]
-      // A value that relocates the image in one place does not make it relocatable where it is hard-coded.
-      const setBy = (row: ImageRow): string => (row.relocatable ? row.values.join(', ') : ['NOT RELOCATABLE', ...row.values.map((value) => `(${value} only in part)`)].join(' '))
-      for (const row of rows) lines.push([row.ref, setBy(row), row.foundIn.join(', ')])
-      for (const line of table(lines)) this.log(line)
-      this.log(`${rows.length} image(s), ${rows.filter((row) => row.relocatable).length} relocatable through values`)
+      this.printTable(rows, several)
     }
-    return {images: rows, warnings: found.warnings ?? [], ...(values === undefined ? {} : {values})}
+    return {...result, ...(values === undefined ? {} : {values})}
+  }
+
+  private printTable(rows: ImageRow[], several: boolean): void {
+    const lines = [[...(several ? ['RELEASE'] : []), 'IMAGE', 'SET BY', 'FOUND IN']]
+    // A value that relocates the image in one place does not make it relocatable where it is hard-coded.
+    const setBy = (row: ImageRow): string => (row.relocatable ? row.values.join(', ') : ['NOT RELOCATABLE', ...row.values.map((value) => `(${value} only in part)`)].join(' '))
+    for (const row of rows) lines.push([...(several ? [row.unit] : []), row.ref, setBy(row), row.foundIn.join(', ')])
+    for (const line of table(lines)) this.log(line)
+    this.log(`${rows.length} image(s), ${rows.filter((row) => row.relocatable).length} relocatable through values`)
   }
 }

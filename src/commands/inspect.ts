@@ -56,19 +56,30 @@ export default class Inspect extends KodCommand {
     this.log('')
     this.log('Charts:')
     for (const chart of manifest.charts) this.log(`  ${chart.name} ${chart.version}${chart.appVersion ? ` (app ${chart.appVersion})` : ''}  ${chart.file}`)
-    if (manifest.values.length > 0) {
-      this.log('Values files:')
-      for (const file of manifest.values) this.log(`  ${file}`)
+    const several = manifest.units.length > 1
+    this.log(several ? `Releases (${manifest.units.length}, in install order):` : 'Release:')
+    for (const unit of manifest.units) {
+      const details = [
+        unit.namespace ? `namespace ${unit.namespace}` : '',
+        unit.chart,
+        unit.needs.length > 0 ? `needs ${unit.needs.join(', ')}` : '',
+        unit.installed ? '' : 'NOT INSTALLED (installed: false; not packaged)',
+      ].filter(Boolean)
+      this.log(`  ${unit.release}${unit.id === unit.release ? '' : ` (${unit.id})`}  ${details.join(', ')}`)
+      for (const file of unit.values) this.log(`    values ${file}`)
     }
     this.log(`Images (${manifest.images.length}):`)
     const rows = [['IMAGE', 'DIGEST', 'PLATFORMS', 'SET BY']]
     for (const image of manifest.images) {
-      rows.push([
-        image.ref,
-        image.digest.slice(0, 19),
-        image.platforms.join(',') || '-',
-        image.note ? 'NOT RELOCATABLE (see below)' : image.values.map((binding) => binding.path).join(', ') || 'NOT RELOCATABLE',
-      ])
+      const setBy = manifest.units.flatMap((unit) =>
+        unit.images
+          .filter((entry) => entry.name === image.name)
+          .map((entry) => {
+            const paths = entry.note ? 'NOT RELOCATABLE (see below)' : entry.values.map((binding) => binding.path).join(', ') || 'NOT RELOCATABLE'
+            return several ? `${unit.id}: ${paths}` : paths
+          }),
+      )
+      rows.push([image.ref, image.digest.slice(0, 19), image.platforms.join(',') || '-', setBy.join('; ')])
     }
     for (const line of table(rows)) this.log(`  ${line}`)
     // Image notes and the package's warnings, each once: what populate and deploy repeat.

@@ -1,6 +1,7 @@
 /**
- * JSON Schema (draft-07) of kod-package.yaml, format versions 1 and 2 (2 adds images[].layoutName and warnings). docs/kodpkg.md describes each field;
- * `kod inspect --schema` prints this schema.
+ * JSON Schemas (draft-07) of kod-package.yaml. `manifestSchema` is format 3, the one kod writes and
+ * `kod inspect --schema` prints; `legacyManifestSchema` is formats 1 and 2 (one chart; 2 adds
+ * images[].layoutName and warnings), which kod still reads. docs/kodpkg.md describes each field.
  */
 const relativeFile = {type: 'string', minLength: 1, pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$)).+$'}
 
@@ -16,7 +17,7 @@ const valuesBinding = {
   },
 }
 
-export const manifestSchema = {
+export const legacyManifestSchema = {
   $id: 'https://kod.dev/schemas/kod-package-v2.json',
   type: 'object',
   required: ['formatVersion', 'kodVersion', 'created', 'source', 'name', 'version', 'charts', 'values', 'hints', 'images'],
@@ -78,4 +79,76 @@ export const manifestSchema = {
   // Format 2 names every image in the layout itself (layoutName); format 1 used the normalised name.
   if: {type: 'object', properties: {formatVersion: {const: 2}}},
   then: {type: 'object', properties: {images: {type: 'array', items: {type: 'object', required: ['layoutName']}}}},
+} as const
+
+const layoutName = {type: 'string', pattern: '^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*$'}
+const unitId = {type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$'}
+
+export const manifestSchema = {
+  $id: 'https://kod.dev/schemas/kod-package-v3.json',
+  type: 'object',
+  required: ['formatVersion', 'kodVersion', 'created', 'source', 'name', 'version', 'charts', 'units', 'hints', 'images'],
+  additionalProperties: false,
+  properties: {
+    formatVersion: {const: 3},
+    kodVersion: legacyManifestSchema.properties.kodVersion,
+    created: legacyManifestSchema.properties.created,
+    source: legacyManifestSchema.properties.source,
+    name: legacyManifestSchema.properties.name,
+    version: legacyManifestSchema.properties.version,
+    charts: legacyManifestSchema.properties.charts,
+    units: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['id', 'release', 'chart', 'values', 'installed', 'needs', 'images'],
+        additionalProperties: false,
+        properties: {
+          id: unitId,
+          release: {type: 'string', minLength: 1},
+          namespace: {type: 'string', minLength: 1},
+          chart: relativeFile,
+          values: {type: 'array', items: relativeFile},
+          installed: {type: 'boolean'},
+          needs: {type: 'array', items: unitId},
+          images: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['name', 'ref', 'values', 'foundIn'],
+              additionalProperties: false,
+              properties: {
+                name: {type: 'string', minLength: 1},
+                ref: {type: 'string', minLength: 1},
+                values: {type: 'array', items: valuesBinding},
+                foundIn: {type: 'array', items: {type: 'string'}},
+                note: {type: 'string'},
+              },
+            },
+          },
+          data: {type: 'object'},
+        },
+      },
+    },
+    hints: {type: 'array', items: relativeFile},
+    images: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['ref', 'name', 'layoutName', 'digest', 'platforms', 'units'],
+        additionalProperties: false,
+        properties: {
+          ref: {type: 'string', minLength: 1},
+          name: {type: 'string', minLength: 1},
+          layoutName,
+          digest: {type: 'string', pattern: '^[a-z0-9]+:[a-f0-9]{32,}$'},
+          platforms: {type: 'array', items: {type: 'string'}},
+          units: {type: 'array', minItems: 1, items: unitId},
+        },
+      },
+    },
+    warnings: {type: 'array', items: {type: 'string', minLength: 1}},
+    sourceData: {type: 'object'},
+  },
 } as const

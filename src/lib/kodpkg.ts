@@ -7,18 +7,18 @@ import {pipeline} from 'node:stream/promises'
 import * as tar from 'tar'
 import YAML from 'yaml'
 
-import type {PackageManifest} from '../api.js'
+import type {PackagedImage, PackageManifest, UnitImage} from '../api.js'
 import {ExitCode, KodError, packageError, usageError} from './errors.js'
-import {manifestSchema} from './kodpkg-schema.js'
+import {legacyManifestSchema, manifestSchema} from './kodpkg-schema.js'
 
 /**
  * The .kodpkg format (docs/kodpkg.md): a plain tar archive holding kod-package.yaml (first),
  * SHA256SUMS, charts/, values/, hints/ and images/ (one OCI image layout for all images). Readers
  * recognise it by that content, never by the file's name.
  */
-export const FORMAT_VERSION = 2
-/** Formats this kod reads: 1 (kod 0.1) and 2. */
-export const READABLE_FORMATS: readonly number[] = [1, 2]
+export const FORMAT_VERSION = 3
+/** Formats this kod reads: 1 and 2 (one chart, read as one unit) and 3. */
+export const READABLE_FORMATS: readonly number[] = [1, 2, 3]
 export const MANIFEST_FILE = 'kod-package.yaml'
 export const SUMS_FILE = 'SHA256SUMS'
 export const IMAGES_DIR = 'images'
@@ -30,7 +30,40 @@ export function packageBaseName(name: string, version: string): string {
 
 const ajv = new Ajv({allErrors: true})
 const validate = ajv.compile<PackageManifest>(manifestSchema)
+const validateLegacy = ajv.compile<LegacyManifest>(legacyManifestSchema)
 
+/** kod-package.yaml in format 1 or 2: one chart, its package-time values and its images at the top level. */
+interface LegacyManifest extends Omit<PackageManifest, 'formatVersion' | 'units' | 'images'> {
+  formatVersion: 1 | 2
+  values: string[]
+  images: Array<Omit<PackagedImage, 'units'> & Omit<UnitImage, 'name' | 'ref'>>
+}
+
+/** A format-1 or -2 manifest as format 3 says it: one unit, named after the chart, holding the values and bindings. */
+export function upgradeManifest(legacy: LegacyManifest): PackageManifest {
+  const {values, images, sourceData, ...rest} = legacy
+  const [chart] = legacy.charts
+  if (!chart) throw packageError(`${MANIFEST_FILE} names no chart`)
+  const id = chart.name
+  return {
+    ...rest,
+    units: [
+      {
+        id,
+        release: id,
+        chart: chart.file,
+        values,
+        installed: true,
+        needs: [],
+        images: images.map(({ref, name, values: bindings, foundIn, note}) => ({name, ref, values: bindings, foundIn, ...(note ? {note} : {})})),
+        ...(sourceData ? {data: sourceData} : {}),
+      },
+    ],
+    images: images.map(({ref, name, layoutName, digest, platforms}) => ({ref, name, ...(layoutName ? {layoutName} : {}), digest, platforms, units: [id]})),
+  }
+}
+
+/** Reads kod-package.yaml of any format this kod knows, validated against its format's schema, in format 3's shape. */
 export function parseManifest(text: string, origin: string): PackageManifest {
   let data: unknown
   try {
@@ -38,21 +71,44 @@ export function parseManifest(text: string, origin: string): PackageManifest {
   } catch (error) {
     throw packageError(`${origin}: ${MANIFEST_FILE} is not valid YAML (${(error as Error).message.split('\n')[0]})`)
   }
-  if (!validate(data)) {
-    const first = validate.errors?.[0]
-    const version = (data as {formatVersion?: unknown} | null)?.formatVersion
-    if (typeof version === 'number' && !READABLE_FORMATS.includes(version)) {
-      throw packageError(`${origin}: package format ${version} is not supported by this kod (reads formats ${READABLE_FORMATS.join(' and ')}); use a matching kod version`)
-    }
+  const version = (data as {formatVersion?: unknown} | null)?.formatVersion
+  if (typeof version === 'number' && !READABLE_FORMATS.includes(version)) {
+    throw packageError(`${origin}: package format ${version} is not supported by this kod (reads formats ${READABLE_FORMATS.join(', ')}); use a matching kod version`)
+  }
+  const legacy = version === 1 || version === 2
+  const check = legacy ? validateLegacy : validate
+  if (!check(data)) {
+    const first = check.errors?.[0]
     throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${first?.instancePath || '/'} ${first?.message ?? ''}`.trim())
   }
-  return data
+  const manifest = legacy ? upgradeManifest(data as LegacyManifest) : (data as PackageManifest)
+  checkConsistency(manifest, origin)
+  return manifest
+}
+
+/** What the schema cannot say: units and images name each other and the charts. */
+function checkConsistency(manifest: PackageManifest, origin: string): void {
+  const fail = (what: string): never => {
+    throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${what}`)
+  }
+  const ids = new Set<string>()
+  const charts = new Set(manifest.charts.map((chart) => chart.file))
+  const images = new Set(manifest.images.map((image) => image.name))
+  for (const unit of manifest.units) {
+    if (ids.has(unit.id)) fail(`unit ${unit.id} appears twice`)
+    for (const need of unit.needs) if (!ids.has(need)) fail(`unit ${unit.id} needs ${need}, which is not an earlier unit`)
+    ids.add(unit.id)
+    if (!charts.has(unit.chart)) fail(`unit ${unit.id} installs ${unit.chart}, which is not among the charts`)
+    for (const image of unit.images) if (unit.installed && !images.has(image.name)) fail(`unit ${unit.id} runs ${image.name}, which is not among the images`)
+  }
+  for (const image of manifest.images) for (const unit of image.units) if (!ids.has(unit)) fail(`image ${image.name} names unit ${unit}, which does not exist`)
 }
 
 export function stringifyManifest(manifest: PackageManifest): string {
-  if (!validate(manifest)) {
+  if (manifest.formatVersion !== FORMAT_VERSION || !validate(manifest)) {
     throw new Error(`internal: manifest does not match its schema: ${ajv.errorsText(validate.errors)}`)
   }
+  checkConsistency(manifest, 'internal')
   return YAML.stringify(manifest, {lineWidth: 0})
 }
 
@@ -108,7 +164,7 @@ function referencedFiles(manifest: PackageManifest): string[] {
   return [
     MANIFEST_FILE,
     ...manifest.charts.map((chart) => chart.file),
-    ...manifest.values,
+    ...manifest.units.flatMap((unit) => unit.values),
     ...manifest.hints,
     ...(manifest.images.length > 0 ? [`${IMAGES_DIR}/index.json`] : []),
   ]

@@ -109,7 +109,7 @@ export interface DeployResult {
   installed: boolean
 }
 
-type Rendered = {ref: string; foundIn: string[]}
+type Rendered = {ref: string; foundIn: string[]; unit?: string}
 
 /** Rendered images that would be pulled from anywhere but the target registry. */
 export function outsideTarget(images: Rendered[], target: Target): Rendered[] {
@@ -123,8 +123,13 @@ export function outsideTarget(images: Rendered[], target: Target): Rendered[] {
   })
 }
 
-function listImages(images: Rendered[]): string {
-  return images.map((image) => `${image.ref} (${image.foundIn.join(', ')})`).join('; ')
+/** Where an image is run: its templates, and its release when the package has several. */
+function where(image: Rendered, several: boolean): string {
+  return `${image.ref} (${several && image.unit ? `release ${image.unit}: ` : ''}${image.foundIn.join(', ')})`
+}
+
+function listImages(images: Rendered[], several = false): string {
+  return images.map((image) => where(image, several)).join('; ')
 }
 
 /** Same image, however spelled (nginx, docker.io/library/nginx:latest); unparsable ones compare as written. */
@@ -158,15 +163,22 @@ export function acceptExternal(outside: Rendered[], allowed: readonly string[], 
  * refused (exit 6), unless the user accepted it by name. Returns the accepted ones and those the registry
  * must hold.
  */
-function renderCheck(ctx: SourceContext, pkg: OpenedPackage, rendered: Rendered[], target: Target, options: DeployOptions): {accepted: Rendered[]; inRegistry: Rendered[]} {
+function renderCheck(
+  ctx: SourceContext,
+  pkg: OpenedPackage,
+  rendered: Rendered[],
+  target: Target,
+  options: DeployOptions,
+  several: boolean,
+): {accepted: Rendered[]; inRegistry: Rendered[]} {
   const {accepted, refused} = acceptExternal(outsideTarget(rendered, target), options.allowExternal ?? [], rendered)
   if (refused.length > 0) {
     throw new KodError(
-      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${target.registry}: ${listImages(refused)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
+      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${target.registry}: ${listImages(refused, several)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
       {exit: ExitCode.notRelocated},
     )
   }
-  for (const image of accepted) ctx.log.warn(`${listImages([image])} will be pulled from outside ${target.registry}: accepted with --allow-external`)
+  for (const image of accepted) ctx.log.warn(`${listImages([image], several)} will be pulled from outside ${target.registry}: accepted with --allow-external`)
   const inRegistry = rendered.filter((image) => !accepted.includes(image))
   // Under the registry, but not where populate pushes: only the registry can tell whether it is there.
   const pushed = new Set(pkg.manifest.images.map((image) => relocatedRepository(parseRef(image.name), target)))
@@ -175,18 +187,18 @@ function renderCheck(ctx: SourceContext, pkg: OpenedPackage, rendered: Rendered[
     return !pushed.has(`${ref.host}/${ref.path}`)
   })
   if (elsewhere.length > 0 && options.listCommands && !options.noInstall) {
-    ctx.log.warn(`${listImages(elsewhere)}: not among the images kod pushes; deploy checks that the registry has them before installing`)
+    ctx.log.warn(`${listImages(elsewhere, several)}: not among the images kod pushes; deploy checks that the registry has them before installing`)
   }
   return {accepted, inRegistry}
 }
 
 /** The registry check, after populate: every image the deployment pulls from the registry is there. */
-async function registryCheck(ctx: SourceContext, images: Rendered[], target: Target): Promise<void> {
+async function registryCheck(ctx: SourceContext, images: Rendered[], target: Target, several: boolean): Promise<void> {
   const references = [...new Set(images.map((image) => pullReference(parseRef(image.ref))))]
   const present = await mapLimit(references, CHECK_CONCURRENCY, (reference) => existsInRegistry(ctx.tools, reference, target))
   const missing = images.filter((image) => !present[references.indexOf(pullReference(parseRef(image.ref)))])
   if (missing.length > 0) {
-    throw new KodError(`refusing to deploy: ${missing.length} image(s) are missing from ${target.registry}: ${listImages(missing)}`, {exit: ExitCode.notRelocated})
+    throw new KodError(`refusing to deploy: ${missing.length} image(s) are missing from ${target.registry}: ${listImages(missing, several)}`, {exit: ExitCode.notRelocated})
   }
 }
 
@@ -212,7 +224,8 @@ export async function deployAction(
   const plan = await source.deploy(ctx, pkg, request).catch((error: unknown) => {
     throw asKodError(error)
   })
-  const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options)
+  const several = new Set(plan.renderedImages.map((image) => image.unit)).size > 1
+  const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options, several)
   const populate = planPopulate(ctx, source, pkg, request.target)
   const result: DeployResult = {
     valuesFiles: [...new Set(plan.install.flatMap((command) => command.args.filter((_, index, args) => args[index - 1] === '-f')))],
@@ -231,7 +244,7 @@ export async function deployAction(
   }
   await runPopulate(ctx, populate, options.quiet)
   result.populated = true
-  await registryCheck(ctx, inRegistry, request.target)
+  await registryCheck(ctx, inRegistry, request.target, several)
   if (options.noInstall) {
     if (options.listCommands) for (const line of result.install) options.print(line)
     return result

@@ -1,15 +1,16 @@
 import {mkdtemp} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {FoundImage, KodSource, PackageRequest, SourceContext, SourcePackage, Target} from '../../api.js'
+import type {KodSource, PackageRequest, SourceContext, SourcePackage, Target, Unit} from '../../api.js'
 import {relocatedRepository, parseRef} from '../refs.js'
 import type {SourceRegistry} from '../sources.js'
-import {asKodError, mergeImages} from './package.js'
+import {asKodError, collectImages} from './package.js'
 
 export interface ImagesResult {
   source: KodSource
   found: SourcePackage
-  images: Array<FoundImage & {name: string}>
+  /** Each unit with its images merged by name, as the package would record them. */
+  units: Unit[]
 }
 
 /** What `kod package` would package, without pulling anything: fetch and analyse into scratch space. */
@@ -19,7 +20,7 @@ export async function findImages(ctx: SourceContext, sources: SourceRegistry, re
   const found = await source.package(ctx, request, staging).catch((error: unknown) => {
     throw asKodError(error)
   })
-  return {source, found, images: mergeImages(found.images)}
+  return {source, found, units: collectImages(found.units).units}
 }
 
 /** Where populate will push an image for this target, tag or digest kept. */

@@ -273,8 +273,11 @@ async function replace(input: string, dir: string, found: OtherPackage, signal?:
  */
 export function packageWarnings(manifest: PackageManifest): string[] {
   const warnings = manifest.warnings ?? []
-  const notes = manifest.images
-    .filter((image) => image.note && !warnings.some((line) => line.startsWith(`${image.ref} `) && line.includes(image.note!)))
-    .map((image) => `${image.ref} cannot be relocated through values: ${image.note}`)
+  const several = manifest.units.length > 1
+  const notes = manifest.units.flatMap((unit) =>
+    unit.images
+      .filter((image) => image.note && !warnings.some((line) => line.startsWith(`${image.ref} `) && line.includes(image.note!)))
+      .map((image) => `${image.ref}${several ? ` (release ${unit.id})` : ''} cannot be relocated through values: ${image.note}`),
+  )
   return [...new Set([...warnings, ...notes])]
 }

@@ -1,7 +1,7 @@
 import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {FoundImage, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage} from '../../api.js'
+import type {FoundImage, FoundUnit, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
 import {ExitCode, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
@@ -66,6 +66,32 @@ export function mergeImages(found: FoundImage[]): Array<FoundImage & {name: stri
   return [...byName.values()]
 }
 
+/** An image the package stores, and the installed units that run it (each image once, whatever the units). */
+export interface StoredImage {
+  name: string
+  /** As the first unit that runs it renders it. */
+  ref: string
+  units: string[]
+}
+
+/** Every unit's images merged by name within the unit (mergeImages), the units' image entries, and the images to store. */
+export function collectImages(units: readonly FoundUnit[]): {units: Unit[]; stored: StoredImage[]} {
+  const stored = new Map<string, StoredImage>()
+  const collected = units.map((unit): Unit => {
+    const images = unit.installed ? mergeImages(unit.images) : []
+    for (const image of images) {
+      const known = stored.get(image.name)
+      if (known) known.units.push(unit.id)
+      else stored.set(image.name, {name: image.name, ref: image.ref, units: [unit.id]})
+    }
+    return {
+      ...unit,
+      images: images.map(({name, ref, values, foundIn, note}) => ({name, ref, values, foundIn, ...(note ? {note} : {})})),
+    }
+  })
+  return {units: collected, stored: [...stored.values()]}
+}
+
 /** Names -o takes as the package file: kod's own extension, and the .tgz / .tar names a package may go by. */
 const PACKAGE_FILE_NAME = /\.(kodpkg|tgz|tar)$/
 
@@ -80,12 +106,7 @@ export function outputTarget(output: string, isDirectory: boolean): {outDir: str
  * Pulls one image into the layout under its layout name (layoutNameFor: valid whatever the
  * reference's spelling) and describes what was stored, refusing a digest other than the pinned one.
  */
-async function pullImage(
-  ctx: SourceContext,
-  image: FoundImage & {name: string},
-  layout: string,
-  options: PackageOptions,
-): Promise<{image: PackagedImage; bytes: number}> {
+async function pullImage(ctx: SourceContext, image: StoredImage, layout: string, options: PackageOptions): Promise<{image: PackagedImage; bytes: number}> {
   const ref = parseRef(image.name)
   const layoutName = layoutNameFor(image.name)
   const via = pullSource(ref, options.mirrors).via
@@ -110,9 +131,7 @@ async function pullImage(
       layoutName,
       digest,
       platforms,
-      values: image.values,
-      foundIn: image.foundIn,
-      ...(image.note ? {note: image.note} : {}),
+      units: image.units,
     },
   }
 }
@@ -151,7 +170,8 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
   const layout = path.join(staging, IMAGES_DIR)
 
   let packaged: SourcePackage | undefined
-  let images: Array<FoundImage & {name: string}> = []
+  let units: Unit[] = []
+  let images: StoredImage[] = []
   const pulled: PackagedImage[] = []
   try {
     await runSteps(
@@ -162,8 +182,11 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
             packaged = await source.package(ctx, options.request, staging).catch((error: unknown) => {
               throw asKodError(error)
             })
-            images = mergeImages(packaged.images)
-            task.title = `Fetched and rendered ${options.request.ref}: ${images.length} image(s)`
+            const collected = collectImages(packaged.units)
+            units = collected.units
+            images = collected.stored
+            const installed = units.filter((unit) => unit.installed).length
+            task.title = `Fetched and rendered ${options.request.ref}: ${installed === 1 ? '' : `${installed} releases, `}${images.length} image(s)`
           },
         },
         {
@@ -186,13 +209,6 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
           title: 'Write package',
           task: async (_, task) => {
             const pkg = packaged!
-            const valuesPaths: string[] = []
-            if (options.request.valuesFiles.length > 0) await mkdir(path.join(staging, 'values'), {recursive: true})
-            for (const [index, file] of options.request.valuesFiles.entries()) {
-              const inside = `values/${String(index + 1).padStart(2, '0')}-${path.basename(file)}`
-              await copyFile(file, path.join(staging, inside))
-              valuesPaths.push(inside)
-            }
             const hintPaths: string[] = []
             const used = pkg.hintsUsed ?? []
             if (used.length > 0) await mkdir(path.join(staging, 'hints'), {recursive: true})
@@ -214,7 +230,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               name: pkg.name,
               version: pkg.version,
               charts: pkg.charts,
-              values: valuesPaths,
+              units,
               hints: hintPaths,
               images: [...pulled].sort((a, b) => a.name.localeCompare(b.name)),
               ...(pkg.warnings?.length ? {warnings: pkg.warnings} : {}),
