@@ -9,6 +9,7 @@ import {imageFieldsInText, imagesInManifests, occurrences} from '../../packages/
 import {kod, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {unitImages} from '../support/manifest.js'
 
 /**
  * The air-gap workflow of the architecture note, on a chart that carries images where real charts do
@@ -144,15 +145,19 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     const inspected = await kod(['inspect', '-c', kodpkg, '--json'])
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     const manifest = JSON.parse(inspected.stdout)
-    const byName = new Map<string, {values: Array<{path: string}>; note?: string}>(manifest.images.map((image: {name: string}) => [image.name, image]))
+    const byName = new Map(unitImages(manifest).map((image) => [image.name, image]))
     const up = upstream.host
     expect([...byName.keys()].sort()).to.deep.equal(IMAGES.map((name) => `${up}/kodtest/${name}:1.0`).sort())
     expect(byName.get(`${up}/kodtest/solver:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['solver.registry'])
     expect(byName.get(`${up}/kodtest/driver:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['gpu.repository'])
     expect(byName.get(`${up}/kodtest/sidecar:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['sidecar.image'])
     expect(byName.get(hard)!.note).to.match(/relay\/templates\/injector\.yaml/)
-    expect(manifest.formatVersion).to.equal(2)
-    expect(manifest.warnings.join('\n')).to.include(`${hard} cannot be relocated through values`)
+    expect(manifest.formatVersion).to.equal(3)
+    // What was not packaged is a recorded warning; what cannot be relocated is the image's note: inspect shows both.
+    expect(manifest.warnings.join('\n')).to.include(`names ${external[1]}, which looks like an image but no value sets it`)
+    const shown = await kod(['inspect', '-c', kodpkg])
+    expect(shown.stdout).to.include(`${hard} cannot be relocated through values`)
+    expect(shown.stdout).to.include(`names ${external[2]}, which looks like an image (field imageName)`)
   })
 
   it('refuses, before pushing anything, an image that would still come from outside, naming it and where it is', async function () {

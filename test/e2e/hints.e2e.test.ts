@@ -121,7 +121,7 @@ describe('hint files and hint libraries (e2e)', function () {
       const manifest = JSON.parse((await kod(['inspect', '-c', path.join(out, 'kod-acme-2.1.0.kodpkg'), '--json'], {env})).stdout)
       expect(manifest.hints).to.deep.equal(['hints/01-my-hints.yaml'])
       expect(manifest.images.map((image: {ref: string}) => image.ref)).to.deep.equal([`${upstream.host}/acme/app:2.1.0`, `${upstream.host}/acme/worker:2.1.0`])
-      expect(manifest.sourceData.extraValues).to.deep.equal({workers: {pullFromMirror: true}})
+      expect(manifest.units[0].data.extraValues).to.deep.equal({workers: {pullFromMirror: true}})
     })
 
     it('refuses to deploy a hinted image that no value relocates', async function () {

@@ -10,6 +10,7 @@ import {writePackage} from '../../src/lib/kodpkg.js'
 import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {demoManifest} from '../support/manifest.js'
 
 /**
  * How the air-gapped side gets at a package given with -c: recognised by its content whatever its
@@ -193,8 +194,9 @@ describe('opening packages on the air-gapped side (e2e)', function () {
       await writeFile(path.join(staging, 'filler'), '')
       await truncate(path.join(staging, 'filler'), 384 * 1024 * 1024)
       const file = path.join(await fresh('big'), 'kod-big-1.0.0.kodpkg')
-      const manifest = {formatVersion: 1 as const, kodVersion: '0.0.0-test', created, source: {kind: 'helm', ref: 'big'}, name: 'big', version: '1.0.0'}
-      await writePackage(staging, {...manifest, charts: [{name: 'big', version: '1.0.0', file: 'charts/big-1.0.0.tgz'}], values: [], hints: [], images: []}, file)
+      const chart = {name: 'big', version: '1.0.0', file: 'charts/big-1.0.0.tgz'}
+      const unit = {id: 'big', release: 'big', chart: chart.file, values: [], installed: true, needs: [], images: []}
+      await writePackage(staging, demoManifest({created, source: {kind: 'helm', ref: 'big'}, name: 'big', charts: [chart], units: [unit]}), file)
       await rm(staging, {recursive: true})
       return file
     }
@@ -238,14 +240,14 @@ describe('opening packages on the air-gapped side (e2e)', function () {
     const manifestFile = path.join(dir, 'kod-package.yaml')
     const manifest = YAML.parse(await readFile(manifestFile, 'utf8'))
     manifest.warnings = ['registry.invalid/extra:1 is named in a ConfigMap and was not packaged']
-    manifest.images[0].note = 'hard-coded in templates/deployment.yaml'
+    manifest.units[0].images[0].note = 'hard-coded in templates/deployment.yaml'
     await writeFile(manifestFile, YAML.stringify(manifest, {lineWidth: 0}))
     const sums = (await readFile(path.join(dir, 'SHA256SUMS'), 'utf8')).replace(/^[a-f0-9]{64} {2}kod-package\.yaml$/m, await sha256sum('kod-package.yaml', dir))
     await writeFile(path.join(dir, 'SHA256SUMS'), sums)
 
     const expected = [
       'Warning: registry.invalid/extra:1 is named in a ConfigMap and was not packaged',
-      `Warning: ${manifest.images[0].ref} cannot be relocated through values: hard-coded in templates/deployment.yaml`,
+      `Warning: ${manifest.units[0].images[0].ref} cannot be relocated through values: hard-coded in templates/deployment.yaml`,
     ]
     const listed = await kod(['populate', '-c', dir, ...target(), '--list-commands'], {env})
     expect(listed.exitCode, listed.stderr).to.equal(0)

@@ -10,6 +10,7 @@ import YAML from 'yaml'
 import {kod} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {toFormat1} from '../support/manifest.js'
 
 /**
  * Every reference Docker accepts can be packaged (issue 6, part 2): tags the OCI layout's ref.name
@@ -123,7 +124,7 @@ describe('every reference Docker accepts packages, populates and keeps tag and d
     const inspected = await kod(['inspect', '-c', kodpkg, '--json'])
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     const manifest = JSON.parse(inspected.stdout) as {formatVersion: number; images: Array<{ref: string; name: string; layoutName: string; digest: string}>}
-    expect(manifest.formatVersion).to.equal(2)
+    expect(manifest.formatVersion).to.equal(3)
     const byRef = new Map(manifest.images.map((image) => [image.ref, image]))
     for (const item of CASES) {
       const image = byRef.get(reference(item))
@@ -157,15 +158,12 @@ describe('every reference Docker accepts packages, populates and keeps tag and d
     }
   })
 
-  it('a format-1 package (no layoutName, images named by their normalised name) still populates and deploys', async function () {
+  it('a format-1 package (one chart, no layoutName, images named by their normalised name) still populates and deploys', async function () {
     const dir = path.join(work, 'format-1')
     await mkdir(dir)
     await tar.extract({file: plainPkg, cwd: dir})
     const manifestFile = path.join(dir, 'kod-package.yaml')
-    const manifest = YAML.parse(await readFile(manifestFile, 'utf8')) as {formatVersion: number; images: Array<{name: string; layoutName?: string}>}
-    const names = new Map(manifest.images.map((image) => [image.layoutName!, image.name]))
-    manifest.formatVersion = 1
-    for (const image of manifest.images) delete image.layoutName
+    const {manifest, layoutNames: names} = toFormat1(YAML.parse(await readFile(manifestFile, 'utf8')) as Record<string, unknown>)
     await writeFile(manifestFile, YAML.stringify(manifest))
     const indexFile = path.join(dir, 'images', 'index.json')
     const index = JSON.parse(await readFile(indexFile, 'utf8')) as {manifests: Array<{annotations: Record<string, string>}>}
@@ -189,7 +187,7 @@ describe('every reference Docker accepts packages, populates and keeps tag and d
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     expect(JSON.parse(inspected.stdout).formatVersion).to.equal(1)
 
-    // Under a prefix of its own: what the format-2 package pushed above cannot stand in for it.
+    // Under a prefix of its own: what the format-3 package pushed above cannot stand in for it.
     const base = `${airgap.host}/format1/${upstream.host.replace(':', '-')}/kodtest`
     expect(await remoteDigest(`${base}/plain:1.0`).then(() => 'there', () => 'absent')).to.equal('absent')
     const populated = await kod(['populate', '-c', dir, '-r', airgap.host, '--plain-http', '--prefix', 'format1'])

@@ -12,6 +12,7 @@ import {imagesInManifests} from '../../packages/helm-analysis/src/render.js'
 import {FIXTURES, kod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout, tarFiles} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {unitImages} from '../support/manifest.js'
 
 /**
  * The whole path with real parts: real helm, skopeo and two distribution registries on 127.0.0.1.
@@ -107,7 +108,7 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     const manifest = JSON.parse(inspected.stdout)
     const byRepo = Object.fromEntries(
-      manifest.images.map((image: {name: string}) => [image.name.split('/').at(-1)!.split(/[:@]/)[0], image]),
+      unitImages(manifest).map((image) => [image.name.split('/').at(-1)!.split(/[:@]/)[0], image]),
     )
     expect(Object.keys(byRepo).sort()).to.deep.equal(['am', 'job', 'pinned', 'web', 'worker'])
     for (const [name, image] of Object.entries(byRepo) as Array<[string, {digest: string; platforms: string[]}]>) {
@@ -123,7 +124,7 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
     expect(byRepo.am.values).to.deep.equal([{path: 'alertmanager.image.repository', value: `${up}/kodtest/am`, replace: up.length}])
     expect(byRepo.pinned.ref).to.equal(`${upstream.host}/kodtest/pinned@${digests.pinned}`)
     expect(byRepo.am.foundIn).to.deep.equal(['shapes/templates/alertmanager.yaml'])
-    expect(manifest.values).to.deep.equal(['values/01-package-values.yaml'])
+    expect(manifest.units.map((unit: {id: string; values: string[]}) => [unit.id, unit.values])).to.deep.equal([['shapes', ['values/01-package-values.yaml']]])
     expect(manifest.charts).to.deep.equal([{name: 'shapes', version: '0.1.0', appVersion: '1.0.0', file: 'charts/shapes-0.1.0.tgz'}])
   })
 

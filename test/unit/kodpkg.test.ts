@@ -5,21 +5,10 @@ import path from 'node:path'
 import * as tar from 'tar'
 import YAML from 'yaml'
 
-import type {PackageManifest} from '../../src/api.js'
 import {extractPackage, parseManifest, verifyArchive, verifyDirectory, writePackage} from '../../src/lib/kodpkg.js'
+import {demoManifest} from '../support/manifest.js'
 
-const manifest: PackageManifest = {
-  formatVersion: 1,
-  kodVersion: '0.0.0-test',
-  created: '2026-01-01T00:00:00.000Z',
-  source: {kind: 'helm', ref: './chart'},
-  name: 'demo',
-  version: '1.0.0',
-  charts: [{name: 'demo', version: '1.0.0', file: 'charts/demo-1.0.0.tgz'}],
-  values: ['values/01-base.yaml'],
-  hints: [],
-  images: [],
-}
+const manifest = demoManifest()
 
 async function expectRejection(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
   const error = await promise.then(
@@ -92,10 +81,59 @@ describe('the .kodpkg format', function () {
   })
 
   it('validates the manifest against the schema, and names unsupported format versions', function () {
-    expect(() => parseManifest(YAML.stringify({...manifest, formatVersion: 3}), 'x')).to.throw(/package format 3 is not supported/)
+    expect(() => parseManifest(YAML.stringify({...manifest, formatVersion: 4}), 'x')).to.throw(/package format 4 is not supported/)
     expect(() => parseManifest(YAML.stringify({...manifest, images: [{ref: 'nginx'}]}), 'x')).to.throw(/\/images\/0 must have required property/)
-    expect(() => parseManifest(YAML.stringify({...manifest, values: ['../escape']}), 'x')).to.throw(/\/values\/0 must match pattern/)
+    const [unit] = manifest.units
+    expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, values: ['../escape']}]}), 'x')).to.throw(/\/units\/0\/values\/0 must match pattern/)
     expect(() => parseManifest('a: [', 'x')).to.throw(/not valid YAML/)
+  })
+
+  it('checks what the schema cannot: units, charts and images name each other', function () {
+    const [unit] = manifest.units
+    const image = {ref: 'nginx:1', name: 'docker.io/library/nginx:1', layoutName: 'nginx+0123456789abcdef', digest: `sha256:${'a'.repeat(64)}`, platforms: [], units: ['demo']}
+    const runs = {name: image.name, ref: image.ref, values: [], foundIn: ['t']}
+    expect(() => parseManifest(YAML.stringify({...manifest, units: [unit, unit]}), 'x')).to.throw(/unit demo appears twice/)
+    expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, needs: ['db']}]}), 'x')).to.throw(/needs db, which is not an earlier unit/)
+    expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, chart: 'charts/other.tgz'}]}), 'x')).to.throw(/not among the charts/)
+    expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, images: [runs]}]}), 'x')).to.throw(/not among the images/)
+    expect(() => parseManifest(YAML.stringify({...manifest, images: [{...image, units: ['web']}]}), 'x')).to.throw(/names unit web, which does not exist/)
+    expect(parseManifest(YAML.stringify({...manifest, units: [{...unit, images: [runs]}], images: [image]}), 'x').images).to.have.length(1)
+  })
+
+  it('reads a format-1 or -2 manifest (one chart) as one unit named after the chart', function () {
+    const image = {ref: 'nginx:1', name: 'docker.io/library/nginx:1', digest: `sha256:${'a'.repeat(64)}`, platforms: ['linux/amd64'], values: [{path: 'image.repository', value: 'nginx', replace: 0}], foundIn: ['demo/templates/d.yaml'], note: 'partly hard-coded'}
+    const legacy = {
+      formatVersion: 1,
+      kodVersion: '0.1.0',
+      created: manifest.created,
+      source: manifest.source,
+      name: 'demo',
+      version: '1.0.0',
+      charts: manifest.charts,
+      values: ['values/01-base.yaml'],
+      hints: [],
+      images: [image],
+      sourceData: {render: {kubeVersion: '1.30.0'}},
+    }
+    const read = parseManifest(YAML.stringify(legacy), 'x')
+    expect(read.formatVersion).to.equal(1)
+    expect(read.units).to.deep.equal([
+      {
+        id: 'demo',
+        release: 'demo',
+        chart: 'charts/demo-1.0.0.tgz',
+        values: ['values/01-base.yaml'],
+        installed: true,
+        needs: [],
+        images: [{name: image.name, ref: image.ref, values: image.values, foundIn: image.foundIn, note: image.note}],
+        data: {render: {kubeVersion: '1.30.0'}},
+      },
+    ])
+    expect(read.images).to.deep.equal([{ref: image.ref, name: image.name, digest: image.digest, platforms: image.platforms, units: ['demo']}])
+    expect(read.sourceData).to.equal(undefined)
+    const format2 = parseManifest(YAML.stringify({...legacy, formatVersion: 2, images: [{...image, layoutName: 'nginx+0123456789abcdef'}], warnings: ['w']}), 'x')
+    expect(format2.images[0].layoutName).to.equal('nginx+0123456789abcdef')
+    expect(format2.warnings).to.deep.equal(['w'])
   })
 
   it('is not a package when it is not a tar', async function () {

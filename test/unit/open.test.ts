@@ -10,24 +10,14 @@ import type {PackageManifest} from '../../src/api.js'
 import {openPackage, packageWarnings} from '../../src/lib/actions/open.js'
 import {ExitCode, KodError} from '../../src/lib/errors.js'
 import {readArchiveHead, verifyArchive, verifyDirectory, writePackage} from '../../src/lib/kodpkg.js'
+import {demoManifest} from '../support/manifest.js'
 
 /**
  * Opening a package given with -c: recognised by its content whatever its name, unpacked beside the
  * user, an unchanged earlier unpack of another build of the same version replaced, anything else in
  * the way refused with exit 2 and left exactly as it was.
  */
-const base: PackageManifest = {
-  formatVersion: 1,
-  kodVersion: '0.0.0-test',
-  created: '2026-01-01T00:00:00.000Z',
-  source: {kind: 'helm', ref: './chart'},
-  name: 'demo',
-  version: '1.0.0',
-  charts: [{name: 'demo', version: '1.0.0', file: 'charts/demo-1.0.0.tgz'}],
-  values: ['values/01-base.yaml'],
-  hints: [],
-  images: [],
-}
+const base = demoManifest()
 
 async function rejection(promise: Promise<unknown>): Promise<KodError> {
   const error = await promise.then(
@@ -246,12 +236,17 @@ describe('opening a package (-c)', function () {
   })
 
   it('lists every warning the package records, each image note once', function () {
-    const image = {ref: 'busybox:1.28', name: 'docker.io/library/busybox:1.28', digest: `sha256:${'a'.repeat(64)}`, platforms: [], values: [], foundIn: ['t']}
+    const image = {ref: 'busybox:1.28', name: 'docker.io/library/busybox:1.28', values: [], foundIn: ['t']}
     const manifest: PackageManifest = {
       ...base,
-      images: [
-        {...image, note: 'hard-coded in a template'},
-        {...image, ref: 'nginx', name: 'docker.io/library/nginx', note: 'built at run time'},
+      units: [
+        {
+          ...base.units[0],
+          images: [
+            {...image, note: 'hard-coded in a template'},
+            {...image, ref: 'nginx', name: 'docker.io/library/nginx', note: 'built at run time'},
+          ],
+        },
       ],
       warnings: ['nginx cannot be relocated through values: built at run time; deploy refuses it', 'one image was not packaged'],
     }

@@ -53,3 +53,20 @@ export {
 } from './values.js'
 // Deploy: the images the install will run, checked against the private registry before installing.
 export {imagesToCheck} from './deploy-check.js'
+// One release, as helm-based sources package and deploy it.
+export {
+  analyseRelease,
+  type AnalysedRelease,
+  type AnalyseRelease,
+  BITNAMI_REASON,
+  mergeKnobs,
+  PACKAGE_NAMESPACE,
+  PACKAGE_RELEASE,
+  type PlannedRelease,
+  planRelease,
+  releaseData,
+  type ReleaseData,
+  relocationFile,
+  unitFile,
+  unitRelocation,
+} from './release.js'
