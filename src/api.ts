@@ -108,6 +108,27 @@ export interface PackageRequest {
   render?: RenderKnobs
   /** Hint files: --hints first, then the libraries plugins contribute through the kod:hints hook. */
   hints?: LoadedHints[]
+  /** Values of the flags this source declares (KodSource.flags), by flag name. */
+  options?: SourceOptions
+}
+
+/** Values of a source's own flags, by flag name: a string, a boolean, or the values of a repeatable flag. */
+export type SourceOptions = Record<string, string | boolean | string[]>
+
+/**
+ * A flag a source kind adds to kod's commands (helmfile's -e ENV). kod takes it from the command line
+ * for the source that handles the package, and refuses it for any other; `kod sources` lists them.
+ */
+export interface SourceFlag {
+  /** Long name, without dashes. */
+  name: string
+  /** One-letter short name; it must not be one of kod's own. */
+  char?: string
+  summary: string
+  type: 'boolean' | 'string'
+  multiple?: boolean
+  /** The commands that take it. */
+  commands: Array<'package' | 'images' | 'deploy'>
 }
 
 /** helm's rendering knobs (--kube-version, --api-versions, --set), under helm's names. */
@@ -264,6 +285,8 @@ export interface DeployRequest {
   dryRun: boolean
   /** Knobs given to deploy; each one given replaces the one recorded at package time. */
   render?: RenderKnobs
+  /** Values of the flags this source declares for deploy. */
+  options?: SourceOptions
 }
 
 /** A deployment a source prepared: the commands to run and the render check to pass before them. */
@@ -293,6 +316,8 @@ export interface KodSource {
   /** Recorded in the package; the core dispatches on it. */
   kind: string
   description: string
+  /** Flags this source adds to kod's commands. */
+  flags?: SourceFlag[]
   /** How sure this source is that it handles the request (0 = not at all). Highest wins; ties go to --kind. */
   detect(request: PackageRequest): Promise<number>
   /** Fetch into `stagingDir` and find every image. */

@@ -4,6 +4,7 @@ import path from 'node:path'
 
 import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
+import {optionsFor} from '../lib/source-flags.js'
 import {checkNamespace, checkReleaseName} from '../lib/names.js'
 import {checkReleaseFlag, installedUnits, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
 import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
@@ -74,7 +75,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
   }
 
   public async run(): Promise<DeployResult> {
-    const {flags} = await this.parse(Deploy)
+    const {flags, sourceFlags} = await this.parseWithSourceFlags(Deploy, 'deploy')
     const target = targetFrom(flags)
     checkReleaseName(flags.release)
     checkNamespace(flags.namespace)
@@ -102,6 +103,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
         wait: flags.wait,
         dryRun: flags['dry-run'],
         render: renderKnobsFrom(flags),
+        options: optionsFor(source, sourceFlags),
       },
       {
         listCommands,

@@ -47,10 +47,10 @@ With --relocate-to, writes the values file deploy would generate for that regist
   }
 
   public async run(): Promise<{images: ImageRow[]; warnings: string[]; values?: string; valuesByUnit?: Record<string, string>}> {
-    const {flags} = await this.parse(Images)
+    const {flags, sourceFlags} = await this.parseWithSourceFlags(Images, 'images')
     const target = flags['relocate-to'] ? parseTarget({registry: flags['relocate-to'], prefix: flags.prefix}) : undefined
     const ctx = await this.context()
-    const {source, found, units} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags, await this.hints(flags.hints)), flags.kind)
+    const {source, found, units} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags, await this.hints(flags.hints)), flags.kind, sourceFlags)
     const installed = units.filter((unit) => unit.installed)
     const several = installed.length > 1
     const rows: ImageRow[] = installed.flatMap((unit) =>

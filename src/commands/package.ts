@@ -61,7 +61,7 @@ Registry credentials come from the usual auth files (skopeo login / docker login
   }
 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number; warnings: string[]}> {
-    const {flags} = await this.parse(Package)
+    const {flags, sourceFlags} = await this.parseWithSourceFlags(Package, 'package')
     const isDirectory = await stat(flags.output).then(
       (info) => info.isDirectory(),
       () => false,
@@ -71,6 +71,7 @@ Registry credentials come from the usual auth files (skopeo login / docker login
       request: await packageRequestFrom(flags, await this.hints(flags.hints)),
       mirrors: parseMirrors(flags['registry-mirror'] ?? []),
       kind: flags.kind,
+      sourceFlags,
       kodVersion: this.config.version,
       quiet: this.quiet(flags),
       onCleanup: (fn) => this.onCleanup(fn),

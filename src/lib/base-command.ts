@@ -4,11 +4,12 @@ import os from 'node:os'
 import path from 'node:path'
 import {format} from 'node:util'
 
-import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type Target} from '../api.js'
+import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type SourceFlag, type Target} from '../api.js'
 import {ExitCode, KodError, messageOf, parseErrorMessage, usageError} from './errors.js'
 import {loadHints} from './hints.js'
 import {checkKubeVersion} from './names.js'
 import {refHelpers} from './refs.js'
+import {type SourceFlagsGiven, splitSourceFlags} from './source-flags.js'
 import {loadSources, type SourceRegistry} from './sources.js'
 import {parseTarget} from './target.js'
 import {createToolRunner} from './tools.js'
@@ -231,8 +232,25 @@ export abstract class KodCommand extends Command {
     return loadHints(this.config, files ?? [], this.logger())
   }
 
+  private registry?: Promise<SourceRegistry>
+
   protected async sources(): Promise<SourceRegistry> {
-    return loadSources(this.config, this.logger())
+    this.registry ??= loadSources(this.config, this.logger())
+    return this.registry
+  }
+
+  /**
+   * Parses the command line with kod's own flags and the flags source kinds add to this command: the
+   * latter are taken out first (oclif knows only kod's), and checked once the source is known (optionsFor).
+   */
+  protected async parseWithSourceFlags<F extends Record<string, unknown>, B extends Record<string, unknown>, A extends Record<string, unknown>>(
+    options: Interfaces.Input<F, B, A>,
+    command: SourceFlag['commands'][number],
+  ): Promise<{flags: F & B & {json?: boolean}; sourceFlags: SourceFlagsGiven}> {
+    const registry = await this.sources()
+    const {argv, given} = splitSourceFlags(this.argv, registry.all(), command)
+    const {flags} = await this.parse(options, argv)
+    return {flags, sourceFlags: given}
   }
 
   protected async context(): Promise<SourceContext> {

@@ -15,6 +15,10 @@ export class SourceRegistry {
     for (const source of sources) this.byKind.set(source.kind, source)
   }
 
+  all(): KodSource[] {
+    return [...this.byKind.values()]
+  }
+
   kinds(): string[] {
     return [...this.byKind.keys()].sort()
   }

@@ -163,7 +163,16 @@ export interface PlannedRelease {
  * Deploy time, one unit: its relocation values (and package-time --set as a values file) written into the
  * unpacked package, the release rendered exactly as it will install, and its install command.
  */
-export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: Unit, request: DeployRequest, options: {wait?: boolean} = {}): Promise<PlannedRelease> {
+/** How a source installs a release besides what the user asks (helmfile's wait, timeout, createNamespace). */
+export interface InstallSettings {
+  wait?: boolean
+  /** Seconds. */
+  timeout?: number
+  /** Default true, as kod deploy always creates the namespace. */
+  createNamespace?: boolean
+}
+
+export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: Unit, request: DeployRequest, settings: InstallSettings = {}): Promise<PlannedRelease> {
   const chart = pkg.manifest.charts.find((entry) => entry.file === unit.chart)
   const chartPath = path.join(pkg.dir, unit.chart)
   const recorded = releaseData(unit.data)
@@ -193,12 +202,25 @@ export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: 
       release,
       chartPath,
       ...(namespace ? ['--namespace', namespace] : []),
-      '--create-namespace',
+      ...(settings.createNamespace === false ? [] : ['--create-namespace']),
       ...valuesFiles.flatMap((file) => ['-f', file]),
       ...knobArgs({set: knobs.set}),
-      ...(request.wait || options.wait ? ['--wait'] : []),
+      ...(request.wait || settings.wait ? ['--wait'] : []),
+      ...(settings.timeout ? ['--timeout', `${settings.timeout}s`] : []),
       ...(request.dryRun ? ['--dry-run=client'] : []),
     ],
   }
   return {generated, valuesFiles, install, renderedImages}
+}
+
+function registryFlags(target: Target): string[] {
+  if (target.plainHttp) return ['--plain-http']
+  if (target.insecureSkipTlsVerify) return ['--insecure-skip-tls-verify']
+  return []
+}
+
+/** The pushes that put every chart of a package into the target registry, as OCI artifacts. */
+export function pushChartCommands(pkg: OpenedPackage, target: Target): PlannedCommand[] {
+  const repository = ['oci:/', target.registry, target.prefix, 'charts'].filter(Boolean).join('/')
+  return pkg.manifest.charts.map((chart) => ({tool: 'helm', args: ['push', path.join(pkg.dir, chart.file), repository, ...registryFlags(target)]}))
 }

@@ -3,19 +3,7 @@ import path from 'node:path'
 
 import type {DeployPlan, DeployRequest, FoundUnit, KodSource, OpenedPackage, PackageRequest, PlannedCommand, SourceContext, SourcePackage, Target, Unit} from 'kod'
 
-import {analyseRelease, classify, describeInput, fetchChart, planRelease, unitRelocation} from '@kod/helm-analysis'
-
-function registryFlags(target: Target): string[] {
-  if (target.plainHttp) return ['--plain-http']
-  if (target.insecureSkipTlsVerify) return ['--insecure-skip-tls-verify']
-  return []
-}
-
-/** The pushes that put every chart of a package into the target registry, as OCI artifacts (shared by helm-based sources). */
-export function pushChartCommands(pkg: OpenedPackage, target: Target): PlannedCommand[] {
-  const repository = ['oci:/', target.registry, target.prefix, 'charts'].filter(Boolean).join('/')
-  return pkg.manifest.charts.map((chart) => ({tool: 'helm', args: ['push', path.join(pkg.dir, chart.file), repository, ...registryFlags(target)]}))
-}
+import {analyseRelease, classify, describeInput, fetchChart, planRelease, pushChartCommands, unitRelocation} from '@kod/helm-analysis'
 
 /** Copies the package-time -f files into the staging directory, as values/NN-<name>, in order. */
 async function stageValues(stagingDir: string, files: string[]): Promise<string[]> {

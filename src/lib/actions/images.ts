@@ -3,6 +3,7 @@ import path from 'node:path'
 
 import type {KodSource, PackageRequest, SourceContext, SourcePackage, Target, Unit} from '../../api.js'
 import {relocatedRepository, parseRef} from '../refs.js'
+import {optionsFor, type SourceFlagsGiven} from '../source-flags.js'
 import type {SourceRegistry} from '../sources.js'
 import {asKodError, collectImages} from './package.js'
 
@@ -14,8 +15,15 @@ export interface ImagesResult {
 }
 
 /** What `kod package` would package, without pulling anything: fetch and analyse into scratch space. */
-export async function findImages(ctx: SourceContext, sources: SourceRegistry, request: PackageRequest, kind?: string): Promise<ImagesResult> {
-  const source = await sources.pick(request, kind)
+export async function findImages(
+  ctx: SourceContext,
+  sources: SourceRegistry,
+  given: PackageRequest,
+  kind?: string,
+  sourceFlags: SourceFlagsGiven = [],
+): Promise<ImagesResult> {
+  const source = await sources.pick(given, kind)
+  const request: PackageRequest = {...given, options: optionsFor(source, sourceFlags)}
   const staging = await mkdtemp(path.join(ctx.tmpDir, 'images-'))
   const found = await source.package(ctx, request, staging).catch((error: unknown) => {
     throw asKodError(error)

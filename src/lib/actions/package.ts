@@ -8,11 +8,14 @@ import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {normalizeRef, parseRef} from '../refs.js'
+import {optionsFor, type SourceFlagsGiven} from '../source-flags.js'
 import type {SourceRegistry} from '../sources.js'
 
 export interface PackageOptions {
   request: PackageRequest
   kind?: string
+  /** Flags source kinds declare, as given: the picked source's become request.options. */
+  sourceFlags?: SourceFlagsGiven
   /** Directory the package is written into, as kod-<chart>-<version>.kodpkg. */
   outDir: string
   /** The package's path instead, when the user named the file (-o FILE.kodpkg); it must be in outDir. */
@@ -154,6 +157,7 @@ async function refuseKodPackage(ref: string, signal?: AbortSignal): Promise<void
 export async function packageAction(ctx: SourceContext, sources: SourceRegistry, options: PackageOptions): Promise<PackageResult> {
   await refuseKodPackage(options.request.ref, ctx.cancelSignal)
   const source = await sources.pick(options.request, options.kind)
+  const request: PackageRequest = {...options.request, options: optionsFor(source, options.sourceFlags ?? [])}
   let result: PackageResult | undefined
   // The output directory is created if needed, and removed again if this run created it and fails.
   const notWritable = (error: unknown): never => {
@@ -179,7 +183,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
         {
           title: `Fetch and render ${options.request.ref}`,
           task: async (_, task) => {
-            packaged = await source.package(ctx, options.request, staging).catch((error: unknown) => {
+            packaged = await source.package(ctx, request, staging).catch((error: unknown) => {
               throw asKodError(error)
             })
             const collected = collectImages(packaged.units)
