@@ -10,7 +10,7 @@ import {checkReleaseFlag, installedUnits, scopedValuesFile, valuesFilesByUnit} f
 import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
-  static override summary = 'Populate the private registry, then install the chart with helm, every image pointed at that registry.'
+  static override summary = 'Populate the private registry, then install the chart (or every release of a helmfile), every image pointed at that registry.'
 
   static override description = `Runs on the air-gapped side: kod populate, then a generated values file (kod-values-<chart>.yaml, written into the unpacked package) that points every image at the private registry, then
 
@@ -26,6 +26,8 @@ so your own -f files win (and your --set, which helm ranks above every file). --
                                    to extend and run yourself (the air-gap workflow)
   --list-commands                  print the pushes and the helm command(s); push and install nothing
                                    (the package is unpacked and the values written, so they run as printed)
+
+A helmfile package installs every release: through a derived helmfile written beside the packaged one (helmfile apply; --sync for helmfile sync), or with --helm release by release in needs order (no helmfile binary needed). -n is the namespace of releases that name none, -d is refused (each release keeps its name), -f FILE goes to every release and -f RELEASE=FILE to that release only (docs/helmfile.md).
 
 A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package; replaced if it holds an unchanged unpack of another build of the same version; otherwise refused with the fix), so the generated values file and the printed commands stay valid after kod exits.`
 
@@ -45,6 +47,10 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --allow-external docker.io/library/busybox:1.28',
     },
     {description: "Helm's client-side dry run:", command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --dry-run'},
+    {
+      description: 'A helmfile package, installed release by release with helm (no helmfile binary needed):',
+      command: '<%= config.bin %> <%= command.id %> -c kod-shop-2026.11.kodpkg -r registry.local:5000 --helm -f web=web-prod.yaml',
+    },
   ]
 
   static override enableJsonFlag = true

@@ -22,15 +22,16 @@ interface ImageRow {
 }
 
 export default class Images extends KodCommand {
-  static override summary = 'List every image a chart will run, where it was found, and how kod will relocate it. Pulls nothing.'
+  static override summary = 'List every image a chart or helmfile will run, where it was found, and how kod will relocate it. Pulls nothing.'
 
-  static override description = `Renders the chart as kod package would, with the same chart and rendering flags (nothing is recorded: there is no package), and lists each image: the templates it appears in, the values path that sets where it is pulled from, and whether deploy can relocate it.
+  static override description = `Renders the chart (or every release of a helmfile) as kod package would, with the same flags (nothing is recorded: there is no package), and lists each image: the release that runs it, the templates it appears in, the values path that sets where it is pulled from, and whether deploy can relocate it.
 
-With --relocate-to, writes the values file deploy would generate for that registry (to -o FILE, or stdout): for sites that already mirror images by other means (registry replication, a proxy cache) and only need the values. Images are expected at <registry>/<prefix>/<original-host>/<original-repository>, as kod populate pushes them.`
+With --relocate-to, writes the values file deploy would generate for that registry (to -o FILE, or stdout; for a helmfile, one kod-values-<release>.yaml per release into -o DIR): for sites that already mirror images by other means (registry replication, a proxy cache) and only need the values. Images are expected at <registry>/<prefix>/<original-host>/<original-repository>, as kod populate pushes them.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c ./mychart',
     '<%= config.bin %> <%= command.id %> -c oci://ghcr.io/org/charts/mychart --version 1.2.3 --json',
+    {description: 'Every release of a helmfile:', command: '<%= config.bin %> <%= command.id %> -c ./helmfile.yaml -e prod'},
     {
       description: 'Write the values that point every image at a mirror:',
       command: '<%= config.bin %> <%= command.id %> -c ./mychart --relocate-to harbor.corp:443 --prefix mirror -o relocate.yaml',

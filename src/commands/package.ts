@@ -8,9 +8,11 @@ import {parseMirrors} from '../lib/images.js'
 import {formatSize} from '../lib/format.js'
 
 export default class Package extends KodCommand {
-  static override summary = 'Package a Helm chart and every container image it runs into one .kodpkg file.'
+  static override summary = 'Package a Helm chart or a helmfile, and every container image it runs, into one .kodpkg file.'
 
   static override description = `Runs on the connected side. kod fetches the chart (a directory, .tgz, https:// URL, oci:// URL, or a chart name in a repository given with -r), renders it with helm template (with your -f files), finds every image the rendered manifests reference, pulls them with skopeo into one OCI image layout (a layer shared by several images is stored once; digests are preserved), and writes kod-<chart>-<version>.kodpkg (or the file -o names).
+
+A helmfile (-c helmfile.yaml, or a directory holding one) is packaged release by release: every release's chart (each fetched once), its own values, set and setString, and every image it runs, each image stored once however many releases run it (docs/helmfile.md). helmfile's -e ENV chooses the environment; kod sources lists what each kind of package source adds.
 
 Progress goes to stderr: a live display when stderr is a terminal, one line per finished step (each pulled image with its count and size) when it is not, nothing under --json. stdout holds only the result line, or the JSON.
 
@@ -33,6 +35,10 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     {
       description: 'A chart from an OCI registry:',
       command: '<%= config.bin %> <%= command.id %> -c oci://ghcr.io/org/charts/mychart --version 1.2.3',
+    },
+    {
+      description: 'A helmfile, every release of its prod environment:',
+      command: '<%= config.bin %> <%= command.id %> -c ./deploy/helmfile.yaml -e prod --version 2026.11',
     },
     {
       description: 'Pull through a proxy cache, recording the original references:',

@@ -54,7 +54,7 @@ const KNOB_HELP: Record<KnobCommand, {kubeVersion: string; apiVersions: string; 
   package: {
     kubeVersion: "helm's --kube-version for every render (e.g. 1.30.0); recorded in the package, so deploy's render check uses it too unless given its own.",
     apiVersions: "helm's --api-versions for every render (repeatable); recorded in the package, so deploy's render check uses them too unless given its own.",
-    set: "helm's --set for every render (repeatable); recorded in the package, and deploy passes it to helm as a values file (kod-set-<chart>.yaml) just before kod's own.",
+    set: "helm's --set for every render (repeatable; with a helmfile, of every release); recorded in the package, and deploy passes it to helm as a values file (kod-set-<release>.yaml) just before kod's own.",
   },
   images: {
     kubeVersion: "helm's --kube-version for every render (e.g. 1.30.0).",
@@ -64,7 +64,7 @@ const KNOB_HELP: Record<KnobCommand, {kubeVersion: string; apiVersions: string; 
   deploy: {
     kubeVersion: "helm's --kube-version for the render check (e.g. 1.30.0), instead of the one recorded at package time (helm upgrade takes no such flag).",
     apiVersions: "helm's --api-versions for the render check (repeatable), instead of those recorded at package time (helm upgrade takes no such flag).",
-    set: "Passed to helm as --set (repeatable), in the render check and the install, so it wins over every values file; the package's own --set still applies, as kod-set-<chart>.yaml.",
+    set: "Passed to helm as --set (repeatable), in the render check and the install, so it wins over every values file; the package's own --set still applies, as kod-set-<release>.yaml.",
   },
 }
 
@@ -87,16 +87,16 @@ export function chartFlagsFor(command: 'package' | 'images') {
   return {
     chart: Flags.string({
       char: 'c',
-      summary: 'Chart: directory, .tgz, https:// URL, oci:// URL, or a chart name with -r.',
+      summary: 'What to package: a chart (directory, .tgz, https:// URL, oci:// URL, or a name with -r) or a helmfile (file or directory); kod sources lists the kinds.',
       required: true,
     }),
     repo: Flags.string({char: 'r', summary: 'Chart repository URL; -c is then the chart name.'}),
-    version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest).'}),
+    version: Flags.string({summary: 'Chart version (for -r and oci:// charts; default: latest); for a helmfile, the package version (default: a digest of the helmfile).'}),
     values: Flags.string({
       char: 'f',
       summary: kept
-        ? 'Values file used to render the chart (repeatable, in order); carried in the package, and deploy passes it to helm before its own.'
-        : 'Values file used to render the chart (repeatable, in order).',
+        ? 'Values file used to render the chart (repeatable, in order); carried in the package, and deploy passes it to helm before its own. A helmfile names its own values.'
+        : 'Values file used to render the chart (repeatable, in order). A helmfile names its own values.',
       multiple: true,
       multipleNonGreedy: true,
     }),
