@@ -220,7 +220,7 @@ describe('chart inputs and bad input (e2e)', function () {
     await writeFile(path.join(dir, 'SHA256SUMS'), sums)
     const unknown = await kod(['populate', '-c', dir, '-r', '127.0.0.1:1', '--plain-http'])
     expect(unknown.exitCode).to.equal(1)
-    oneLineError(unknown, /unknown source kind "nope": no installed plugin provides it \(known: helm\)/)
+    oneLineError(unknown, /unknown source kind "nope": no installed plugin provides it \(known: helm, helmfile\)/)
 
     const missing = await kod(['deploy', '-c', path.join(work, 'nope.kodpkg'), '-r', '127.0.0.1:1'])
     expect(missing.exitCode).to.equal(2)
