@@ -35,8 +35,11 @@ async function isHelmfile(ref: string): Promise<boolean> {
 async function plainHelmfile(ctx: SourceContext, file: string, environment: string | undefined): Promise<string> {
   if (!(await needsHelmfileBinary(file))) return file
   const args = ['--file', file, ...(environment ? ['--environment', environment] : []), 'build', '--embed-values']
-  const {stdout} = await ctx.tools.run('helmfile', args).catch((error: Error & {exit?: number}) => {
-    throw Object.assign(new Error(`${file} is a templated helmfile, which kod renders with helmfile build: ${error.message}`), {exit: error.exit})
+  const {stdout} = await ctx.tools.run('helmfile', args).catch((error: Error) => {
+    // The toolkit's own error, only said about this file: a new Error would lose its exit code (3 when
+    // helmfile is missing, 4 when it fails), since the core keeps a tool error's code only on its own errors.
+    error.message = `${file} is a templated helmfile, which kod renders with helmfile build: ${error.message}`
+    throw error
   })
   // Beside a copy of its directory, so that relative chart and values paths still resolve.
   const copy = path.join(ctx.tmpDir, 'helmfile-rendered')
