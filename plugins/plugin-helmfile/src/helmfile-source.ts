@@ -79,6 +79,16 @@ function ordered(model: HelmfileModel): Release[] {
   return [...deployed, ...model.releases.filter((release) => !deployed.includes(release))]
 }
 
+/**
+ * The chart of a release that is recorded, not packaged: the packaged archive when another release installs
+ * the same chart and version (it is in the package, so the unit names it as an installed unit would), else
+ * the chart as the helmfile names it. Deployed releases come first (see ordered), so every chart that will
+ * be packaged is known by then.
+ */
+function recordedChart(release: Release, charts: ReadonlyMap<string, ChartEntry>): string {
+  return charts.get(chartKey(release))?.file ?? chartLabel(release.chart, path.dirname(release.file))
+}
+
 function installSettings(unit: Unit): InstallSettings {
   const install = (unit.data?.install ?? {}) as InstallSettings
   return {wait: install.wait, timeout: install.timeout, createNamespace: install.createNamespace}
@@ -122,7 +132,7 @@ export function createHelmfileSource(): KodSource {
         if (!release.deploy) {
           const why = release.installed ? `its condition ${release.condition?.expression} is off` : 'installed: false'
           ctx.log.info(`release ${id}: recorded, not packaged (${why})`)
-          units.push({...base, chart: chartLabel(release.chart, path.dirname(release.file)), values: [], installed: false, needs: [], images: []})
+          units.push({...base, chart: recordedChart(release, charts), values: [], installed: false, needs: [], images: []})
           continue
         }
         const key = chartKey(release)
