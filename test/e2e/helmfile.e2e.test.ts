@@ -455,7 +455,9 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
 
     it('--no-install --list-commands prints the helmfile command; the derived helmfile renders every release from the registry', async function () {
       const cwd = await mkdtemp(path.join(work, 'list-helmfile-'))
-      const result = await kod(['deploy', '--no-install', '--list-commands', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {cwd, env: helmEnv})
+      const yours = path.join(work, 'site.yaml')
+      await writeFile(yours, 'podAnnotations: {site: far}\n')
+      const result = await kod(['deploy', '--no-install', '--list-commands', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-f', yours], {cwd, env: helmEnv})
       expect(result.exitCode, result.stderr).to.equal(0)
       const lines = result.stdout.trim().split('\n')
       expect(lines, result.stdout).to.have.length(1)
@@ -476,6 +478,10 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
       })
       for (const release of parsed.releases) {
         expect(release.namespace).to.equal(NAMESPACES[release.name])
+        // Package files relative to the derived helmfile (the unpacked package can move), then kod's, then yours (absolute).
+        expect(release.values.at(-2)).to.equal(`../kod-values-${release.name}.yaml`)
+        expect(release.values.at(-1)).to.equal(yours)
+        expect(release.values.slice(0, -1).every((file) => !path.isAbsolute(file))).to.equal(true)
         const rendered = await execa(HELM, [
           'template',
           release.name,
