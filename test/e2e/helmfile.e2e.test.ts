@@ -126,6 +126,8 @@ releases:
     set:
       - name: image.full
         value: ${upstream}/kodtest/app:1.0
+      - name: build
+        value: "1.10"
     setString:
       - name: version
         value: "010"
@@ -309,8 +311,8 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
       expect(await read(values.frontend[0])).to.deep.equal({image: {registry: upstream.host}})
       expect(await read(values.frontend[1])).to.deep.equal({podAnnotations: {tier: 'front'}})
       expect(await read(values.admin[0])).to.deep.equal({replicaCount: 2})
-      // set is typed, setString stays a string ("010", not 10 or 8).
-      expect(await read(values.admin[1])).to.deep.equal({image: {full: `${upstream.host}/kodtest/app:1.0`}, version: '010'})
+      // set is typed as helm types it (1.10 stays text, not the number 1.1); setString stays a string ("010", not 10 or 8).
+      expect(await read(values.admin[1])).to.deep.equal({image: {full: `${upstream.host}/kodtest/app:1.0`}, build: '1.10', version: '010'})
       // The original helmfile, byte for byte.
       expect(manifest.sourceData?.helmfile).to.be.a('string')
       expect((await readFile(path.join(dir, manifest.sourceData!.helmfile!))).equals(originalHelmfile)).to.equal(true)

@@ -42,10 +42,28 @@ export function chartKey(release: Release): string {
   return JSON.stringify([chartInput(release.chart), release.version ?? ''])
 }
 
+/**
+ * A --set value as helm types it (strvals typedVal): true, false and null in any case, and base-10
+ * integers not starting with 0 (but "0" itself); everything else stays text. Not YAML: "1.10", "010",
+ * "0x1F" or "{a: 1}" are strings to helm, and an image tag "1.10" must not become the number 1.1.
+ */
+export function helmTyped(text: string): unknown {
+  const lower = text.toLowerCase()
+  if (lower === 'true') return true
+  if (lower === 'false') return false
+  if (lower === 'null') return null
+  if (text === '0') return 0
+  if (text === '' || text.startsWith('0') || !/^[+-]?\d+$/.test(text)) return text
+  // strconv.ParseInt(text, 10, 64): outside int64 it fails, and helm keeps the text.
+  const big = BigInt(text)
+  if (big > 9223372036854775807n || big < -9223372036854775808n) return text
+  return Number.isSafeInteger(Number(big)) ? Number(big) : big
+}
+
 /** The text helm would give a set entry: the value, a file's content, or a list. */
 async function setEntryValue(entry: SetEntry, asString: boolean): Promise<unknown> {
   // helm types --set values (true, 1, null) and keeps --set-string values as text.
-  const typed = (text: string): unknown => (asString ? text : (YAML.parse(text) as unknown) ?? null)
+  const typed = (text: string): unknown => (asString ? text : helmTyped(text))
   if ('value' in entry) return typed(entry.value)
   if ('file' in entry) return readFile(entry.file, 'utf8')
   return entry.values.map((value) => typed(value))
