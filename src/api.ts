@@ -293,6 +293,8 @@ export interface DeployRequest {
 export interface DeployPlan {
   /** Files the source wrote (e.g. the generated values files), absolute paths. */
   generated: string[]
+  /** Every values file the install passes to helm, in helm's order, each once (package-time, kod's, the user's). */
+  valuesFiles?: string[]
   /** Commands that install, in order. */
   install: PlannedCommand[]
   /** Every image reference the deployment will run, as rendered with the generated values, and the unit that runs it. */

@@ -6,7 +6,7 @@ import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
 import {optionsFor} from '../lib/source-flags.js'
 import {checkNamespace, checkReleaseName} from '../lib/names.js'
-import {checkReleaseFlag, installedUnits, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
+import {checkReleaseFlag, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
 import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
@@ -92,8 +92,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     if (pkg.note) this.logToStderr(pkg.note)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     checkReleaseFlag(pkg.manifest, flags.release)
-    const ids = installedUnits(pkg.manifest).map((unit) => unit.id)
-    const given = (flags.values ?? []).map((value) => scopedValuesFile(value, ids))
+    const given = (flags.values ?? []).map((value) => scopedValuesFile(value, pkg.manifest))
     const files = await valuesFilesFrom(given.map((entry) => entry.file))
     const valuesFiles = valuesFilesByUnit(pkg.manifest, given.map((entry, index) => ({...entry, file: files[index]})))
     const listCommands = flags['list-commands']

@@ -248,7 +248,9 @@ export abstract class KodCommand extends Command {
     command: SourceFlag['commands'][number],
   ): Promise<{flags: F & B & {json?: boolean}; sourceFlags: SourceFlagsGiven}> {
     const registry = await this.sources()
-    const {argv, given} = splitSourceFlags(this.argv, registry.all(), command)
+    const own = Object.values(options.flags ?? {}) as Array<{name: string; char?: string}>
+    const host = {names: new Set([...Object.keys(options.flags ?? {}), 'json', 'help']), chars: new Set([...own.map((flag) => flag.char).filter((char): char is string => Boolean(char)), 'h'])}
+    const {argv, given} = splitSourceFlags(this.argv, registry.all(), command, host, (message) => this.logger().warn(message))
     const {flags} = await this.parse(options, argv)
     return {flags, sourceFlags: given}
   }

@@ -108,7 +108,8 @@ export const manifestSchema = {
           id: unitId,
           release: {type: 'string', minLength: 1},
           namespace: {type: 'string', minLength: 1},
-          chart: relativeFile,
+          // An installed unit's chart is one of charts[].file (checked by kod); one not installed names the chart as its source did.
+          chart: {type: 'string', minLength: 1},
           values: {type: 'array', items: relativeFile},
           installed: {type: 'boolean'},
           needs: {type: 'array', items: unitId},

@@ -98,7 +98,7 @@ function checkConsistency(manifest: PackageManifest, origin: string): void {
     if (ids.has(unit.id)) fail(`unit ${unit.id} appears twice`)
     for (const need of unit.needs) if (!ids.has(need)) fail(`unit ${unit.id} needs ${need}, which is not an earlier unit`)
     ids.add(unit.id)
-    if (!charts.has(unit.chart)) fail(`unit ${unit.id} installs ${unit.chart}, which is not among the charts`)
+    if (unit.installed && !charts.has(unit.chart)) fail(`unit ${unit.id} installs ${unit.chart}, which is not among the charts`)
     for (const image of unit.images) if (unit.installed && !images.has(image.name)) fail(`unit ${unit.id} runs ${image.name}, which is not among the images`)
   }
   for (const image of manifest.images) for (const unit of image.units) if (!ids.has(unit)) fail(`image ${image.name} names unit ${unit}, which does not exist`)

@@ -1,3 +1,5 @@
+import {existsSync} from 'node:fs'
+
 import type {DeployRequest, PackageManifest, Unit} from '../api.js'
 import {usageError} from './errors.js'
 
@@ -28,10 +30,19 @@ export function valuesFilesByUnit(manifest: PackageManifest, given: ReadonlyArra
   return byUnit
 }
 
-/** Splits "-f UNIT=FILE" when UNIT is one of the ids; anything else is a file name. */
-export function scopedValuesFile(value: string, ids: readonly string[]): {file: string; unit?: string} {
+/**
+ * Splits "-f UNIT=FILE" when UNIT is one of the installed units' ids; a value that is an existing file is a
+ * file name whatever it holds. Anything else with "=" names a release the package does not install.
+ */
+export function scopedValuesFile(value: string, manifest: PackageManifest): {file: string; unit?: string} {
+  const ids = installedUnits(manifest).map((unit) => unit.id)
   const eq = value.indexOf('=')
   if (eq > 0 && ids.includes(value.slice(0, eq))) return {unit: value.slice(0, eq), file: value.slice(eq + 1)}
+  if (eq > 0 && !existsSync(value)) {
+    const unit = value.slice(0, eq)
+    const recorded = manifest.units.some((candidate) => candidate.id === unit)
+    throw usageError(`-f ${value}: ${unit} is ${recorded ? 'a release this package records but does not install' : 'no release of this package'}; its releases: ${ids.join(', ')}`)
+  }
   return {file: value}
 }
 

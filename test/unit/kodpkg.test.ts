@@ -95,6 +95,9 @@ describe('the .kodpkg format', function () {
     expect(() => parseManifest(YAML.stringify({...manifest, units: [unit, unit]}), 'x')).to.throw(/unit demo appears twice/)
     expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, needs: ['db']}]}), 'x')).to.throw(/needs db, which is not an earlier unit/)
     expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, chart: 'charts/other.tgz'}]}), 'x')).to.throw(/not among the charts/)
+    // A unit recorded but not installed names its chart as its source did, packaged or not.
+    const recorded = {...unit, id: 'off', release: 'off', chart: '../charts/cm2', values: [], installed: false}
+    expect(parseManifest(YAML.stringify({...manifest, units: [unit, recorded]}), 'x').units[1].chart).to.equal('../charts/cm2')
     expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, images: [runs]}]}), 'x')).to.throw(/not among the images/)
     expect(() => parseManifest(YAML.stringify({...manifest, images: [{...image, units: ['web']}]}), 'x')).to.throw(/names unit web, which does not exist/)
     expect(parseManifest(YAML.stringify({...manifest, units: [{...unit, images: [runs]}], images: [image]}), 'x').images).to.have.length(1)

@@ -79,7 +79,7 @@ export function createHelmSource(): KodSource {
       const [unit] = pkg.manifest.units
       if (!unit) throw new Error(`${pkg.dir} holds no release`)
       const planned = await planRelease(ctx, pkg, unit, request)
-      return {generated: planned.generated, install: [planned.install], renderedImages: planned.renderedImages}
+      return {generated: planned.generated, valuesFiles: planned.valuesFiles, install: [planned.install], renderedImages: planned.renderedImages}
     },
   }
 }

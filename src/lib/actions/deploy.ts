@@ -228,7 +228,7 @@ export async function deployAction(
   const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options, several)
   const populate = planPopulate(ctx, source, pkg, request.target)
   const result: DeployResult = {
-    valuesFiles: [...new Set(plan.install.flatMap((command) => command.args.filter((_, index, args) => args[index - 1] === '-f')))],
+    valuesFiles: plan.valuesFiles ?? [...new Set(plan.install.flatMap((command) => command.args.filter((_, index, args) => args[index - 1] === '-f')))],
     generated: plan.generated,
     warnings,
     images: plan.renderedImages.map((image) => image.ref),

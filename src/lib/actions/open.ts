@@ -20,6 +20,7 @@ import {
   verifyDirectory,
 } from '../kodpkg.js'
 import {runSteps, step} from '../progress.js'
+import {unitValuesFileName} from '../units.js'
 
 async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
   try {
@@ -58,10 +59,18 @@ function shown(target: string): string {
   return relative.startsWith('..') || path.isAbsolute(relative) ? target : relative
 }
 
-/** The files deploy writes into an unpacked package; an unpack holding them is still "unchanged". */
-function generatedFiles(manifest: PackageManifest): string[] {
-  const names = new Set([manifest.name, ...manifest.charts.map((chart) => chart.name)])
-  return [...names].flatMap((name) => [`kod-values-${name}.yaml`, `kod-set-${name}.yaml`])
+/**
+ * The files deploy writes into an unpacked package; an unpack holding them is still "unchanged": each
+ * unit's kod-values-/kod-set- files (and those named after the chart, as format-1 deploys wrote them),
+ * and what a source writes beside its own files, named kod-*.yaml (docs/kodpkg.md).
+ */
+function generatedFiles(manifest: PackageManifest, listed: Iterable<string>): string[] {
+  const ids = new Set([manifest.name, ...manifest.charts.map((chart) => chart.name), ...manifest.units.map((unit) => unit.id)])
+  const directories = new Set([...listed].map((file) => path.posix.dirname(file)).filter((dir) => dir !== '.'))
+  return [
+    ...[...ids].flatMap((id) => [unitValuesFileName(id), unitValuesFileName(id).replace(/^kod-values-/, 'kod-set-')]),
+    ...[...directories].map((dir) => `${dir}/kod-${path.posix.basename(dir)}.yaml`),
+  ]
 }
 
 /** The first entry below dir that is not one of `allowed` (regular files) or a directory leading to one. */
@@ -126,7 +135,7 @@ async function whyNotReplaceable(dir: string, input: string, found: OtherPackage
 
 /** What an unchanged unpack may hold: the files its SHA256SUMS lists, SHA256SUMS, and deploy's files. */
 function replaceable(found: OtherPackage): Set<string> {
-  return new Set([...found.sums!.keys(), SUMS_FILE, ...generatedFiles(found.manifest!)])
+  return new Set([...found.sums!.keys(), SUMS_FILE, ...generatedFiles(found.manifest!, found.sums!.keys())])
 }
 
 /**
