@@ -1,3 +1,6 @@
+import {constants} from 'node:fs'
+import {access} from 'node:fs/promises'
+import path from 'node:path'
 import {execa, type ExecaError} from 'execa'
 
 import type {PlannedCommand, RunOptions, RunResult, ToolName, ToolRunner} from '../api.js'
@@ -9,7 +12,7 @@ export const TOOL_TIMEOUT_MS = 30 * 60 * 1000
 
 const INSTALL_HINT: Record<ToolName, string> = {
   helm: 'install helm (https://helm.sh/docs/intro/install/) or set KOD_HELM to its path',
-  helmfile: 'install helmfile or set KOD_HELMFILE to its path',
+  helmfile: 'install helmfile or set KOD_HELMFILE to its path (a helmfile package also deploys without it: kod deploy --helm)',
   skopeo: 'install skopeo (apt-get install skopeo) or set KOD_SKOPEO to its path',
   regctl: 'install regctl or set KOD_REGCTL to its path',
 }
@@ -88,4 +91,20 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
   // A streamed tool has already said why, on the user's terminal: say so instead of repeating it.
   const detail = streamed ? `exit ${error.exitCode ?? '?'}, its own message is above` : tail(String(error.stderr ?? '')) || tail(String(error.stdout ?? '')) || error.shortMessage
   return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail}`, {exit: ExitCode.toolFailed, cause: error})
+}
+
+/** Whether a tool can be run: its binary is an executable file, given as a path or found on PATH. */
+export async function toolAvailable(runner: ToolRunner, tool: ToolName, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const file = runner.binary(tool)
+  const candidates = file.includes(path.sep) ? [file] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, file))
+  for (const candidate of candidates) {
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return true
+  }
+  return false
+}
+
+/** The one-line error for a tool that is not there (the same as running it gives). */
+export function missingTool(runner: ToolRunner, tool: ToolName): KodError {
+  const file = runner.binary(tool)
+  return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {exit: ExitCode.toolMissing})
 }

@@ -338,10 +338,6 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
     it('packages the default environment: the release whose condition is off is recorded, not packaged', async function () {
       const out = path.join(work, 'default-env.kodpkg')
       const packaged = await kod(['package', '-c', helmfile, '-o', out, '--insecure-registry', upstream.host, '--insecure-registry', charts.host], {env: helmEnv})
-      // Known bug outside plugin-helmfile (reported): src/lib/kodpkg.ts checkConsistency requires the chart of every
-      // unit to be among charts[], while docs/kodpkg.md says a unit not installed names its chart as the source did.
-      // This test runs in full once that check is fixed.
-      if (/unit metrics installs oci:\/\/\S+, which is not among the charts/.test(packaged.stderr)) this.skip()
       expect(packaged.exitCode, packaged.stderr).to.equal(0)
       expect(packaged.stderr).to.match(/release metrics: recorded, not packaged \(its condition metrics\.enabled is off\)/)
       const inspected = JSON.parse((await kod(['inspect', '-c', out, '--json'])).stdout) as Manifest
@@ -349,8 +345,9 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
         ['frontend', true],
         ['cache', true],
         ['admin', true],
-        ['metrics', false],
+        // Recorded releases follow the installed ones, in the helmfile's order.
         ['legacy', false],
+        ['metrics', false],
       ])
       expect(inspected.units.find((unit) => unit.id === 'metrics')!.chart).to.equal(`oci://${upstream.host}/charts/metrics`)
       expect(inspected.charts.map((chart) => chart.name).sort()).to.deep.equal(['app', 'cache'])
@@ -560,10 +557,6 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
         expect(first.exitCode, first.stderr).to.equal(0)
       }
       const second = await kod(['deploy', '-c', rebuilt, ...args, '--helm'], {cwd, env: helmEnv})
-      // Known bug outside plugin-helmfile (reported): src/lib/actions/open.ts generatedFiles allows kod-values-/kod-set-
-      // files named after the package and its charts, not after the units, and no file a source writes
-      // (helmfile/kod-helmfile.yaml), so an unpack deploy wrote into reads as changed. Runs in full once fixed.
-      if (/and also (kod-values-\S+|helmfile\/kod-helmfile\.yaml), which is not part of it/.test(second.stderr)) this.skip()
       expect(second.exitCode, second.stderr).to.equal(0)
       expect(second.stdout.split('\n').filter((line) => line.startsWith('helm upgrade --install '))).to.have.length(ORDER.length)
     })

@@ -166,6 +166,8 @@ export interface PlannedRelease {
 /** How a source installs a release besides what the user asks (helmfile's wait, timeout, createNamespace). */
 export interface InstallSettings {
   wait?: boolean
+  /** With wait: until Jobs have completed too (helm's --wait-for-jobs). */
+  waitForJobs?: boolean
   /** Seconds. */
   timeout?: number
   /** Default true, as kod deploy always creates the namespace. */
@@ -206,6 +208,7 @@ export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: 
       ...valuesFiles.flatMap((file) => ['-f', file]),
       ...knobArgs({set: knobs.set}),
       ...(request.wait || settings.wait ? ['--wait'] : []),
+      ...(settings.waitForJobs ? ['--wait-for-jobs'] : []),
       ...(settings.timeout ? ['--timeout', `${settings.timeout}s`] : []),
       ...(request.dryRun ? ['--dry-run=client'] : []),
     ],

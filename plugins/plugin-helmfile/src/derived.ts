@@ -12,7 +12,13 @@ import type {InstallSettings, PlannedRelease} from '@kod/helm-analysis'
  * Paths inside the package are relative to the file, so the unpacked package can move; your -f files stay
  * absolute.
  */
-export function derivedHelmfile(pkg: OpenedPackage, planned: ReadonlyArray<{unit: Unit; plan: PlannedRelease}>, request: DeployRequest): string {
+export function derivedHelmfile(
+  pkg: OpenedPackage,
+  planned: ReadonlyArray<{unit: Unit; plan: PlannedRelease}>,
+  request: DeployRequest,
+  /** deploy's --set, as helm parsed it: the last values of every release, as it is the last word in the render check. */
+  deploySet: Record<string, unknown> = {},
+): string {
   const dir = path.join(pkg.dir, 'helmfile')
   // The user's -f files are not in the package: they keep their absolute paths, so moving the unpacked
   // package (what relative paths are for) does not make them point elsewhere.
@@ -30,15 +36,14 @@ export function derivedHelmfile(pkg: OpenedPackage, planned: ReadonlyArray<{unit
   const releases = planned.map(({unit, plan}) => {
     const namespace = unit.namespace ?? request.namespace
     const install = (unit.data?.install ?? {}) as InstallSettings
-    const set = (request.render?.set ?? []).map((entry) => ({name: entry.slice(0, entry.indexOf('=')), value: entry.slice(entry.indexOf('=') + 1)}))
     return {
       name: request.release ?? unit.release,
       ...(namespace ? {namespace} : {}),
       chart: relative(path.join(pkg.dir, unit.chart)),
-      values: plan.valuesFiles.map(relative),
-      ...(set.length > 0 ? {set} : {}),
+      values: [...plan.valuesFiles.map(relative), ...(Object.keys(deploySet).length > 0 ? [deploySet] : [])],
       ...(unit.needs.length > 0 ? {needs: unit.needs.map((need) => identity.get(need)!)} : {}),
       ...(install.wait ? {wait: true} : {}),
+      ...(install.waitForJobs ? {waitForJobs: true} : {}),
       ...(install.timeout ? {timeout: install.timeout} : {}),
       createNamespace: install.createNamespace !== false,
     }

@@ -1,10 +1,10 @@
 import {createHash} from 'node:crypto'
-import {copyFile, cp, mkdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {copyFile, cp, mkdir, mkdtemp, readFile, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {ChartEntry, DeployPlan, DeployRequest, FoundUnit, KodSource, OpenedPackage, PackageRequest, PlannedCommand, SourceContext, SourcePackage, Target, Unit} from 'kod'
 
-import {analyseRelease, fetchChart, type InstallSettings, planRelease, type PlannedRelease, pushChartCommands, unitRelocation} from '@kod/helm-analysis'
+import {analyseRelease, fetchChart, type InstallSettings, planRelease, type PlannedRelease, pushChartCommands, setValues, unitRelocation} from '@kod/helm-analysis'
 
 import {derivedHelmfile} from './derived.js'
 import {needsHelmfileBinary} from './helmfile/binary.js'
@@ -49,6 +49,28 @@ async function plainHelmfile(ctx: SourceContext, file: string, environment: stri
   return rendered
 }
 
+/**
+ * Fetches a release's chart into the package's charts/, once per chart and version. Two different charts
+ * that both call themselves name-version would be one file in the package: refused, naming the release.
+ */
+async function fetchOnce(ctx: SourceContext, release: Release, request: PackageRequest, stagingDir: string, fetched: ReadonlyMap<string, ChartEntry>): Promise<ChartEntry> {
+  const incoming = await mkdtemp(path.join(ctx.tmpDir, 'chart-'))
+  const chart = await fetchChart(ctx, chartInput(release.chart), request, incoming)
+  const from = path.join(incoming, path.basename(chart.file))
+  const to = path.join(stagingDir, chart.file)
+  const same = [...fetched.values()].find((known) => known.file === chart.file)
+  if (same) {
+    const digest = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
+    if ((await digest(from)) !== (await digest(to))) {
+      throw Object.assign(new Error(`${release.file}: release ${release.name} installs a chart ${chart.name} ${chart.version} that differs from another release's chart of the same name and version; a package holds one chart per name and version — give one a version of its own`), {exit: 2})
+    }
+    return same
+  }
+  await mkdir(path.dirname(to), {recursive: true})
+  await copyFile(from, to)
+  return chart
+}
+
 /** Unit ids: a release's name, or namespace/name where two releases share a name. */
 function unitIds(releases: readonly Release[]): Map<string, string> {
   const count = new Map<string, number>()
@@ -91,7 +113,7 @@ function recordedChart(release: Release, charts: ReadonlyMap<string, ChartEntry>
 
 function installSettings(unit: Unit): InstallSettings {
   const install = (unit.data?.install ?? {}) as InstallSettings
-  return {wait: install.wait, timeout: install.timeout, createNamespace: install.createNamespace}
+  return {wait: install.wait === true, waitForJobs: install.waitForJobs === true, timeout: typeof install.timeout === 'number' ? install.timeout : undefined, createNamespace: install.createNamespace}
 }
 
 export function createHelmfileSource(): KodSource {
@@ -116,6 +138,9 @@ export function createHelmfileSource(): KodSource {
 
     async package(ctx: SourceContext, request: PackageRequest, stagingDir: string): Promise<SourcePackage> {
       const environment = typeof request.options?.environment === 'string' ? request.options.environment : undefined
+      if (request.valuesFiles.length > 0) {
+        throw Object.assign(new Error("-f is for a chart: a helmfile names each release's values itself (add yours to the release's values:)"), {exit: 2})
+      }
       const file = await locateHelmfile(request.ref)
       const model = await readHelmfile(await plainHelmfile(ctx, file, environment), {environment})
       for (const warning of model.warnings) ctx.log.warn(warning)
@@ -136,9 +161,7 @@ export function createHelmfileSource(): KodSource {
           continue
         }
         const key = chartKey(release)
-        if (!charts.has(key)) {
-          charts.set(key, await fetchChart(ctx, chartInput(release.chart), {...request, version: release.version}, path.join(stagingDir, 'charts')))
-        }
+        if (!charts.has(key)) charts.set(key, await fetchOnce(ctx, release, {...request, version: release.version}, stagingDir, charts))
         const chart = charts.get(key)!
         const values = await stageReleaseValues(ctx, release, id, stagingDir)
         const analysed = await analyseRelease(ctx, {
@@ -152,7 +175,12 @@ export function createHelmfileSource(): KodSource {
         })
         warnings.push(...analysed.warnings)
         for (const hint of analysed.hintsUsed) hintsUsed.add(hint)
-        const install: InstallSettings = {wait: release.wait, ...(release.timeout ? {timeout: release.timeout} : {}), createNamespace: release.createNamespace}
+        const install: InstallSettings = {
+          wait: release.wait,
+          ...(release.waitForJobs ? {waitForJobs: true} : {}),
+          ...(release.timeout ? {timeout: release.timeout} : {}),
+          createNamespace: release.createNamespace,
+        }
         units.push({...base, chart: chart.file, values, installed: true, needs, images: analysed.images, data: {...analysed.data, install}})
       }
       // The helmfile as given, byte for byte: deploy writes a derived one beside it.
@@ -188,14 +216,15 @@ export function createHelmfileSource(): KodSource {
       for (const unit of units) planned.push({unit, plan: await planRelease(ctx, pkg, unit, request, installSettings(unit))})
       const generated = planned.flatMap(({plan}) => plan.generated)
       const renderedImages = planned.flatMap(({plan}) => plan.renderedImages)
-      if (viaHelm) return {generated, install: planned.map(({plan}) => plan.install), renderedImages}
+      const valuesFiles = [...new Set(planned.flatMap(({plan}) => plan.valuesFiles))]
+      if (viaHelm) return {generated, valuesFiles, install: planned.map(({plan}) => plan.install), renderedImages}
       const derived = path.join(pkg.dir, 'helmfile', 'kod-helmfile.yaml')
-      await writeFile(derived, derivedHelmfile(pkg, planned, request))
+      await writeFile(derived, derivedHelmfile(pkg, planned, request, await setValues(ctx, request.render?.set ?? [])))
       const install: PlannedCommand = {
         tool: 'helmfile',
         args: ['--file', derived, request.options?.sync === true ? 'sync' : 'apply', ...(request.wait ? ['--wait'] : [])],
       }
-      return {generated: [...generated, derived], install: [install], renderedImages}
+      return {generated: [...generated, derived], valuesFiles, install: [install], renderedImages}
     },
   }
 }

@@ -6,7 +6,7 @@ import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushComman
 import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {normalizeRef, parseRef, relocatedRepository} from '../refs.js'
-import {formatCommand} from '../tools.js'
+import {formatCommand, missingTool, toolAvailable} from '../tools.js'
 import {packageWarnings} from './open.js'
 import {asKodError} from './package.js'
 
@@ -241,6 +241,12 @@ export async function deployAction(
   if (options.listCommands && !options.noInstall) {
     for (const line of [...result.pushes, ...result.install]) options.print(line)
     return result
+  }
+  if (!options.noInstall) {
+    // Before pushing gigabytes: the tool that installs must be there.
+    for (const tool of new Set(plan.install.map((command) => command.tool))) {
+      if (!(await toolAvailable(ctx.tools, tool))) throw missingTool(ctx.tools, tool)
+    }
   }
   await runPopulate(ctx, populate, options.quiet)
   result.populated = true
