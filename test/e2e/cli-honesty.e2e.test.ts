@@ -215,7 +215,7 @@ describe('kod does what it says (e2e)', function () {
 
     it('package records them', async function () {
       const text = await help('package')
-      expect(text).to.match(/--set=<value>\.\.\. helm's --set for every render \(repeatable\); recorded in the package/)
+      expect(text).to.match(/--set=<value>\.\.\. helm's --set for every render \(repeatable; with a helmfile, of every release\); recorded in the package/)
       expect(text).to.match(/--kube-version=<value> helm's --kube-version for every render \(e\.g\. 1\.30\.0\); recorded in the package/)
       expect(text).to.match(/carried in the package/)
       expect(text).to.match(/stored in the package/)
