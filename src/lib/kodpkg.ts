@@ -1,15 +1,17 @@
 import {Ajv} from 'ajv'
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {type FileHandle, lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import * as tar from 'tar'
 import YAML from 'yaml'
 
 import type {PackagedImage, PackageManifest, UnitImage} from '../api.js'
-import {ExitCode, KodError, packageError, usageError} from './errors.js'
+import {ExitCode, KodError, messageOf, packageError, usageError} from './errors.js'
 import {legacyManifestSchema, manifestSchema} from './kodpkg-schema.js'
+import {blobLinks, type BlobLinks, type LayoutBlob, layoutProblem, REF_NAME} from './oci.js'
+import {unitValuesFileName} from './units.js'
 
 /**
  * The .kodpkg format (docs/kodpkg.md): a plain tar archive holding kod-package.yaml (first),
@@ -21,6 +23,8 @@ export const FORMAT_VERSION = 3
 export const READABLE_FORMATS: readonly number[] = [1, 2, 3]
 export const MANIFEST_FILE = 'kod-package.yaml'
 export const SUMS_FILE = 'SHA256SUMS'
+/** A detached signature over SHA256SUMS: the one file besides SHA256SUMS that SHA256SUMS cannot list. */
+export const SIGNATURE_FILE = 'SHA256SUMS.sig'
 export const IMAGES_DIR = 'images'
 export const EXTENSION = '.kodpkg'
 
@@ -112,6 +116,10 @@ export function stringifyManifest(manifest: PackageManifest): string {
   return YAML.stringify(manifest, {lineWidth: 0})
 }
 
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
@@ -176,10 +184,6 @@ export function checkCoverage(manifest: PackageManifest, sums: Map<string, strin
   if (missing.length > 0) throw packageError(`${origin}: ${missing[0]} is not covered by ${SUMS_FILE}; the package is incomplete or was tampered with`)
 }
 
-function mismatch(origin: string, file: string): Error {
-  return packageError(`${origin}: checksum mismatch for ${file}: the package was changed or damaged after it was written; get a fresh copy`)
-}
-
 /**
  * Writes the manifest and SHA256SUMS into `staging`, then tars it into `outFile` atomically: the
  * archive appears under its name only when complete.
@@ -242,7 +246,281 @@ export async function readDirectoryHead(dir: string): Promise<{manifestText?: st
   return {manifestText: await read(MANIFEST_FILE), sumsText: await read(SUMS_FILE)}
 }
 
-/** Verifies an unpacked package directory: schema, then every checksum. */
+/**
+ * Bounds on what a package may hold. Far beyond any real package; they exist so that a hostile one
+ * cannot make kod create absurd trees or hold unbounded data in memory.
+ */
+export const LIMITS = {
+  /** Path components of one entry (images/blobs/sha256/<hex> is 4). */
+  depth: 32,
+  /** Bytes of one entry's path, and of one component of it. */
+  pathBytes: 1024,
+  componentBytes: 255,
+  /** Entries in one archive. */
+  entries: 1_000_000,
+  /** Bytes of one file (an image layer). */
+  fileBytes: 256 * 1024 ** 3,
+  /** Bytes of kod-package.yaml, SHA256SUMS and images/index.json, which are read into memory whole. */
+  textBytes: 64 * 1024 ** 2,
+  /** Bytes of a blob read as a possible manifest (the distribution spec's bound on a manifest). */
+  manifestBytes: 4 * 1024 ** 2,
+} as const
+
+const BLOB_PATH = /^images\/blobs\/sha256\/([a-f0-9]{64})$/
+const INDEX_FILE = `${IMAGES_DIR}/index.json`
+
+/**
+ * A package refused by verification (exit 5): `entry` is the file or entry at fault and `kind` what
+ * is wrong with it, so a caller can say it in its own words (an existing unpack "was changed").
+ */
+export class PackageRefusal extends KodError {
+  constructor(
+    readonly entry: string,
+    readonly kind: 'mismatch' | 'missing' | 'refused',
+    message: string,
+  ) {
+    super(message, {exit: ExitCode.badPackage})
+    this.name = 'PackageRefusal'
+  }
+}
+
+/**
+ * The files deploy writes into an unpacked package (docs/kodpkg.md): each unit's kod-values-/kod-set-
+ * files (and those named after the chart, as format-1 deploys wrote them), and what a source writes
+ * beside its own files, named <dir>/kod-<dir>.yaml. SHA256SUMS cannot list them, so a package
+ * directory may hold them; an archive may not.
+ */
+export function generatedFiles(manifest: PackageManifest, listed: Iterable<string>): string[] {
+  const ids = new Set([manifest.name, ...manifest.charts.map((chart) => chart.name), ...manifest.units.map((unit) => unit.id)])
+  const directories = new Set([...listed].map((file) => path.posix.dirname(file)).filter((dir) => dir !== '.'))
+  return [
+    ...[...ids].flatMap((id) => [unitValuesFileName(id), unitValuesFileName(id).replace(/^kod-values-/, 'kod-set-')]),
+    ...[...directories].map((dir) => `${dir}/kod-${path.posix.basename(dir)}.yaml`),
+  ]
+}
+
+/** One entry as an archive header or the file system describes it. */
+export interface EntryInfo {
+  /** As stored: may start with "./", a directory's may end with "/". */
+  path: string
+  /** 'file', 'directory', or what else it is ("a symbolic link", "a hard link", …). */
+  type: string
+  mode: number
+  size: number
+}
+
+/** node-tar's entry types, as the rules below see them. */
+function tarEntryType(type: string): string {
+  if (type === 'File' || type === 'OldFile' || type === 'ContiguousFile') return 'file'
+  if (type === 'Directory') return 'directory'
+  const named: Record<string, string> = {
+    SymbolicLink: 'a symbolic link',
+    Link: 'a hard link',
+    CharacterDevice: 'a character device',
+    BlockDevice: 'a block device',
+    FIFO: 'a FIFO',
+  }
+  return named[type] ?? `a tar entry of type ${type}`
+}
+
+/** The `sha256` of a file's content and, for a blob that may be a manifest, what it links to. */
+interface Hashed {
+  hex: string
+  size: number
+  links?: BlobLinks
+  /** images/index.json only. */
+  index?: BlobLinks
+}
+
+/** Whether a file's content must be read (not only hashed): index.json, and blobs small enough to be a manifest. */
+function keepsContent(name: string, size: number): boolean {
+  return name === INDEX_FILE || (BLOB_PATH.test(name) && size <= LIMITS.manifestBytes)
+}
+
+/** What a streamed file's content says, once hashed: its digest, and its links when it may be a manifest or the index. */
+function hashedContent(name: string, hex: string, size: number, content?: Buffer): Hashed {
+  if (!content) return {hex, size}
+  if (name === INDEX_FILE) return {hex, size, index: blobLinks(content) ?? {}}
+  return {hex, size, links: blobLinks(content)}
+}
+
+/**
+ * The one place the rules of a package's content live (docs/kodpkg.md, "SHA256SUMS and
+ * verification"), applied alike to an archive as it streams (inspect, unpack, populate, deploy) and to
+ * an unpacked directory: every entry is a regular file or a directory with a plain, bounded, relative
+ * name and no setuid/setgid/sticky bit, appears once, and is listed in SHA256SUMS (but SHA256SUMS and
+ * SHA256SUMS.sig; in a directory, the files deploy writes); every listed file is there with its
+ * checksum; every blob hashes to its name; index.json's graph is whole and agrees with the manifest.
+ * Feed it with `admit` (the header, before any content is read or written), then `hashed` (once the
+ * content has streamed past), then `finish`. Each refusal is a PackageRefusal naming the entry.
+ */
+export class PackageVerifier {
+  private readonly seen = new Set<string>()
+  private readonly hashes = new Map<string, string>()
+  private readonly blobs = new Map<string, LayoutBlob>()
+  private readonly directories = new Set<string>()
+  private readonly generated: Set<string>
+  private index?: BlobLinks
+  files = 0
+  bytes = 0
+
+  constructor(
+    private readonly origin: string,
+    private readonly manifest: PackageManifest,
+    private readonly sums: Map<string, string>,
+    private readonly options: {onDisk?: boolean; sumsDigest?: string; manifestDigest?: string} = {},
+  ) {
+    this.generated = new Set(options.onDisk ? generatedFiles(manifest, sums.keys()) : [])
+    for (const file of sums.keys()) {
+      const parts = file.split('/')
+      for (let depth = 1; depth < parts.length; depth++) this.directories.add(parts.slice(0, depth).join('/'))
+    }
+  }
+
+  private refuse(entry: string, why: string, kind: PackageRefusal['kind'] = 'refused'): never {
+    throw new PackageRefusal(entry, kind, `${this.origin}: ${why}`)
+  }
+
+  /**
+   * Checks an entry's header, before anything of it is read or written; returns its normalised name
+   * ('' for the archive's root directory), or undefined when the entry is a generated file of a
+   * directory that is not verified further.
+   */
+  admit(entry: EntryInfo): string | undefined {
+    const name = this.checkName(entry)
+    const shown = JSON.stringify(entry.path).slice(1, -1)
+    if (name === '' && entry.type === 'directory') return ''
+    if (this.seen.has(name)) this.refuse(shown, `${shown} appears twice in the archive; a package holds each file once`)
+    this.seen.add(name)
+    if (this.seen.size > LIMITS.entries) this.refuse(shown, `it holds more than ${LIMITS.entries} entries`)
+    if (entry.type !== 'file' && entry.type !== 'directory') this.refuse(shown, `${shown} is ${entry.type}; a package holds only regular files and directories`)
+    this.checkMode(shown, entry)
+    if (entry.type === 'directory') {
+      if (!this.directories.has(name)) this.refuse(shown, `directory ${shown} holds no file listed in ${SUMS_FILE}; the package holds something it does not account for`)
+      return name
+    }
+    if (this.directories.has(name)) this.refuse(shown, `${shown} is a file, yet ${SUMS_FILE} lists files below it`)
+    if (entry.size > LIMITS.fileBytes) this.refuse(shown, `${shown} is larger than ${LIMITS.fileBytes} bytes`)
+    if ((name === MANIFEST_FILE || name === SUMS_FILE || name === INDEX_FILE) && entry.size > LIMITS.textBytes) {
+      this.refuse(shown, `${shown} is larger than ${LIMITS.textBytes} bytes`)
+    }
+    if (this.generated.has(name) && !this.sums.has(name)) return undefined
+    if (name !== SUMS_FILE && name !== SIGNATURE_FILE && !this.sums.has(name)) {
+      this.refuse(shown, `${shown} is not listed in ${SUMS_FILE}: the package holds a file it does not account for (added or tampered with); get a fresh copy`)
+    }
+    if (name.startsWith(`${IMAGES_DIR}/blobs/`) && !BLOB_PATH.test(name)) {
+      this.refuse(shown, `${shown} is not a blob kod reads: a package's layout holds images/blobs/sha256/<64 hex digits> only`)
+    }
+    return name
+  }
+
+  /** A plain relative path: no absolute path, no "." or ".." or empty component, no control character or backslash, bounded. */
+  private checkName(entry: EntryInfo): string {
+    const shown = JSON.stringify(entry.path).slice(1, -1)
+    const bad = (why: string): never => this.refuse(shown, `entry ${shown} ${why}; kod refuses such a package`)
+    let name = entry.path
+    if (name.startsWith('/')) bad('is an absolute path')
+    if (name.startsWith('./')) name = name.slice(2)
+    if (entry.type === 'directory' && name.endsWith('/')) name = name.slice(0, -1)
+    if (name === '' || name === '.') return ''
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001F\u007F\\]/.test(name)) bad('holds a control character or a backslash')
+    const parts = name.split('/')
+    if (parts.includes('..')) bad('climbs out of the package with ".."')
+    if (parts.some((part) => part === '' || part === '.')) bad('is not a plain path (an empty or "." component)')
+    if (parts.length > LIMITS.depth) bad(`is ${parts.length} directories deep (at most ${LIMITS.depth})`)
+    if (Buffer.byteLength(name) > LIMITS.pathBytes || parts.some((part) => Buffer.byteLength(part) > LIMITS.componentBytes)) {
+      bad(`has a name longer than ${LIMITS.pathBytes} bytes, or a component longer than ${LIMITS.componentBytes}`)
+    }
+    return name
+  }
+
+  /**
+   * No setuid, setgid or sticky bit. On disk a directory may carry setgid: the file system gives it to
+   * every directory made below a setgid one, whatever the package said.
+   */
+  private checkMode(shown: string, entry: EntryInfo): void {
+    const tolerated = this.options.onDisk && entry.type === 'directory' ? 0o2000 : 0
+    const bits = entry.mode & 0o7000 & ~tolerated
+    if (bits === 0) return
+    const which = [
+      [0o4000, 'setuid'],
+      [0o2000, 'setgid'],
+      [0o1000, 'sticky'],
+    ]
+      .filter(([bit]) => bits & (bit as number))
+      .map(([, label]) => label)
+    this.refuse(shown, `${shown} has the ${which.join(' and ')} bit set (mode ${entry.mode.toString(8)}); a package's files carry no special permissions`)
+  }
+
+  /** Checks a file once its content has streamed past: its checksum, and a blob's name. */
+  hashed(name: string, content: Hashed): void {
+    this.files++
+    this.bytes += content.size
+    this.hashes.set(name, content.hex)
+    const expected = name === SUMS_FILE ? this.options.sumsDigest : this.sums.get(name)
+    if (expected !== undefined && expected !== content.hex) this.refuse(name, mismatchText(name), 'mismatch')
+    // The manifest in use was parsed from the archive's head: it must be the very file the sums vouch for.
+    if (name === MANIFEST_FILE && this.options.manifestDigest !== undefined && this.options.manifestDigest !== content.hex) {
+      this.refuse(name, mismatchText(name), 'mismatch')
+    }
+    const blob = BLOB_PATH.exec(name)?.[1]
+    if (blob) {
+      if (blob !== content.hex) this.refuse(name, `${name} does not hash to its name (its sha256 is ${content.hex}): the blob was changed; get a fresh copy`, 'mismatch')
+      this.blobs.set(blob, {size: content.size, ...(content.links ? {links: content.links} : {})})
+    }
+    if (content.index) this.index = content.index
+  }
+
+  /** What only the whole package can say: nothing listed is missing, the manifest is covered, the layout is whole. */
+  finish(): void {
+    for (const name of this.sums.keys()) if (!this.hashes.has(name)) this.refuse(name, `${name} is missing; the package is incomplete`, 'missing')
+    if (!this.hashes.has(SUMS_FILE) && !this.options.onDisk) this.refuse(SUMS_FILE, `${SUMS_FILE} is missing; the package is incomplete`, 'missing')
+    checkCoverage(this.manifest, this.sums, this.origin)
+    if (!this.hashes.has(INDEX_FILE)) {
+      if (this.blobs.size > 0) this.refuse(INDEX_FILE, `${INDEX_FILE} is missing, yet the package holds image blobs`, 'missing')
+      return
+    }
+    const problem = layoutProblem(IMAGES_DIR, this.index, this.blobs)
+    if (problem) this.refuse(INDEX_FILE, `${problem}; the image layout is incomplete or was tampered with`)
+    this.checkImages()
+  }
+
+  /** Every image of the manifest is in index.json under its layout name, with the digest the manifest records. */
+  private checkImages(): void {
+    const descriptors = (Array.isArray(this.index?.manifests) ? this.index.manifests : []) as Array<{digest?: string; annotations?: Record<string, string>}>
+    for (const image of this.manifest.images) {
+      const name = image.layoutName ?? image.name
+      const found = descriptors.find((descriptor) => descriptor.annotations?.[REF_NAME] === name)
+      if (!found) this.refuse(INDEX_FILE, `${INDEX_FILE} has no image named ${name}, which ${MANIFEST_FILE} lists (${image.ref})`)
+      if (found.digest !== image.digest) {
+        this.refuse(INDEX_FILE, `${INDEX_FILE} gives ${name} the digest ${found.digest}, but ${MANIFEST_FILE} records ${image.digest}`)
+      }
+    }
+  }
+}
+
+function mismatchText(file: string): string {
+  return `checksum mismatch for ${file}: the package was changed or damaged after it was written; get a fresh copy`
+}
+
+/** Hashes a file on disk, reading its content too when the rules need it. */
+async function hashFile(file: string, name: string, size: number): Promise<Hashed> {
+  const hash = createHash('sha256')
+  const kept: Buffer[] | undefined = keepsContent(name, size) ? [] : undefined
+  let read = 0
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer)
+    read += (chunk as Buffer).length
+    kept?.push(chunk as Buffer)
+  }
+  return hashedContent(name, hash.digest('hex'), read, kept && Buffer.concat(kept))
+}
+
+/**
+ * Verifies an unpacked package directory by the rules of PackageVerifier: every entry admitted (in
+ * sorted order, so the first bad one is reported), then every file hashed, four at a time.
+ */
 export async function verifyDirectory(dir: string, signal?: AbortSignal): Promise<PackageManifest> {
   const origin = dir
   const {manifestText, sumsText} = await readDirectoryHead(dir)
@@ -260,9 +538,24 @@ export async function verifyDirectory(dir: string, signal?: AbortSignal): Promis
   const sums = parseSums(sumsText)
   const manifest = parseManifest(manifestText, origin)
   checkCoverage(manifest, sums, origin)
-  const difference = await firstDifference(dir, sums, signal)
-  if (difference?.missing) throw packageError(`${origin}: ${difference.file} is missing; the package is incomplete`)
-  if (difference) throw mismatch(origin, difference.file)
+  const verifier = new PackageVerifier(origin, manifest, sums, {onDisk: true})
+  const entries = (await readdir(dir, {recursive: true, withFileTypes: true}))
+    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
+    .sort()
+  const infos = await mapLimit(entries, 16, async (name) => {
+    const info = await lstat(path.join(dir, name))
+    const type = info.isFile() ? 'file' : info.isDirectory() ? 'directory' : info.isSymbolicLink() ? 'a symbolic link' : 'a device, FIFO or socket'
+    return {path: name, type, mode: info.mode, size: info.size}
+  }, signal)
+  const files = infos.flatMap((info) => {
+    const name = verifier.admit(info)
+    return name && info.type === 'file' ? [{name, size: info.size}] : []
+  })
+  const hashed = await mapLimit(files, 4, ({name, size}) => hashFile(path.join(dir, name), name, size).catch((error: Error) => {
+    throw packageError(`${origin}: cannot read ${name} (${messageOf(error)})`)
+  }), signal)
+  for (const [index, {name}] of files.entries()) verifier.hashed(name, hashed[index])
+  verifier.finish()
   return manifest
 }
 
@@ -272,6 +565,9 @@ export interface ArchiveHead {
   manifestText: string
   /** Absent when the archive holds no SHA256SUMS (verification then refuses it). */
   sumsText?: string
+  /** sha256 of the two files' bytes as read here: verification checks the rest of the archive against these very files. */
+  manifestDigest: string
+  sumsDigest?: string
 }
 
 /** Magic numbers of what people put where a package belongs, and what to tell them. */
@@ -305,7 +601,7 @@ async function describeNonTar(file: string): Promise<string> {
  * A package whose manifest is invalid or of an unknown format is refused as a bad package (exit 5).
  */
 export async function readArchiveHead(file: string, signal?: AbortSignal): Promise<ArchiveHead> {
-  const texts = new Map<string, string>()
+  const texts = new Map<string, Buffer>()
   let first: string | undefined
   let chart: string | undefined
   const enough = new AbortController()
@@ -315,14 +611,15 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       const name = entryName(entry)
       first ??= name
       if (!chart && /^[^/]+\/Chart\.yaml$/.test(name)) chart = name
-      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE)) {
+      // Read into memory: bounded, and only the first of each (verification refuses a second).
+      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE) || texts.has(name) || (entry.size ?? 0) > LIMITS.textBytes) {
         entry.resume()
         return
       }
       const chunks: Buffer[] = []
       entry.on('data', (chunk: Buffer) => chunks.push(chunk))
       entry.on('end', () => {
-        texts.set(name, Buffer.concat(chunks).toString('utf8'))
+        texts.set(name, Buffer.concat(chunks))
         if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE)) enough.abort()
       })
     },
@@ -333,10 +630,18 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
     // Stopped on purpose, interrupted, or not (entirely) a tar archive: what was read decides below.
     signal?.throwIfAborted()
   }
-  const manifestText = texts.get(MANIFEST_FILE)
-  const sumsText = texts.get(SUMS_FILE)
-  if (manifestText !== undefined && (first === MANIFEST_FILE || sumsText !== undefined)) {
-    return {manifest: parseManifest(manifestText, file), manifestText, sumsText}
+  const manifestBytes = texts.get(MANIFEST_FILE)
+  const sumsBytes = texts.get(SUMS_FILE)
+  const manifestText = manifestBytes?.toString('utf8')
+  const sumsText = sumsBytes?.toString('utf8')
+  if (manifestBytes !== undefined && manifestText !== undefined && (first === MANIFEST_FILE || sumsText !== undefined)) {
+    return {
+      manifest: parseManifest(manifestText, file),
+      manifestText,
+      sumsText,
+      manifestDigest: sha256(manifestBytes),
+      ...(sumsBytes ? {sumsDigest: sha256(sumsBytes)} : {}),
+    }
   }
   if (first === undefined) throw notAPackage(file, await describeNonTar(file))
   if (chart) throw notAPackage(file, `it is a Helm chart archive (${chart}); make a package from it with kod package -c ${file}`)
@@ -356,76 +661,111 @@ function unreadable(file: string, error: unknown): Error {
 }
 
 /**
- * Reads and verifies a package archive without extracting it: recognised by its content first, then
- * every entry is hashed as it streams past.
+ * Reads one file entry to its end: hashed, its content kept when the rules need it, and written to
+ * `into` when extracting (a new file: 'wx' never follows or overwrites anything). `stop` ends the
+ * reading when another entry was refused or the archive broke off.
  */
-export async function verifyArchive(file: string, signal?: AbortSignal): Promise<ArchiveSummary> {
-  const head = await readArchiveHead(file, signal)
-  const hashes = new Map<string, string>()
-  const pending: Promise<void>[] = []
-  let bytes = 0
-  const parser = new tar.Parser({
-    strict: true,
-    onReadEntry(entry) {
-      if (entry.type !== 'File') {
-        entry.resume()
-        return
-      }
-      const name = entryName(entry)
-      const hash = createHash('sha256')
-      entry.on('data', (chunk: Buffer) => {
-        hash.update(chunk)
-        bytes += chunk.length
-      })
-      pending.push(
-        new Promise((resolve) => {
-          entry.on('end', () => {
-            hashes.set(name, hash.digest('hex'))
-            resolve()
-          })
-        }),
-      )
-    },
-  })
+async function consumeEntry(entry: tar.ReadEntry, name: string, into: string | undefined, stop: AbortSignal): Promise<Hashed> {
+  const hash = createHash('sha256')
+  const kept: Buffer[] | undefined = keepsContent(name, entry.size ?? 0) ? [] : undefined
+  let read = 0
+  const destroy = (): void => void entry.destroy()
+  stop.addEventListener('abort', destroy, {once: true})
+  let handle: FileHandle | undefined
   try {
-    await pipeline(createReadStream(file), parser, signal ? {signal} : {})
-    await Promise.all(pending)
-  } catch (error) {
-    signal?.throwIfAborted()
-    throw unreadable(file, error)
+    stop.throwIfAborted()
+    if (into) {
+      const target = path.join(into, name)
+      await mkdir(path.dirname(target), {recursive: true})
+      handle = await open(target, 'wx')
+    }
+    for await (const chunk of entry as AsyncIterable<Buffer>) {
+      hash.update(chunk)
+      read += chunk.length
+      kept?.push(chunk)
+      if (handle) await handle.write(chunk)
+    }
+    // A destroyed entry ends its iteration early: what was read is not the file.
+    stop.throwIfAborted()
+  } finally {
+    stop.removeEventListener('abort', destroy)
+    await handle?.close()
   }
-  if (head.sumsText === undefined) throw packageError(`${file}: ${SUMS_FILE} is missing; the package is incomplete`)
-  const sums = parseSums(head.sumsText)
-  checkCoverage(head.manifest, sums, file)
-  for (const [name, hex] of sums) {
-    const actual = hashes.get(name)
-    if (actual === undefined) throw packageError(`${file}: ${name} is missing; the package is incomplete`)
-    if (actual !== hex) throw mismatch(file, name)
-  }
-  return {manifest: head.manifest, files: hashes.size, bytes}
+  return hashedContent(name, hash.digest('hex'), read, kept && Buffer.concat(kept))
 }
 
 /**
- * Extracts a package archive into `dir` (which must not exist) and verifies it there. Extraction goes
- * to a sibling temporary directory first, so `dir` appears only when complete and verified; an abort
- * stops the extraction itself, not only what follows it.
+ * Reads a package archive once, start to end, through PackageVerifier: each entry's header is
+ * admitted before any of its content is read, and each file checked as soon as it has streamed past,
+ * so the first bad entry stops the reading with its reason. With `into`, every admitted entry is
+ * written below that directory as it streams (the caller removes it if this throws).
+ */
+async function streamArchive(file: string, head: ArchiveHead, signal: AbortSignal | undefined, into?: string): Promise<ArchiveSummary> {
+  if (head.sumsText === undefined) throw packageError(`${file}: ${SUMS_FILE} is missing; the package is incomplete`)
+  const verifier = new PackageVerifier(file, head.manifest, parseSums(head.sumsText), {manifestDigest: head.manifestDigest, sumsDigest: head.sumsDigest})
+  const stop = new AbortController()
+  let failure: unknown
+  const fail = (error: unknown): void => {
+    failure ??= error
+    stop.abort()
+  }
+  const pending: Promise<void>[] = []
+  const parser = new tar.Parser({
+    strict: true,
+    onReadEntry(entry) {
+      let name: string | undefined
+      try {
+        if (failure === undefined) name = verifier.admit({path: entry.path, type: tarEntryType(entry.type), mode: entry.mode ?? 0, size: entry.size ?? 0})
+      } catch (error) {
+        fail(error)
+      }
+      if (name === undefined || entry.type === 'Directory') {
+        if (into && name) pending.push(mkdir(path.join(into, name), {recursive: true}).then(() => undefined, fail))
+        entry.resume()
+        return
+      }
+      const admitted = name
+      pending.push(consumeEntry(entry, admitted, into, stop.signal).then((hashed) => verifier.hashed(admitted, hashed)).catch(fail))
+    },
+  })
+  try {
+    await pipeline(createReadStream(file), parser, {signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal})
+  } catch (error) {
+    const first = failure
+    stop.abort()
+    await Promise.allSettled(pending)
+    if (first !== undefined) throw first
+    signal?.throwIfAborted()
+    throw unreadable(file, error)
+  }
+  await Promise.all(pending)
+  if (failure !== undefined) throw failure
+  verifier.finish()
+  return {manifest: head.manifest, files: verifier.files, bytes: verifier.bytes}
+}
+
+/**
+ * Reads and verifies a package archive without extracting it: recognised by its content first, then
+ * read once, every entry checked as it streams past (the same rules as unpack, populate and deploy).
+ */
+export async function verifyArchive(file: string, signal?: AbortSignal): Promise<ArchiveSummary> {
+  return streamArchive(file, await readArchiveHead(file, signal), signal)
+}
+
+/**
+ * Extracts a package archive into `dir` (which must not exist), verifying it in the same single read:
+ * an entry is written only once its header has passed the rules, and a refusal stops the reading.
+ * Extraction goes to a sibling temporary directory first, so `dir` appears only when complete and
+ * verified, and nothing is left behind otherwise; an abort stops the extraction itself.
  */
 export async function extractPackage(file: string, dir: string, signal?: AbortSignal): Promise<PackageManifest> {
+  const head = await readArchiveHead(file, signal)
   const partial = `${dir}.partial-${process.pid}`
   await discard(partial)
   await mkdir(partial, {recursive: true})
   try {
-    try {
-      await pipeline(createReadStream(file), tar.extract({cwd: partial, strict: true, preserveOwner: false}), signal ? {signal} : {})
-    } catch (error) {
-      signal?.throwIfAborted()
-      throw unreadable(file, error)
-    }
+    const {manifest} = await streamArchive(file, head, signal, partial)
     signal?.throwIfAborted()
-    const manifest = await verifyDirectory(partial, signal).catch((error: Error) => {
-      if (signal?.aborted) throw error
-      throw new KodError(error.message.replaceAll(partial, file), {exit: error instanceof KodError ? error.exit : ExitCode.badPackage})
-    })
     await rename(partial, dir)
     return manifest
   } catch (error) {

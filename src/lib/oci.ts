@@ -91,3 +91,82 @@ export async function imagePlatforms(layout: string, descriptor: Descriptor): Pr
     ? [platformString({os: config.os, architecture: config.architecture, variant: config.variant})]
     : []
 }
+
+/** OCI descriptors as a package's layout must hold them: sha256 digests only (what skopeo writes). */
+const SHA256_DIGEST = /^sha256:([a-f0-9]{64})$/
+
+/** Media types of layers a registry may refuse to store ("foreign", non-distributable): skopeo leaves them out. */
+const NON_DISTRIBUTABLE = /foreign|nondistributable/
+
+/** The descriptors a JSON blob names, kept instead of its bytes so that a streaming check holds little in memory. */
+export interface BlobLinks {
+  manifests?: unknown
+  config?: unknown
+  layers?: unknown
+}
+
+/**
+ * What a blob that may be a manifest or index links to; undefined when it is not a JSON object (a
+ * layer, or not JSON). Only small blobs are read (OCI's distribution spec bounds manifests at 4 MiB).
+ */
+export function blobLinks(content: Buffer): BlobLinks | undefined {
+  if (content.length === 0 || content.subarray(0, 64).toString('utf8').trimStart()[0] !== '{') return undefined
+  try {
+    const parsed = JSON.parse(content.toString('utf8')) as unknown
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined
+    const {manifests, config, layers} = parsed as BlobLinks
+    return {manifests, config, layers}
+  } catch {
+    return undefined
+  }
+}
+
+/** What a layout check knows of each blob: its size and, for a small JSON blob, what it links to. */
+export interface LayoutBlob {
+  size: number
+  links?: BlobLinks
+}
+
+/**
+ * Checks an OCI image layout's graph, from index.json down: every manifest or index it reaches is a
+ * blob of the layout with the descriptor's size (its name already matches its sha256, checked as it
+ * was read), and so is every config and layer those name; a non-distributable layer may be absent.
+ * Returns the first problem as a sentence naming the blob (undefined when the layout is whole).
+ * `layout` is the layout's path inside the package, for messages.
+ */
+export function layoutProblem(layout: string, index: BlobLinks | undefined, blobs: ReadonlyMap<string, LayoutBlob>): string | undefined {
+  const blobName = (hex: string): string => `${layout}/blobs/sha256/${hex}`
+  const visited = new Set<string>()
+  const visit = (descriptor: unknown, where: string, kind: 'manifest' | 'blob', depth: number): string | undefined => {
+    const {digest, size, mediaType} = (descriptor ?? {}) as {digest?: unknown; size?: unknown; mediaType?: unknown}
+    const hex = typeof digest === 'string' ? SHA256_DIGEST.exec(digest)?.[1] : undefined
+    if (!hex || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      return `${where} holds a descriptor that is not a sha256 digest and size (${JSON.stringify(descriptor)?.slice(0, 120)})`
+    }
+    const blob = blobs.get(hex)
+    if (!blob) {
+      if (kind === 'blob' && typeof mediaType === 'string' && NON_DISTRIBUTABLE.test(mediaType)) return undefined
+      return `${where} names ${kind === 'manifest' ? 'manifest' : 'blob'} ${digest}, which is not in the package (${blobName(hex)} is missing)`
+    }
+    if (blob.size !== size) return `${blobName(hex)} is ${blob.size} bytes, but ${where} says ${size}`
+    if (kind === 'blob' || visited.has(hex)) return undefined
+    visited.add(hex)
+    if (!blob.links) return `${blobName(hex)}, named as a manifest by ${where}, is not a JSON manifest or index`
+    if (depth > 8) return `${blobName(hex)} nests image indexes more than 8 deep`
+    return linksProblem(blobName(hex), blob.links, depth + 1)
+  }
+  const linksProblem = (where: string, links: BlobLinks, depth: number): string | undefined => {
+    for (const [field, kind] of [['manifests', 'manifest'], ['layers', 'blob']] as const) {
+      const list = links[field]
+      if (list === undefined) continue
+      if (!Array.isArray(list)) return `${where}: "${field}" is not a list`
+      for (const descriptor of list) {
+        const problem = visit(descriptor, where, kind, depth)
+        if (problem) return problem
+      }
+    }
+    return links.config === undefined ? undefined : visit(links.config, where, 'blob', depth)
+  }
+  if (!index || !Array.isArray(index.manifests)) return `${layout}/index.json is not an OCI image index (no "manifests" list)`
+  return linksProblem(`${layout}/index.json`, {manifests: index.manifests}, 0)
+}

@@ -6,12 +6,13 @@ import {isNotWritable, messageOf, packageError, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {
   type ArchiveHead,
-  checkCoverage,
   discard,
   extractPackage,
   firstDifference,
+  generatedFiles,
   MANIFEST_FILE,
   packageBaseName,
+  PackageRefusal,
   parseManifest,
   parseSums,
   readArchiveHead,
@@ -20,7 +21,6 @@ import {
   verifyDirectory,
 } from '../kodpkg.js'
 import {runSteps, step} from '../progress.js'
-import {unitValuesFileName} from '../units.js'
 
 async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
   try {
@@ -57,20 +57,6 @@ function shown(target: string): string {
   const relative = path.relative(process.cwd(), target)
   if (relative === '') return '.'
   return relative.startsWith('..') || path.isAbsolute(relative) ? target : relative
-}
-
-/**
- * The files deploy writes into an unpacked package; an unpack holding them is still "unchanged": each
- * unit's kod-values-/kod-set- files (and those named after the chart, as format-1 deploys wrote them),
- * and what a source writes beside its own files, named kod-*.yaml (docs/kodpkg.md).
- */
-function generatedFiles(manifest: PackageManifest, listed: Iterable<string>): string[] {
-  const ids = new Set([manifest.name, ...manifest.charts.map((chart) => chart.name), ...manifest.units.map((unit) => unit.id)])
-  const directories = new Set([...listed].map((file) => path.posix.dirname(file)).filter((dir) => dir !== '.'))
-  return [
-    ...[...ids].flatMap((id) => [unitValuesFileName(id), unitValuesFileName(id).replace(/^kod-values-/, 'kod-set-')]),
-    ...[...directories].map((dir) => `${dir}/kod-${path.posix.basename(dir)}.yaml`),
-  ]
 }
 
 /** The first entry below dir that is not one of `allowed` (regular files) or a directory leading to one. */
@@ -212,18 +198,23 @@ function refusedUnpack(found: Existing, dir: string): string {
   return ''
 }
 
-/** The existing unpack of this same package, verified; a changed one is refused, never repaired. */
+/**
+ * The existing unpack of this same package, verified by the rules every package meets; a changed one
+ * is refused (exit 2: the package is fine, the directory is not), never repaired.
+ */
 async function reuse(dir: string, input: string, signal?: AbortSignal): Promise<PackageManifest> {
-  const {manifestText, sumsText} = await readDirectoryHead(dir)
-  const manifest = parseManifest(manifestText!, dir)
-  const sums = parseSums(sumsText!)
-  checkCoverage(manifest, sums, input)
-  const difference = await firstDifference(dir, sums, signal)
-  if (difference) {
-    const how = difference.missing ? 'is missing' : 'was changed'
-    throw usageError(`${shown(dir)} holds this package, but its ${difference.file} ${how} since it was unpacked: remove ${shown(dir)} to unpack ${input} afresh`)
+  try {
+    return await verifyDirectory(dir, signal)
+  } catch (error) {
+    if (!(error instanceof PackageRefusal)) throw error
+    const what =
+      error.kind === 'mismatch'
+        ? `its ${error.entry} was changed since it was unpacked`
+        : error.kind === 'missing'
+          ? `its ${error.entry} was removed since it was unpacked`
+          : `it fails verification (${error.message.replace(`${dir}: `, '')})`
+    throw usageError(`${shown(dir)} holds this package, but ${what}: remove ${shown(dir)} to unpack ${input} afresh`)
   }
-  return manifest
 }
 
 /** Extracts into a sibling temporary directory, renamed into place only when complete and verified. */
