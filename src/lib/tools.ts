@@ -38,6 +38,70 @@ function tail(text: string): string {
   return lines.slice(-STDERR_TAIL_LINES).join(' | ')
 }
 
+/** How long the detail a tool error carries may be. */
+export const ERROR_DETAIL_MAX = 300
+
+/** Query parameters whose values are secrets: upload state, tokens, signatures, pre-signed URL credentials. */
+const SECRET_PARAM = /([?&;](?:_state|[\w-]*token[\w-]*|[\w-]*signature[\w-]*|sig|x-amz-[\w-]+|x-goog-[\w-]+|googleaccessid|awsaccesskeyid|key|code|password|passwd|secret|client_secret|credential|auth)=)[^&\s"'\\]+/gi
+
+/**
+ * The text with everything that looks like a credential replaced by ***: userinfo in URLs (user:pass@),
+ * Bearer/Basic authorisations, JWTs, secret query parameters (docker registry upload `_state`, `token`,
+ * S3/GCS signatures) and upload session paths.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replaceAll(/\b([a-z][\w+.-]*:\/\/)[^\s/@"']+@/gi, '$1***@')
+    .replaceAll(/\b(bearer|basic)\s+[\w.~+/=-]{6,}/gi, '$1 ***')
+    .replaceAll(/\beyJ[\w-]+\.[\w-]+\.[\w-]+/g, '***')
+    .replaceAll(SECRET_PARAM, '$1***')
+    .replaceAll(/(\/blobs\/uploads\/)[^\s"'?]+/g, '$1***')
+    .replaceAll(/\b((?:password|passwd|secret|token|access_token|refresh_token)["']?\s*[:=]\s*["']?)[^\s"',&]+/gi, '$1***')
+}
+
+/** The registry host an error is about: from a docker://, https:// or `in host/repo` in its text. */
+function hostIn(text: string): string | undefined {
+  const match =
+    /docker:\/\/([\w.-]+(?::\d+)?)\//.exec(text) ??
+    /\bhttps?:\/\/(?:\*\*\*@)?([\w.-]+(?::\d+)?)/.exec(text) ??
+    /\bin ([\w-]+(?:\.[\w-]+)+(?::\d+)?|[\w-]+:\d+)[/:]?/.exec(text)
+  return match?.[1]
+}
+
+/** The HTTP status an error reports ("received unexpected HTTP status: 500 Internal Server Error"). */
+function httpStatusIn(text: string): string | undefined {
+  return /\b(?:HTTP status|status code|StatusCode)[:=]?\s*(\d{3}(?: [A-Z][\w ]*[a-z])?)/i.exec(text)?.[1]
+}
+
+/** The message of logrus-style lines (skopeo's `time="…" level=fatal msg="…"`), else the text. */
+function logMessage(text: string): string {
+  const messages = [...text.matchAll(/level=(?:fatal|error)\s+msg="((?:[^"\\]|\\.)*)"/g)].map((match) => match[1].replaceAll(/\\(["\\])/g, '$1'))
+  return messages.length > 0 ? messages.join(' | ') : text
+}
+
+/**
+ * What a tool error says, cut to its cause: skopeo's message without its log decoration; when that is
+ * longer than ERROR_DETAIL_MAX, the last `: `-separated clauses (Go's wrapped errors put the cause
+ * last), with the registry host and HTTP status when the kept clauses do not say them. Credentials and
+ * upload tokens never survive (redactSecrets).
+ */
+export function errorDetail(text: string, max = ERROR_DETAIL_MAX): string {
+  const message = redactSecrets(tail(logMessage(text))).replaceAll(/\s+/g, ' ').trim()
+  if (message.length <= max) return message
+  const clauses = message.split(/: (?=\S)/)
+  const kept = [clauses.pop()!]
+  // Short trailing clauses ("unauthorized: authentication required") say little alone: add the ones before.
+  while (clauses.length > 0 && kept.join(': ').length < 80 && kept.join(': ').length + clauses.at(-1)!.length < max) kept.unshift(clauses.pop()!)
+  let cause = kept.join(': ')
+  const status = httpStatusIn(message)
+  const host = hostIn(message)
+  const extra = [status && !cause.includes(status.slice(0, 3)) ? `HTTP ${status}` : '', host && !cause.includes(host) ? `registry ${host}` : ''].filter(Boolean)
+  const suffix = extra.length > 0 ? ` (${extra.join(', ')})` : ''
+  const room = max - suffix.length
+  if (cause.length > room) cause = `…${cause.slice(cause.length - room + 1)}`
+  return `${cause}${suffix}`
+}
+
 export interface RunnerOptions {
   cancelSignal?: AbortSignal
   /** Called with each command before it runs (debug logging). */
@@ -89,7 +153,9 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
     })
   }
   // A streamed tool has already said why, on the user's terminal: say so instead of repeating it.
-  const detail = streamed ? `exit ${error.exitCode ?? '?'}, its own message is above` : tail(String(error.stderr ?? '')) || tail(String(error.stdout ?? '')) || error.shortMessage
+  const detail = streamed
+    ? `exit ${error.exitCode ?? '?'}, its own message is above`
+    : errorDetail(String(error.stderr ?? '')) || errorDetail(String(error.stdout ?? '')) || errorDetail(error.shortMessage ?? '')
   return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail}`, {exit: ExitCode.toolFailed, cause: error})
 }
 
