@@ -1,11 +1,11 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
-import {access, mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, readFile, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {format} from 'node:util'
 
 import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type SourceFlag, type Target} from '../api.js'
-import {ExitCode, KodError, messageOf, parseErrorMessage, usageError} from './errors.js'
+import {ExitCode, fileSystemError, KodError, messageOf, parseErrorMessage, usageError, yamlProblem} from './errors.js'
 import {loadHints} from './hints.js'
 import {checkKubeVersion} from './names.js'
 import {refHelpers} from './refs.js'
@@ -36,15 +36,45 @@ export function targetFrom(flags: {registry: string; prefix: string; 'plain-http
   })
 }
 
-/** -f files as absolute paths, each checked to exist. */
+/**
+ * -f files as absolute paths, each checked to be a readable file holding valid YAML: a bad one is
+ * refused here, naming the file and the problem (line and column), rather than by whatever reads it later.
+ */
 export async function valuesFilesFrom(files: string[] | undefined): Promise<string[]> {
   const resolved = (files ?? []).map((file) => path.resolve(file))
   for (const file of resolved) {
-    await access(file).catch(() => {
-      throw usageError(`values file not found: ${file}`)
-    })
+    const info = await stat(file).catch(() => undefined)
+    if (!info) throw usageError(`values file not found: ${file}`)
+    if (info.isDirectory()) throw usageError(`values file ${file} is a directory: give -f a YAML file (one -f per file)`)
+    let text: string
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (error) {
+      throw usageError(`cannot read values file ${file} (${(error as NodeJS.ErrnoException).code ?? messageOf(error)}): check that it is a file you may read`)
+    }
+    const problem = yamlProblem(text)
+    if (problem) throw usageError(`values file ${file} is not valid YAML: ${problem}`)
   }
   return resolved
+}
+
+/** A registry host with an optional port: a name, an IPv4 address or a bracketed IPv6 address. */
+const HOST_PORT = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[\da-f:.]+\])(?::(\d{1,5}))?$/i
+
+/**
+ * An --insecure-registry value as the host[:port] kod compares image and chart hosts with:
+ * `http://host:port/` and `https://host:port` are taken as host:port; anything else that is no
+ * host[:port] (a path, credentials, a bad port) is refused.
+ */
+export function insecureRegistryHost(value: string): string {
+  const host = value.trim().replace(/^(?:https?|oci):\/\//i, '').replace(/\/+$/, '').toLowerCase()
+  const fix = 'give the registry as host[:port], e.g. --insecure-registry registry.lab:5000'
+  if (host.includes('@')) throw usageError(`--insecure-registry ${value.replace(/^((?:[a-z]+:)?\/\/)?[^@/]*@/i, '$1***@')}: credentials do not belong here; ${fix}`)
+  if (host.includes('/')) throw usageError(`--insecure-registry ${value}: a registry is a host[:port], not a path; ${fix}`)
+  const match = HOST_PORT.exec(host)
+  const port = match?.[1] === undefined ? undefined : Number(match[1])
+  if (!match || (port !== undefined && (port < 1 || port > 65_535))) throw usageError(`--insecure-registry ${JSON.stringify(value)} is not a registry host[:port]; ${fix}`)
+  return host
 }
 
 /** The commands that take helm's rendering knobs; each says what it does with them. */
@@ -131,13 +161,14 @@ interface ChartFlagValues {
 
 /** The package request the chart flags describe, with the hints already loaded. */
 export async function packageRequestFrom(flags: ChartFlagValues, hints: LoadedHints[]): Promise<PackageRequest> {
+  const insecureRegistries = [...new Set((flags['insecure-registry'] ?? []).map((value) => insecureRegistryHost(value)))]
   return {
     hints,
     ref: flags.chart,
     version: flags.version,
     repo: flags.repo,
     valuesFiles: await valuesFilesFrom(flags.values),
-    insecureRegistries: flags['insecure-registry'] ?? [],
+    insecureRegistries,
     render: renderKnobsFrom(flags),
   }
 }
@@ -289,7 +320,11 @@ export abstract class KodCommand extends Command {
       return super.catch(error)
     } else {
       this.debug(error.stack)
-      failure = {message: `${messageOf(error)} (run with DEBUG=kod* for details)`, exit: ExitCode.failure, suggestions: []}
+      // A file-system error nothing before caught (EISDIR, ENOENT, …) still names the path and what to do.
+      const fsFailure = fileSystemError(error)
+      failure = fsFailure
+        ? {message: fsFailure.message, exit: fsFailure.exit, suggestions: fsFailure.suggestions}
+        : {message: `${messageOf(error)} (run with DEBUG=kod* for details)`, exit: ExitCode.failure, suggestions: []}
     }
     if (this.jsonEnabled()) {
       // oclif prints the error as JSON on stdout and exits with process.exitCode (else 1).

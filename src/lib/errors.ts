@@ -1,3 +1,5 @@
+import YAML from 'yaml'
+
 /**
  * kod's errors: one line that says what is wrong and what to do. Commands turn them into oclif errors
  * with a fixed exit code; nothing else reaches the user as a stack trace.
@@ -66,4 +68,48 @@ export function parseErrorMessage(error: unknown): string {
 /** Whether a file-system error says kod may not write there (permissions, a read-only file system). */
 export function isNotWritable(error: unknown): boolean {
   return ['EACCES', 'EPERM', 'EROFS'].includes((error as {code?: string} | null)?.code ?? '')
+}
+
+/**
+ * What is wrong with a YAML text, on one line with its line and column ("… at line 2, column 1"), or
+ * undefined when it parses. Duplicate keys are allowed unless `uniqueKeys`, as helm allows them in values
+ * (the last one wins).
+ */
+export function yamlProblem(text: string, options: {uniqueKeys?: boolean} = {}): string | undefined {
+  for (const document of YAML.parseAllDocuments(text, {uniqueKeys: options.uniqueKeys ?? false})) {
+    const [error] = document.errors
+    if (error) return error.message.split('\n')[0].replace(/:\s*$/, '')
+  }
+  return undefined
+}
+
+/** What each file-system error code means for the path it names, and what to do. */
+const FS_ERRORS: Record<string, {exit: ExitCodeValue; text: (file: string) => string}> = {
+  ENOENT: {exit: ExitCode.usage, text: (file) => `${file} does not exist: check the path`},
+  EISDIR: {exit: ExitCode.usage, text: (file) => `${file} is a directory where kod needs a file: give the path of a file`},
+  ENOTDIR: {exit: ExitCode.usage, text: (file) => `${file}: part of this path is a file, not a directory: give a path whose parents are directories`},
+  EEXIST: {exit: ExitCode.usage, text: (file) => `${file} is in the way (it already exists): remove it or choose another path`},
+  ENOTEMPTY: {exit: ExitCode.usage, text: (file) => `${file} is not empty: remove it or choose another path`},
+  EACCES: {exit: ExitCode.usage, text: (file) => `${file}: permission denied: choose a path you may read and write`},
+  EPERM: {exit: ExitCode.usage, text: (file) => `${file}: operation not permitted: choose a path you may read and write`},
+  EROFS: {exit: ExitCode.usage, text: (file) => `${file} is on a read-only file system: choose a writable path`},
+  ENAMETOOLONG: {exit: ExitCode.usage, text: (file) => `${file}: the name is too long: choose a shorter path`},
+  ELOOP: {exit: ExitCode.usage, text: (file) => `${file}: too many symbolic links (a loop?): check the path`},
+  ENOSPC: {exit: ExitCode.failure, text: (file) => `no space left on the device holding ${file}: free some space or choose another place`},
+  EDQUOT: {exit: ExitCode.failure, text: (file) => `disk quota exceeded writing ${file}: free some space or choose another place`},
+}
+
+/**
+ * A Node file-system error (one with a `code` and a `path`) as a one-line KodError naming the path and
+ * saying what to do, or undefined for anything else. The last resort: callers that know what the path
+ * was for say so themselves.
+ */
+export function fileSystemError(error: unknown): KodError | undefined {
+  const {code, path: file, dest} = (error ?? {}) as {code?: unknown; path?: unknown; dest?: unknown}
+  if (typeof code !== 'string' || typeof file !== 'string') return undefined
+  const known = FS_ERRORS[code]
+  // A copy or rename names two paths; the destination is the one in the way when it exists already.
+  const named = typeof dest === 'string' && ['EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EROFS', 'ENOSPC'].includes(code) ? dest : file
+  if (!known) return new KodError(`${named}: ${code} (${messageOf(error).replace(/^\w+: /, '').split(',')[0]})`, {cause: error})
+  return new KodError(known.text(named), {exit: known.exit, cause: error})
 }

@@ -5,7 +5,7 @@ import path from 'node:path'
 import YAML from 'yaml'
 
 import {HINTS_API, type HintFile, type LoadedHints, type Logger} from '../api.js'
-import {messageOf, usageError} from './errors.js'
+import {messageOf, usageError, yamlProblem} from './errors.js'
 
 /**
  * Hint files (docs/hints.md): YAML, validated against this schema wherever they come from — --hints
@@ -68,15 +68,15 @@ export async function loadHintFile(file: string, library: string): Promise<Loade
   let text: string
   try {
     text = await readFile(file, 'utf8')
-  } catch {
-    throw usageError(`hint file not found: ${file}`)
-  }
-  let data: unknown
-  try {
-    data = YAML.parse(text)
   } catch (error) {
-    throw usageError(`${file} is not valid YAML: ${messageOf(error).split('. ')[0]}`)
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw usageError(`hint file ${file} is a directory: give --hints a hint file (docs/hints.md), one --hints per file`)
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw usageError(`hint file not found: ${file}`)
+    throw usageError(`cannot read hint file ${file} (${code ?? messageOf(error)}): check that it is a file you may read`)
   }
+  const problem = yamlProblem(text, {uniqueKeys: true})
+  if (problem) throw usageError(`hint file ${file} is not valid YAML: ${problem}`)
+  const data: unknown = YAML.parse(text)
   if (!validate(data)) {
     const first = validate.errors?.[0]
     throw usageError(`${file} is not a kod hint file: ${first?.instancePath || '/'} ${first?.message ?? ''} (see docs/hints.md)`.trim())

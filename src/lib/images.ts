@@ -90,7 +90,8 @@ export function pullCommand(
   mirrors: readonly Mirror[] = [],
 ): PlannedCommand {
   const source = pullSource(ref, mirrors)
-  const insecure = insecureHosts.includes(source.host) || insecureHosts.includes(hostComponent(source.host))
+  // --insecure-registry values are lower-case host[:port] (insecureRegistryHost); registry hosts are case-insensitive.
+  const insecure = insecureHosts.includes(source.host.toLowerCase()) || insecureHosts.includes(hostComponent(source.host))
   return {
     tool: 'skopeo',
     args: [...COPY, ...(insecure ? ['--src-tls-verify=false'] : []), `docker://${pullReference(source)}`, `oci:${layout}:${layoutName}`],
