@@ -4,6 +4,8 @@ import YAML from 'yaml'
 
 import type {ChartEntry, PackageRequest, SourceContext} from 'kod'
 
+import {badInput, readValuesYaml, yamlProblem} from './values.js'
+
 /** What a chart reference is. */
 export type ChartInput =
   | {type: 'directory'; path: string}
@@ -68,7 +70,7 @@ async function pullOci(ctx: SourceContext, args: string[], url: string, insecure
 
 /** Dependencies named in Chart.yaml that charts/ does not hold (as a directory or a .tgz). */
 export async function missingDependencies(chartDir: string): Promise<string[]> {
-  const chart = YAML.parse(await readFile(path.join(chartDir, 'Chart.yaml'), 'utf8')) as {dependencies?: Array<{name?: string}>} | null
+  const chart = (await readValuesYaml(path.join(chartDir, 'Chart.yaml'), 'chart file')) as {dependencies?: Array<{name?: string}>} | null
   const wanted = (chart?.dependencies ?? []).map((dependency) => dependency.name).filter((name): name is string => Boolean(name))
   if (wanted.length === 0) return []
   const present = new Set<string>()
@@ -78,10 +80,38 @@ export async function missingDependencies(chartDir: string): Promise<string[]> {
       present.add(entry.replace(/-\d[^-]*(?:-[^-]+)*\.tgz$/, ''))
       continue
     }
-    const sub = YAML.parse(await readFile(path.join(chartDir, 'charts', entry, 'Chart.yaml'), 'utf8').catch(() => 'null')) as {name?: string} | null
+    const text = await readFile(path.join(chartDir, 'charts', entry, 'Chart.yaml'), 'utf8').catch(() => 'null')
+    const sub = (yamlProblem(text) ? null : YAML.parse(text, {uniqueKeys: false})) as {name?: string} | null
     if (sub?.name) present.add(sub.name)
   }
   return wanted.filter((name) => !present.has(name))
+}
+
+/** The YAML files helm loads from a chart directory, its own and its unpacked subcharts'. */
+async function chartYamlFiles(chartDir: string): Promise<string[]> {
+  const own = ['Chart.yaml', 'values.yaml', 'requirements.yaml'].map((name) => path.join(chartDir, name))
+  const subcharts = await readdir(path.join(chartDir, 'charts'), {withFileTypes: true}).catch(() => [])
+  const nested = await Promise.all(subcharts.filter((entry) => entry.isDirectory()).map((entry) => chartYamlFiles(path.join(chartDir, 'charts', entry.name))))
+  return [...own, ...nested.flat()]
+}
+
+/**
+ * Why helm could not load a chart, as bad input naming the file, when the reason is a YAML file that
+ * is not valid: for a directory the file is found and its problem given with line and column; for an
+ * archive helm's own words are kept. Anything else is rethrown as it is.
+ */
+async function explainLoadFailure(error: unknown, chart: string, dir?: string): Promise<never> {
+  const message = error instanceof Error ? error.message : String(error)
+  const load = /cannot load ([\w./-]+\.ya?ml): (?:cannot unmarshal yaml document: )?(?:error converting YAML to JSON: )?(.*)$/.exec(message)
+  if (dir) {
+    for (const file of await chartYamlFiles(dir)) {
+      const text = await readFile(file, 'utf8').catch(() => undefined)
+      const problem = text === undefined ? undefined : yamlProblem(text)
+      if (problem) throw badInput(`${path.join(chart, path.relative(dir, file))} is not valid YAML: ${problem}`)
+    }
+  }
+  if (load) throw badInput(`${chart}: ${load[1]} is not valid YAML: ${load[2]}`)
+  throw error
 }
 
 async function onlyArchive(dir: string): Promise<string> {
@@ -115,7 +145,7 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
       const copy = path.join(download, 'src', path.basename(input.path))
       await cp(input.path, copy, {recursive: true})
       if ((await missingDependencies(copy)).length > 0) await ctx.tools.run('helm', ['dependency', 'build', copy])
-      await ctx.tools.run('helm', ['package', copy, '--destination', download])
+      await ctx.tools.run('helm', ['package', copy, '--destination', download]).catch((error: unknown) => explainLoadFailure(error, input.path, copy))
       break
     }
     case 'archive': {
@@ -145,7 +175,9 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
     }
   }
   const archive = await onlyArchive(download)
-  const metadata = await chartMetadata(ctx, archive)
+  const metadata = await chartMetadata(ctx, archive).catch((error: unknown) =>
+    explainLoadFailure(error, input.type === 'archive' ? input.path : input.type === 'directory' ? archive : describeInput(request)),
+  )
   const file = `charts/${metadata.name}-${metadata.version}.tgz`
   await mkdir(chartsDir, {recursive: true})
   await rename(archive, path.join(chartsDir, path.basename(file))).catch(async () => {

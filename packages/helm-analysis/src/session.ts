@@ -1,11 +1,11 @@
-import {readFile, writeFile} from 'node:fs/promises'
+import {writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import YAML from 'yaml'
 
 import type {SourceContext} from 'kod'
 
 import {render, type RenderOptions, setValues} from './render.js'
-import {getPath, isMap, mergeValues, setPath, type Values} from './values.js'
+import {getPath, isMap, mergeValues, readValuesYaml, setPath, type Values} from './values.js'
 
 /** Bitnami charts refuse replaced images unless this is set. */
 const ALLOW_INSECURE_IMAGES = ['global', 'security', 'allowInsecureImages']
@@ -45,7 +45,7 @@ export class RenderSession {
   async prepare(chartValues: Values, hintValues: Values): Promise<void> {
     let effective = chartValues
     for (const file of this.options.valuesFiles) {
-      const data = YAML.parse(await readFile(file, 'utf8')) as unknown
+      const data = await readValuesYaml(file)
       if (isMap(data)) effective = mergeValues(effective, data)
     }
     const fromSet = await setValues(this.ctx, this.sets)

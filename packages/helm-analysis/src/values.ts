@@ -1,3 +1,6 @@
+import {readFile} from 'node:fs/promises'
+import YAML from 'yaml'
+
 import type {RefHelpers, Target, ValuesBinding} from 'kod'
 
 /** Helm values: plain YAML maps. */
@@ -151,4 +154,37 @@ export function relocationValues(
   }
   if (Object.keys(extra).length > 0) values = mergeValues(values, extra)
   return values
+}
+
+/** Bad input from a library: an Error with `exit: 2`, which kod reports as a usage error. */
+export function badInput(message: string): Error {
+  return Object.assign(new Error(message), {exit: 2})
+}
+
+/**
+ * What is wrong with a YAML text, on one line with its line and column, or undefined when it parses.
+ * Duplicate keys are allowed, as helm allows them in values (the last one wins).
+ */
+export function yamlProblem(text: string): string | undefined {
+  for (const document of YAML.parseAllDocuments(text, {uniqueKeys: false})) {
+    const [error] = document.errors
+    if (error) return error.message.split('\n')[0].replace(/:\s*$/, '')
+  }
+  return undefined
+}
+
+/** A values file as helm reads it (its first document); a bad one is bad input naming the file, line and column. */
+export async function readValuesYaml(file: string, what = 'values file'): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw badInput(`${what} ${file} is a directory: give a YAML file`)
+    if (code === 'ENOENT') throw badInput(`${what} not found: ${file}`)
+    throw badInput(`cannot read ${what} ${file} (${code ?? String(error)})`)
+  }
+  const problem = yamlProblem(text)
+  if (problem) throw badInput(`${what} ${file} is not valid YAML: ${problem}`)
+  return YAML.parseAllDocuments(text, {uniqueKeys: false})[0]?.toJS() as unknown
 }

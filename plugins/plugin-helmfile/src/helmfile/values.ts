@@ -1,3 +1,5 @@
+import YAML from 'yaml'
+
 import {needsHelmfile, refuse} from './errors.js'
 import {isMap, isRemote, readText, readValuesFile, resolveFrom, templateReason} from './files.js'
 import {glob} from './glob.js'
@@ -82,6 +84,9 @@ export async function releaseValues(ctx: LoadContext, entries: unknown, prefix: 
       if (files.length > 1) refuse(ctx.file, `${what} "${entry}" matches ${files.length} files; helmfile does not allow globs in release values`)
       for (const f of files) {
         const text = await readText(f, what, false)
+        // helm reads it (duplicate keys allowed, the last wins); a broken one is refused here, naming the user's file.
+        const broken = YAML.parseAllDocuments(text, {uniqueKeys: false}).find((doc) => doc.errors.length > 0)
+        if (broken) refuse(f, `not valid YAML: ${broken.errors[0].message.split('\n')[0].replace(/:\s*$/, '')}`)
         if (text.includes('{{')) ctx.warnings.push(`${f}: contains "{{"; helmfile passes it to helm unrendered (only .gotmpl values files are templates), so only the chart's tpl can render it`)
         out.push({kind: 'file', path: f})
       }
