@@ -37,6 +37,14 @@ export function createHelmSource(): KodSource {
           {exit: 2},
         )
       }
+      if (request.version && (input.type === 'directory' || input.type === 'archive' || input.type === 'url')) {
+        // helm pull's --version chooses among a repository's versions; a chart given as itself has only its own.
+        const what = input.type === 'url' ? 'the URL of one chart archive' : 'a local chart'
+        throw Object.assign(
+          new Error(`--version applies to charts from a repository or oci://; ${request.ref} is ${what} (its version is what Chart.yaml says): drop --version`),
+          {exit: 2},
+        )
+      }
       const chart = await fetchChart(ctx, input, request, path.join(stagingDir, 'charts'))
       ctx.log.debug(`fetched ${describeInput(request)} as ${chart.file}`)
       const values = await stageValues(stagingDir, request.valuesFiles)
