@@ -4,7 +4,7 @@ import path from 'node:path'
 
 import {findImages, relocatedReference} from '../lib/actions/images.js'
 import {chartFlagsFor, KodCommand, packageRequestFrom} from '../lib/base-command.js'
-import {usageError} from '../lib/errors.js'
+import {fileSystemError, usageError} from '../lib/errors.js'
 import {table} from '../lib/format.js'
 import {unitValuesFileName} from '../lib/units.js'
 import {DEFAULT_PREFIX, parseTarget} from '../lib/target.js'
@@ -71,7 +71,11 @@ With --relocate-to, writes the values file deploy would generate for that regist
       // One values file per release: they cannot share one file (or one stdout).
       if (!flags.output) throw usageError(`${flags.chart} holds ${installed.length} releases: give -o DIR for their values files (kod-values-<release>.yaml each)`)
       const dir = path.resolve(flags.output)
-      await mkdir(dir, {recursive: true})
+      await mkdir(dir, {recursive: true}).catch((error: unknown) => {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'EEXIST' || code === 'ENOTDIR') throw usageError(`-o ${flags.output}: ${(error as NodeJS.ErrnoException).path ?? dir} is a file; with several releases -o names a directory for their values files`)
+        throw fileSystemError(error) ?? error
+      })
       const valuesByUnit: Record<string, string> = {}
       for (const unit of installed) {
         valuesByUnit[unit.id] = source.relocation(ctx, unit, target)
@@ -83,7 +87,13 @@ With --relocate-to, writes the values file deploy would generate for that regist
     }
     const values = target && installed[0] ? source.relocation(ctx, installed[0], target) : undefined
     if (values !== undefined && flags.output) {
-      await writeFile(path.resolve(flags.output), values)
+      const output = flags.output
+      await writeFile(path.resolve(output), values).catch((error: unknown) => {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'EISDIR') throw usageError(`-o ${output} is a directory: give -o the name of the values file to write (a directory is for a source with several releases)`)
+        if (code === 'ENOENT' || code === 'ENOTDIR') throw usageError(`cannot write -o ${output}: ${path.dirname(path.resolve(output))} is not a directory; create it first or choose another path`)
+        throw fileSystemError(error) ?? error
+      })
       this.logToStderr(`wrote ${flags.output}`)
     }
     if (values !== undefined && !flags.output) {

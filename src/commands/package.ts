@@ -5,6 +5,7 @@ import path from 'node:path'
 import {outputTarget, packageAction} from '../lib/actions/package.js'
 import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js'
 import {parseMirrors} from '../lib/images.js'
+import {usageError} from '../lib/errors.js'
 import {formatSize} from '../lib/format.js'
 
 export default class Package extends KodCommand {
@@ -68,10 +69,11 @@ Registry credentials come from the usual auth files (skopeo login / docker login
 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number; warnings: string[]}> {
     const {flags, sourceFlags} = await this.parseWithSourceFlags(Package, 'package')
-    const isDirectory = await stat(flags.output).then(
-      (info) => info.isDirectory(),
-      () => false,
-    )
+    const info = await stat(flags.output).catch(() => undefined)
+    const isDirectory = Boolean(info?.isDirectory())
+    if (info && !isDirectory && !/\.(kodpkg|tgz|tar)$/.test(flags.output)) {
+      throw usageError(`-o ${flags.output} is an existing file, not a directory: give a directory to write the package into, or a file name ending in .kodpkg`)
+    }
     const result = await packageAction(await this.context(), await this.sources(), {
       ...outputTarget(flags.output, isDirectory),
       request: await packageRequestFrom(flags, await this.hints(flags.hints)),

@@ -33,11 +33,22 @@ A package is recognised by its content, whatever the file is called (kod-mychart
   public async run(): Promise<void> {
     const {flags} = await this.parse(Unpack)
     if (await isDirectory(flags.package)) throw usageError(`${flags.package} is a directory: give a package file (a directory needs no unpacking)`)
+    if (flags.output) await checkOutputPath(flags.output)
     const opened = await openPackage(flags.package, {
       unpackTo: {dir: flags.output, parent: process.cwd()},
       quiet: this.quiet({}),
       signal: this.abort.signal,
     })
     this.log(`${path.relative(process.cwd(), opened.dir) || '.'}: ${opened.manifest.name} ${opened.manifest.version}, ${opened.manifest.images.length} image(s), checksums verified`)
+  }
+}
+
+/** -o must be a directory kod can create: refused (naming the file) when a file stands where it or a parent would be. */
+async function checkOutputPath(output: string): Promise<void> {
+  const dir = path.resolve(output)
+  for (let parent = path.dirname(dir); ; parent = path.dirname(parent)) {
+    const info = await stat(parent).catch(() => undefined)
+    if (info && !info.isDirectory()) throw usageError(`cannot unpack into ${output}: ${parent} is a file, not a directory; choose another directory with -o`)
+    if (info || parent === path.dirname(parent)) return
   }
 }

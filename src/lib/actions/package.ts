@@ -2,7 +2,7 @@ import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {FoundImage, FoundUnit, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
-import {ExitCode, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
+import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
@@ -162,7 +162,11 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
   // The output directory is created if needed, and removed again if this run created it and fails.
   const notWritable = (error: unknown): never => {
     if (isNotWritable(error)) throw usageError(`cannot write the package into ${options.outDir}: it is not writable; choose a directory you can write to with -o`)
-    throw error
+    const code = (error as NodeJS.ErrnoException | null)?.code
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw usageError(`cannot write the package into ${options.outDir}: ${(error as NodeJS.ErrnoException).path ?? options.outDir} is a file, not a directory; choose a directory with -o, or a file name ending in ${EXTENSION}`)
+    }
+    throw fileSystemError(error) ?? error
   }
   const created = await mkdir(options.outDir, {recursive: true}).catch(notWritable)
   const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-')).catch(notWritable)
