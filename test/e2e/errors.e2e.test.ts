@@ -173,6 +173,21 @@ describe('errors: one line naming the file or host, with the right exit code (e2
     })
   })
 
+  describe('--version with a helmfile', function () {
+    it('still names the package version', async function () {
+      const project = path.join(work, 'helmfile-version')
+      await cp(HELLO, path.join(project, 'charts', 'hello'), {recursive: true})
+      await cp(valuesFile, path.join(project, 'upstream.yaml'))
+      await writeFile(path.join(project, 'helmfile.yaml'), 'releases:\n  - name: web\n    chart: ./charts/hello\n    values:\n      - upstream.yaml\n')
+      const out = await mkdtemp(path.join(work, 'out-'))
+      const result = await kod(['package', '-c', path.join(project, 'helmfile.yaml'), '--version', '2026.11', '-o', out, '--insecure-registry', upstream.host, '--json'], {
+        env: {HOME: work},
+      })
+      expect(result.exitCode, result.stderr).to.equal(0)
+      expect(JSON.parse(result.stdout)).to.include({version: '2026.11'})
+    })
+  })
+
   describe('no raw file-system errors', function () {
     it('-f naming a directory', async function () {
       oneLineError(await kod(['images', '-c', HELLO, '-f', work], {env: {HOME: work}}), 2, new RegExp(`values file ${work} is a directory`))
