@@ -1,5 +1,6 @@
 import {Ajv} from 'ajv'
 import {createHash, randomBytes} from 'node:crypto'
+import {setMaxListeners} from 'node:events'
 import {createReadStream} from 'node:fs'
 import {type FileHandle, lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
@@ -388,7 +389,7 @@ export class PackageVerifier {
    */
   admit(entry: EntryInfo): string | undefined {
     const name = this.checkName(entry)
-    const shown = JSON.stringify(entry.path).slice(1, -1)
+    const shown = JSON.stringify(name).slice(1, -1)
     if (name === '' && entry.type === 'directory') return ''
     if (this.seen.has(name)) this.refuse(shown, `${shown} appears twice in the archive; a package holds each file once`)
     this.seen.add(name)
@@ -604,6 +605,7 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
   const texts = new Map<string, Buffer>()
   let first: string | undefined
   let chart: string | undefined
+  let tooLarge: string | undefined
   const enough = new AbortController()
   const parser = new tar.Parser({
     strict: true,
@@ -612,7 +614,12 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       first ??= name
       if (!chart && /^[^/]+\/Chart\.yaml$/.test(name)) chart = name
       // Read into memory: bounded, and only the first of each (verification refuses a second).
-      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE) || texts.has(name) || (entry.size ?? 0) > LIMITS.textBytes) {
+      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE) || texts.has(name)) {
+        entry.resume()
+        return
+      }
+      if ((entry.size ?? 0) > LIMITS.textBytes) {
+        tooLarge ??= name
         entry.resume()
         return
       }
@@ -630,6 +637,7 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
     // Stopped on purpose, interrupted, or not (entirely) a tar archive: what was read decides below.
     signal?.throwIfAborted()
   }
+  if (tooLarge) throw packageError(`${file}: ${tooLarge} is larger than ${LIMITS.textBytes} bytes; kod refuses such a package`)
   const manifestBytes = texts.get(MANIFEST_FILE)
   const sumsBytes = texts.get(SUMS_FILE)
   const manifestText = manifestBytes?.toString('utf8')
@@ -679,11 +687,14 @@ async function consumeEntry(entry: tar.ReadEntry, name: string, into: string | u
       await mkdir(path.dirname(target), {recursive: true})
       handle = await open(target, 'wx')
     }
+    // A destroyed entry's iteration ends only if it was waiting for data: check before each wait.
+    stop.throwIfAborted()
     for await (const chunk of entry as AsyncIterable<Buffer>) {
       hash.update(chunk)
       read += chunk.length
       kept?.push(chunk)
       if (handle) await handle.write(chunk)
+      if (stop.aborted) break
     }
     // A destroyed entry ends its iteration early: what was read is not the file.
     stop.throwIfAborted()
@@ -704,6 +715,8 @@ async function streamArchive(file: string, head: ArchiveHead, signal: AbortSigna
   if (head.sumsText === undefined) throw packageError(`${file}: ${SUMS_FILE} is missing; the package is incomplete`)
   const verifier = new PackageVerifier(file, head.manifest, parseSums(head.sumsText), {manifestDigest: head.manifestDigest, sumsDigest: head.sumsDigest})
   const stop = new AbortController()
+  // One listener per file still being read: many small files may be in flight at once.
+  setMaxListeners(0, stop.signal)
   let failure: unknown
   const fail = (error: unknown): void => {
     failure ??= error
@@ -756,10 +769,12 @@ export async function verifyArchive(file: string, signal?: AbortSignal): Promise
  * Extracts a package archive into `dir` (which must not exist), verifying it in the same single read:
  * an entry is written only once its header has passed the rules, and a refusal stops the reading.
  * Extraction goes to a sibling temporary directory first, so `dir` appears only when complete and
- * verified, and nothing is left behind otherwise; an abort stops the extraction itself.
+ * verified, and nothing is left behind otherwise; an abort stops the extraction itself. `known` is the
+ * archive's head when the caller has read it already (a hand-made archive's head may take a full read).
  */
-export async function extractPackage(file: string, dir: string, signal?: AbortSignal): Promise<PackageManifest> {
-  const head = await readArchiveHead(file, signal)
+export async function extractPackage(file: string, dir: string, signal?: AbortSignal, known?: ArchiveHead): Promise<PackageManifest> {
+  // The head the caller read, if any: the stream is checked against those very files, so it cannot differ.
+  const head = known ?? (await readArchiveHead(file, signal))
   const partial = `${dir}.partial-${process.pid}`
   await discard(partial)
   await mkdir(partial, {recursive: true})

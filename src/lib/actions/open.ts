@@ -156,7 +156,7 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   }
   const extractTitles = [`Extract and verify ${path.basename(input)} (${size})`, `Extracted and verified ${path.basename(input)} (${size}) into ${shown(dir)}`] as const
   if ((await kindOf(dir)) === undefined) {
-    const manifest = await extractInto(input, dir, extractTitles, quiet, signal).catch(unwritable)
+    const manifest = await extractInto(input, head, dir, extractTitles, quiet, signal).catch(unwritable)
     return {dir, manifest, unpacked: true, note: `unpacked ${input} into ${shown(dir)}`}
   }
 
@@ -179,7 +179,7 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
         const refusal = await whyNotReplaceable(dir, input, found, signal)
         if (refusal) throw usageError(refusal)
       }),
-      step(...extractTitles, async () => void (manifest = await replace(input, dir, found, signal))),
+      step(...extractTitles, async () => void (manifest = await replace(input, head, dir, found, signal))),
     ],
     {quiet},
   ).catch(unwritable)
@@ -218,14 +218,14 @@ async function reuse(dir: string, input: string, signal?: AbortSignal): Promise<
 }
 
 /** Extracts into a sibling temporary directory, renamed into place only when complete and verified. */
-async function extractInto(input: string, dir: string, titles: readonly [string, string], quiet: boolean, signal?: AbortSignal): Promise<PackageManifest> {
+async function extractInto(input: string, head: ArchiveHead, dir: string, titles: readonly [string, string], quiet: boolean, signal?: AbortSignal): Promise<PackageManifest> {
   let manifest: PackageManifest | undefined
   const incoming = `${dir}.extracting-${process.pid}`
   try {
     await runSteps(
       [
         step(...titles, async () => {
-          manifest = await extractPackage(input, incoming, signal)
+          manifest = await extractPackage(input, incoming, signal, head)
           await rename(incoming, dir)
         }),
       ],
@@ -242,12 +242,12 @@ async function extractInto(input: string, dir: string, titles: readonly [string,
  * extra-file check repeated (someone may have written there meanwhile), then two renames, restoring
  * the old directory if the second fails. The old one is removed last.
  */
-async function replace(input: string, dir: string, found: OtherPackage, signal?: AbortSignal): Promise<PackageManifest> {
+async function replace(input: string, head: ArchiveHead, dir: string, found: OtherPackage, signal?: AbortSignal): Promise<PackageManifest> {
   const incoming = `${dir}.extracting-${process.pid}`
   const outgoing = `${dir}.replaced-${process.pid}`
   let swapped = false
   try {
-    const manifest = await extractPackage(input, incoming, signal)
+    const manifest = await extractPackage(input, incoming, signal, head)
     signal?.throwIfAborted()
     const extra = await firstExtra(dir, replaceable(found))
     if (extra) throw usageError(`${shown(dir)} gained ${extra} while kod unpacked ${input}, so kod will not replace it: remove ${shown(dir)}, ${elsewhere(input)}`)
