@@ -7,7 +7,7 @@ import {openPackage} from '../lib/actions/open.js'
 import {optionsFor} from '../lib/source-flags.js'
 import {checkNamespace, checkReleaseName} from '../lib/names.js'
 import {checkReleaseFlag, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
-import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom} from '../lib/base-command.js'
+import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
   static override summary = 'Populate the private registry, then install the chart (or every release of a helmfile), every image pointed at that registry.'
@@ -57,6 +57,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
 
   static override flags = {
     package: packageFlag,
+    'verify-key': verifyKeyFlag,
     ...targetFlags,
     namespace: Flags.string({char: 'n', summary: "Namespace to install into (helm's -n; created if missing); with several releases, the namespace of each release that names none."}),
     release: Flags.string({char: 'd', summary: 'Release name (default: the chart name); only for a package with one release.'}),
@@ -88,7 +89,13 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     // Before unpacking anything: every -f names a file, as FILE or as RELEASE=FILE.
     await valuesFilesFrom((flags.values ?? []).map((value) => (existsSync(value) || !value.includes('=') ? value : value.slice(value.indexOf('=') + 1))))
     const ctx = await this.context()
-    const pkg = await openPackage(flags.package, {unpackTo: {parent: process.cwd()}, reuse: true, quiet: this.quiet(flags) || (flags['list-commands'] && !flags['no-install']), signal: this.abort.signal})
+    const pkg = await openPackage(flags.package, {
+      verifyKey: await verifyKeyFrom(flags['verify-key']),
+      unpackTo: {parent: process.cwd()},
+      reuse: true,
+      quiet: this.quiet(flags) || (flags['list-commands'] && !flags['no-install']),
+      signal: this.abort.signal,
+    })
     if (pkg.note) this.logToStderr(pkg.note)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
     checkReleaseFlag(pkg.manifest, flags.release)

@@ -3,13 +3,14 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {PackageManifest} from '../api.js'
-import {packageWarnings} from '../lib/actions/open.js'
-import {KodCommand} from '../lib/base-command.js'
+import {directorySignature, packageWarnings} from '../lib/actions/open.js'
+import {KodCommand, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize, table} from '../lib/format.js'
-import {type ArchiveSummary, verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
+import {type ArchiveSummary, readArchiveHead, verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
 import {manifestSchema} from '../lib/kodpkg-schema.js'
 import {runSteps, step} from '../lib/progress.js'
+import {checkSignature} from '../lib/signing.js'
 
 export default class Inspect extends KodCommand {
   static override summary = 'Show what a package holds, after verifying every checksum.'
@@ -27,6 +28,7 @@ export default class Inspect extends KodCommand {
   static override flags = {
     package: Flags.string({char: 'c', summary: 'The package: a package file (.kodpkg, or any name) or an unpacked package directory.', exactlyOne: ['package', 'schema']}),
     schema: Flags.boolean({summary: 'Print the JSON Schema of kod-package.yaml and exit.'}),
+    'verify-key': verifyKeyFlag,
   }
 
   public async run(): Promise<PackageManifest | typeof manifestSchema> {
@@ -39,6 +41,12 @@ export default class Inspect extends KodCommand {
     const info = await stat(input).catch(() => {
       throw usageError(`package not found: ${input}`)
     })
+    const verifyKey = await verifyKeyFrom(flags['verify-key'])
+    if (verifyKey) {
+      // Before anything else: the signature over SHA256SUMS, whose every line the verification then checks.
+      const signed = info.isDirectory() ? await directorySignature(input) : await readArchiveHead(input, this.abort.signal).then((head) => ({sums: head.sumsBytes, signature: head.signature}))
+      checkSignature(signed.sums, signed.signature, verifyKey, input)
+    }
     // Verifying a large package takes seconds: a progress step says what kod is doing meanwhile.
     let summary: Partial<ArchiveSummary> | undefined
     await runSteps(

@@ -7,6 +7,7 @@ import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js
 import {parseMirrors} from '../lib/images.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize} from '../lib/format.js'
+import {loadSigningKey} from '../lib/signing.js'
 
 export default class Package extends KodCommand {
   static override summary = 'Package a Helm chart or a helmfile, and every container image it runs, into one .kodpkg file.'
@@ -38,6 +39,10 @@ Registry credentials come from the usual auth files (skopeo login / docker login
       command: '<%= config.bin %> <%= command.id %> -c oci://ghcr.io/org/charts/mychart --version 1.2.3',
     },
     {
+      description: 'Sign the package (make the key with openssl, see docs/security.md):',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --sign-key kod-signing.pem',
+    },
+    {
       description: 'A helmfile, every release of its prod environment:',
       command: '<%= config.bin %> <%= command.id %> -c ./deploy/helmfile.yaml -e prod --version 2026.11',
     },
@@ -65,6 +70,7 @@ Registry credentials come from the usual auth files (skopeo login / docker login
       multiple: true,
       multipleNonGreedy: true,
     }),
+    'sign-key': Flags.string({summary: 'Sign the package with this Ed25519 private key (unencrypted PEM): SHA256SUMS.sig beside SHA256SUMS (docs/security.md).'}),
   }
 
   public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number; warnings: string[]}> {
@@ -74,7 +80,10 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     if (info && !isDirectory && !/\.(kodpkg|tgz|tar)$/.test(flags.output)) {
       throw usageError(`-o ${flags.output} is an existing file, not a directory: give a directory to write the package into, or a file name ending in .kodpkg`)
     }
+    // A bad key is said before any work.
+    const signingKey = flags['sign-key'] === undefined ? undefined : await loadSigningKey(flags['sign-key'])
     const result = await packageAction(await this.context(), await this.sources(), {
+      signingKey,
       ...outputTarget(flags.output, isDirectory),
       request: await packageRequestFrom(flags, await this.hints(flags.hints)),
       mirrors: parseMirrors(flags['registry-mirror'] ?? []),

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {planCommands, planPopulate, runPopulate} from '../lib/actions/deploy.js'
 import {openPackage, packageWarnings} from '../lib/actions/open.js'
-import {KodCommand, packageFlag, targetFlags, targetFrom} from '../lib/base-command.js'
+import {KodCommand, packageFlag, targetFlags, targetFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {formatCommand} from '../lib/tools.js'
 
 export default class Populate extends KodCommand {
@@ -24,6 +24,7 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
 
   static override flags = {
     package: packageFlag,
+    'verify-key': verifyKeyFlag,
     ...targetFlags,
     'list-commands': Flags.boolean({
       summary: 'Print the commands, one per line, instead of running them; a package file is unpacked into ./kod-<chart>-<version> so they stay valid.',
@@ -37,6 +38,7 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
     const listCommands = flags['list-commands']
     // Printed commands name files in the unpacked package: they must outlive this run, like deploy's.
     const pkg = await openPackage(flags.package, {
+      verifyKey: await verifyKeyFrom(flags['verify-key']),
       unpackTo: {parent: listCommands ? process.cwd() : ctx.tmpDir},
       reuse: listCommands,
       quiet: this.quiet(flags) || listCommands,

@@ -3,7 +3,7 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {openPackage} from '../lib/actions/open.js'
-import {KodCommand} from '../lib/base-command.js'
+import {KodCommand, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 
 async function isDirectory(file: string): Promise<boolean> {
@@ -28,13 +28,16 @@ A package is recognised by its content, whatever the file is called (kod-mychart
   static override flags = {
     package: Flags.string({char: 'c', summary: 'The package file (.kodpkg, or any name: kod reads its content).', required: true}),
     output: Flags.string({char: 'o', summary: 'Directory to create (default: ./kod-<chart>-<version>).'}),
+    'verify-key': verifyKeyFlag,
   }
 
   public async run(): Promise<void> {
     const {flags} = await this.parse(Unpack)
     if (await isDirectory(flags.package)) throw usageError(`${flags.package} is a directory: give a package file (a directory needs no unpacking)`)
     if (flags.output) await checkOutputPath(flags.output)
+    const verifyKey = await verifyKeyFrom(flags['verify-key'])
     const opened = await openPackage(flags.package, {
+      verifyKey,
       unpackTo: {dir: flags.output, parent: process.cwd()},
       quiet: this.quiet({}),
       signal: this.abort.signal,

@@ -1,4 +1,5 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
+import type {KeyObject} from 'node:crypto'
 import {mkdtemp, readFile, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -9,6 +10,7 @@ import {ExitCode, fileSystemError, KodError, messageOf, parseErrorMessage, usage
 import {loadHints} from './hints.js'
 import {checkKubeVersion} from './names.js'
 import {refHelpers} from './refs.js'
+import {loadVerifyKey} from './signing.js'
 import {type SourceFlagsGiven, splitSourceFlags} from './source-flags.js'
 import {loadSources, type SourceRegistry} from './sources.js'
 import {parseTarget} from './target.js'
@@ -199,6 +201,16 @@ export function debugPrinter(namespace: string, setting = process.env.DEBUG): (.
   if (!debugEnabled(namespace, setting)) return () => {}
   // %o as the debug package prints it (util.format's %o also shows hidden properties such as an array's length).
   return (first, ...rest) => process.stderr.write(`${namespace} ${typeof first === 'string' ? format(first.replaceAll('%o', '%O'), ...rest) : format(first, ...rest)}\n`)
+}
+
+/** --verify-key: every command that reads a package takes it (docs/security.md). */
+export const verifyKeyFlag = Flags.string({
+  summary: 'Refuse the package unless its SHA256SUMS is signed with this Ed25519 key (PEM public key), checked before anything else.',
+})
+
+/** The --verify-key file, loaded (one-line errors for a bad key), or undefined. */
+export async function verifyKeyFrom(file: string | undefined): Promise<KeyObject | undefined> {
+  return file === undefined ? undefined : loadVerifyKey(file)
 }
 
 export const packageFlag = Flags.string({

@@ -1,5 +1,5 @@
 import {Ajv} from 'ajv'
-import {createHash, randomBytes} from 'node:crypto'
+import {createHash, type KeyObject, randomBytes} from 'node:crypto'
 import {setMaxListeners} from 'node:events'
 import {createReadStream} from 'node:fs'
 import {type FileHandle, lstat, mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
@@ -12,6 +12,7 @@ import type {PackagedImage, PackageManifest, UnitImage} from '../api.js'
 import {ExitCode, KodError, messageOf, packageError, usageError} from './errors.js'
 import {legacyManifestSchema, manifestSchema} from './kodpkg-schema.js'
 import {blobLinks, type BlobLinks, type LayoutBlob, layoutProblem, REF_NAME} from './oci.js'
+import {SIGNATURE_FILE, signSums} from './signing.js'
 import {unitValuesFileName} from './units.js'
 
 /**
@@ -25,7 +26,7 @@ export const READABLE_FORMATS: readonly number[] = [1, 2, 3]
 export const MANIFEST_FILE = 'kod-package.yaml'
 export const SUMS_FILE = 'SHA256SUMS'
 /** A detached signature over SHA256SUMS: the one file besides SHA256SUMS that SHA256SUMS cannot list. */
-export const SIGNATURE_FILE = 'SHA256SUMS.sig'
+export {SIGNATURE_FILE} from './signing.js'
 export const IMAGES_DIR = 'images'
 export const EXTENSION = '.kodpkg'
 
@@ -194,13 +195,18 @@ export async function writePackage(
   manifest: PackageManifest,
   outFile: string,
   signal?: AbortSignal,
+  /** --sign-key: SHA256SUMS.sig is written beside SHA256SUMS, and follows it in the archive. */
+  signingKey?: KeyObject,
 ): Promise<{files: number; bytes: number}> {
   await writeFile(path.join(staging, MANIFEST_FILE), stringifyManifest(manifest))
   await rm(path.join(staging, SUMS_FILE), {force: true})
+  await rm(path.join(staging, SIGNATURE_FILE), {force: true})
   const files = await listFiles(staging)
   const hashes = await mapLimit(files, 4, (file) => sha256File(path.join(staging, file)), signal)
-  await writeFile(path.join(staging, SUMS_FILE), formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
-  const order = [MANIFEST_FILE, SUMS_FILE, ...files.filter((file) => file !== MANIFEST_FILE)]
+  const sums = Buffer.from(formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
+  await writeFile(path.join(staging, SUMS_FILE), sums)
+  if (signingKey) await writeFile(path.join(staging, SIGNATURE_FILE), signSums(sums, signingKey))
+  const order = [MANIFEST_FILE, SUMS_FILE, ...(signingKey ? [SIGNATURE_FILE] : []), ...files.filter((file) => file !== MANIFEST_FILE)]
   const partial = `${outFile}.partial-${process.pid}`
   try {
     await tar.create({cwd: staging, file: partial, portable: true, noDirRecurse: true}, order)
@@ -569,6 +575,10 @@ export interface ArchiveHead {
   /** sha256 of the two files' bytes as read here: verification checks the rest of the archive against these very files. */
   manifestDigest: string
   sumsDigest?: string
+  /** SHA256SUMS.sig, when it follows SHA256SUMS (a signed package, docs/security.md). */
+  signature?: Buffer
+  /** SHA256SUMS as bytes, what the signature covers. */
+  sumsBytes?: Buffer
 }
 
 /** Magic numbers of what people put where a package belongs, and what to tell them. */
@@ -613,8 +623,14 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       const name = entryName(entry)
       first ??= name
       if (!chart && /^[^/]+\/Chart\.yaml$/.test(name)) chart = name
+      // Past the signature's place: a package kod wrote has nothing more to read here.
+      if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE) && name !== SIGNATURE_FILE) {
+        entry.resume()
+        enough.abort()
+        return
+      }
       // Read into memory: bounded, and only the first of each (verification refuses a second).
-      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE) || texts.has(name)) {
+      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE && name !== SIGNATURE_FILE) || texts.has(name)) {
         entry.resume()
         return
       }
@@ -627,7 +643,7 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       entry.on('data', (chunk: Buffer) => chunks.push(chunk))
       entry.on('end', () => {
         texts.set(name, Buffer.concat(chunks))
-        if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE)) enough.abort()
+        if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE) && texts.has(SIGNATURE_FILE)) enough.abort()
       })
     },
   })
@@ -648,7 +664,8 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       manifestText,
       sumsText,
       manifestDigest: sha256(manifestBytes),
-      ...(sumsBytes ? {sumsDigest: sha256(sumsBytes)} : {}),
+      ...(sumsBytes ? {sumsDigest: sha256(sumsBytes), sumsBytes} : {}),
+      ...(texts.has(SIGNATURE_FILE) ? {signature: texts.get(SIGNATURE_FILE)} : {}),
     }
   }
   if (first === undefined) throw notAPackage(file, await describeNonTar(file))

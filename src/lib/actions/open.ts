@@ -1,4 +1,5 @@
-import {lstat, readdir, rename, rm, stat} from 'node:fs/promises'
+import type {KeyObject} from 'node:crypto'
+import {lstat, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {OpenedPackage, PackageManifest} from '../../api.js'
@@ -17,10 +18,12 @@ import {
   parseSums,
   readArchiveHead,
   readDirectoryHead,
+  SIGNATURE_FILE,
   SUMS_FILE,
   verifyDirectory,
 } from '../kodpkg.js'
 import {runSteps, step} from '../progress.js'
+import {checkSignature} from '../signing.js'
 
 async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
   try {
@@ -42,7 +45,15 @@ export interface OpenOptions {
   reuse?: boolean
   /** No progress display (--json, --list-commands). */
   quiet?: boolean
+  /** --verify-key: the package must be signed with it, checked before anything else (docs/security.md). */
+  verifyKey?: KeyObject
   signal?: AbortSignal
+}
+
+/** A directory's SHA256SUMS and SHA256SUMS.sig, as the signature check reads them. */
+export async function directorySignature(dir: string): Promise<{sums?: Buffer; signature?: Buffer}> {
+  const read = (name: string): Promise<Buffer | undefined> => readFile(path.join(dir, name)).catch(() => undefined)
+  return {sums: await read(SUMS_FILE), signature: await read(SIGNATURE_FILE)}
 }
 
 export interface Opened extends OpenedPackage {
@@ -139,6 +150,10 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   const quiet = Boolean(options.quiet)
   if (kind === 'directory') {
     const dir = path.resolve(input)
+    if (options.verifyKey) {
+      const {sums, signature} = await directorySignature(dir)
+      checkSignature(sums, signature, options.verifyKey, input)
+    }
     let manifest: PackageManifest | undefined
     await runSteps([step(`Verify ${shown(dir)}`, `Verified ${shown(dir)}`, async () => void (manifest = await verifyDirectory(dir, signal)))], {quiet})
     return {dir, manifest: manifest!, unpacked: false}
@@ -146,6 +161,8 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
   // The manifest names the directory: read it first, before anything is written.
   const head = await readArchiveHead(input, signal)
   if (head.sumsText === undefined) throw packageError(`${input}: ${SUMS_FILE} is missing; the package is incomplete`)
+  // Before anything is written: the signature over SHA256SUMS, whose every line the extraction then checks.
+  if (options.verifyKey) checkSignature(head.sumsBytes, head.signature, options.verifyKey, input)
   const {dir: fixed, parent} = options.unpackTo
   const dir = path.resolve(fixed ?? path.join(parent, packageBaseName(head.manifest.name, head.manifest.version)))
   const size = formatSize((await stat(input)).size)

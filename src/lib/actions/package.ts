@@ -1,3 +1,4 @@
+import type {KeyObject} from 'node:crypto'
 import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
@@ -26,6 +27,8 @@ export interface PackageOptions {
   mirrors?: Mirror[]
   /** Called with each step's cleanup (the staging directory), so an interrupt removes it. */
   onCleanup(fn: () => Promise<unknown>): void
+  /** --sign-key: the package's SHA256SUMS is signed with it. */
+  signingKey?: KeyObject
 }
 
 export interface PackageResult {
@@ -246,7 +249,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
             }
             const file = options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
             task.title = `Write ${path.basename(file)}`
-            const written = await writePackage(staging, manifest, file, ctx.cancelSignal)
+            const written = await writePackage(staging, manifest, file, ctx.cancelSignal, options.signingKey)
             result = {file, manifest, bytes: written.bytes}
             task.title = `Wrote ${path.basename(file)}, ${formatSize(written.bytes)}`
           },
