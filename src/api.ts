@@ -110,6 +110,20 @@ export interface PackageRequest {
   hints?: LoadedHints[]
   /** Values of the flags this source declares (KodSource.flags), by flag name. */
   options?: SourceOptions
+  /**
+   * --username / --password-stdin: the login for the chart repository or OCI registry at `host` only
+   * (never sent anywhere else). Pass it to tools through files or environment, never arguments, and
+   * never record or print it (docs/security.md).
+   */
+  credentials?: ChartCredentials
+}
+
+/** A login for one chart repository or OCI chart registry. */
+export interface ChartCredentials {
+  /** host[:port] the login is for, lower-case. */
+  host: string
+  username: string
+  password: string
 }
 
 /** Values of a source's own flags, by flag name: a string, a boolean, or the values of a repeatable flag. */

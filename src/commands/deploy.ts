@@ -46,6 +46,10 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       description: 'Accept an image the chart hard-codes, pulled from outside the private registry:',
       command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --allow-external docker.io/library/busybox:1.28',
     },
+    {
+      description: 'A registry that needs a login, the password read from a file:',
+      command: 'cat registry-password.txt | <%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r harbor.corp --registry-username robot --registry-password-stdin',
+    },
     {description: "Helm's client-side dry run:", command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --dry-run'},
     {
       description: 'A helmfile package, installed release by release with helm (no helmfile binary needed):',
@@ -71,7 +75,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     'dry-run': Flags.boolean({summary: "Passed to helm as --dry-run=client: render and simulate the install, change nothing in the cluster."}),
     'no-install': Flags.boolean({summary: 'Stop before helm: populate the registry and write the values files; say which helm command to run.'}),
     'list-commands': Flags.boolean({
-      summary: 'Print commands on stdout, one per line: alone, the pushes and helm, running nothing; with --no-install, only helm, after populating.',
+      summary: 'Print commands on stdout, one per line: alone, the pushes and helm, running nothing; with --no-install, only helm, after populating. They rely on your own skopeo and helm registry logins, never on --registry-username.',
     }),
     'allow-external': Flags.string({
       summary: 'Accept this image from outside the private registry (repeatable; any spelling of the reference): deploy warns instead of refusing.',
@@ -88,6 +92,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     checkNamespace(flags.namespace)
     // Before unpacking anything: every -f names a file, as FILE or as RELEASE=FILE.
     await valuesFilesFrom((flags.values ?? []).map((value) => (existsSync(value) || !value.includes('=') ? value : value.slice(value.indexOf('=') + 1))))
+    await this.loginTarget(flags, target)
     const ctx = await this.context()
     const pkg = await openPackage(flags.package, {
       verifyKey: await verifyKeyFrom(flags['verify-key']),

@@ -18,7 +18,7 @@ A helmfile (-c helmfile.yaml, or a directory holding one) is packaged release by
 
 Progress goes to stderr: a live display when stderr is a terminal, one line per finished step (each pulled image with its count and size) when it is not, nothing under --json. stdout holds only the result line, or the JSON.
 
-Registry credentials come from the usual auth files (skopeo login / docker login / helm registry login). The file appears only when complete: a failed or interrupted run leaves nothing behind.`
+Image registry credentials come from the usual auth files (skopeo login / docker login). A chart repository (-r) or oci:// chart registry that needs a login: --username USER --password-stdin, the password piped into kod; helm gets it in temporary files, for that host only, and it is never recorded (without them, helm uses your own helm registry login for oci://). The file appears only when complete: a failed or interrupted run leaves nothing behind.`
 
   static override examples = [
     {description: 'Package a local chart directory:', command: '<%= config.bin %> <%= command.id %> -c ./mychart'},
@@ -33,6 +33,10 @@ Registry credentials come from the usual auth files (skopeo login / docker login
     {
       description: 'A chart from a repository:',
       command: '<%= config.bin %> <%= command.id %> -r https://charts.bitnami.com/bitnami -c redis --version 23.1.1',
+    },
+    {
+      description: 'A chart from a repository that needs a login, the password read from a file:',
+      command: 'cat repo-password.txt | <%= config.bin %> <%= command.id %> -r https://charts.corp/stable -c mychart --version 1.2.3 --username ci --password-stdin',
     },
     {
       description: 'A chart from an OCI registry:',

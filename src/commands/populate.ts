@@ -8,7 +8,7 @@ import {formatCommand} from '../lib/tools.js'
 export default class Populate extends KodCommand {
   static override summary = "Push a package's images and charts into a private registry."
 
-  static override description = `Runs on the air-gapped side. Every image goes to <registry>/<prefix>/<original-host>/<original-repository> with its original tag and digest (skopeo copy --all --preserve-digests); a port in the original host becomes "-<port>". Each chart is pushed as an OCI artifact to oci://<registry>/<prefix>/charts with helm push. Credentials come from the usual auth files (skopeo login, helm registry login).
+  static override description = `Runs on the air-gapped side. Every image goes to <registry>/<prefix>/<original-host>/<original-repository> with its original tag and digest (skopeo copy --all --preserve-digests); a port in the original host becomes "-<port>". Each chart is pushed as an OCI artifact to oci://<registry>/<prefix>/charts with helm push. Credentials come from --registry-username with --registry-password-stdin (the password piped into kod, handed to skopeo and helm in a temporary auth file, never an argument), or else from your own logins (skopeo login, helm registry login).
 
 Before pushing, populate repeats as warnings what the package records for the operator: images kod cannot relocate through values, and anything else found at package time.
 
@@ -17,6 +17,10 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http',
     '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r https://harbor.corp/airgap --prefix mirror',
+    {
+      description: 'A registry that needs a login, the password read from a file:',
+      command: 'cat registry-password.txt | <%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r harbor.corp --registry-username robot --registry-password-stdin',
+    },
     {description: 'Print the commands instead of running them:', command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --list-commands'},
   ]
 
@@ -27,13 +31,14 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
     'verify-key': verifyKeyFlag,
     ...targetFlags,
     'list-commands': Flags.boolean({
-      summary: 'Print the commands, one per line, instead of running them; a package file is unpacked into ./kod-<chart>-<version> so they stay valid.',
+      summary: 'Print the commands, one per line, instead of running them; a package file is unpacked into ./kod-<chart>-<version> so they stay valid. They rely on your own skopeo and helm registry logins, never on --registry-username.',
     }),
   }
 
   public async run(): Promise<{registry: string; images: string[]; commands: string[]; warnings: string[]}> {
     const {flags} = await this.parse(Populate)
     const target = targetFrom(flags)
+    await this.loginTarget(flags, target)
     const ctx = await this.context()
     const listCommands = flags['list-commands']
     // Printed commands name files in the unpacked package: they must outlive this run, like deploy's.

@@ -5,7 +5,8 @@ import os from 'node:os'
 import path from 'node:path'
 import {format} from 'node:util'
 
-import {type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type SourceFlag, type Target} from '../api.js'
+import {type ChartCredentials, type LoadedHints, type Logger, type PackageRequest, type RenderKnobs, SOURCE_API, type SourceContext, type SourceFlag, type Target} from '../api.js'
+import {authFileEnvironment, hasUserinfo, loginFrom, redactLine, stripUserinfo, withEnvironment, writeAuthFile} from './credentials.js'
 import {ExitCode, fileSystemError, KodError, messageOf, parseErrorMessage, usageError, yamlProblem} from './errors.js'
 import {loadHints} from './hints.js'
 import {checkKubeVersion} from './names.js'
@@ -26,6 +27,12 @@ export const targetFlags = {
   prefix: Flags.string({summary: 'Repository prefix below the registry.', default: 'kod'}),
   'plain-http': Flags.boolean({summary: 'Talk to the registry over plain HTTP.', exclusive: ['insecure-skip-tls-verify']}),
   'insecure-skip-tls-verify': Flags.boolean({summary: "Use HTTPS but don't verify the registry's certificate."}),
+  'registry-username': Flags.string({
+    summary: 'User to log in to the registry as, with --registry-password-stdin; without them, your own skopeo and helm registry logins are used.',
+  }),
+  'registry-password-stdin': Flags.boolean({
+    summary: 'Read the registry password from stdin (with --registry-username); it reaches skopeo and helm in a temporary auth file, never an argument, and --list-commands never prints it.',
+  }),
 }
 
 /** The target registry from the shared target flags. */
@@ -138,6 +145,10 @@ export function chartFlagsFor(command: 'package' | 'images') {
       multipleNonGreedy: true,
     }),
     kind: Flags.string({summary: 'Source kind, when kod cannot tell (e.g. helm).'}),
+    username: Flags.string({summary: 'User for the chart repository (-r URL) or oci:// chart registry that needs a login, with --password-stdin.'}),
+    'password-stdin': Flags.boolean({
+      summary: 'Read the password for --username from stdin; it reaches helm in temporary files, only for that repository or registry host, and is never recorded.',
+    }),
     ...renderFlagsFor(command),
     hints: Flags.string({
       summary: `Hint file (docs/hints.md) for charts kod cannot fully read by rendering (repeatable)${kept ? '; stored in the package' : ''}.`,
@@ -159,12 +170,35 @@ interface ChartFlagValues {
   'kube-version'?: string
   'api-versions'?: string[]
   set?: string[]
+  username?: string
+  'password-stdin'?: boolean
+}
+
+/**
+ * --username / --password-stdin as the login for the one host they are for: that of -r REPO_URL or of
+ * an oci:// chart. A URL with user:password@ in it is refused without echoing them: it would be recorded
+ * in the package and shown in helm's argument list.
+ */
+export async function chartCredentialsFrom(flags: ChartFlagValues): Promise<ChartCredentials | undefined> {
+  for (const [flag, value] of [['-r', flags.repo], ['-c', flags.chart]] as const) {
+    if (value && /^[a-z][\w+.-]*:\/\//i.test(value) && hasUserinfo(value)) {
+      throw usageError(`${flag} ${stripUserinfo(value)}: credentials do not belong in the URL (it is recorded in the package and visible to every process): give them with --username USER --password-stdin`)
+    }
+  }
+  const login = await loginFrom(flags.username, Boolean(flags['password-stdin']), {username: 'username', password: 'password-stdin'})
+  if (!login) return undefined
+  const url = flags.repo ?? (flags.chart.startsWith('oci://') ? flags.chart : undefined)
+  const host = url && /^(https?|oci):\/\//i.test(url) ? new URL(url.replace(/^oci:/i, 'https:')).host.toLowerCase() : undefined
+  if (!host) throw usageError('--username is the login for a chart repository (-r https://…) or an oci:// chart (-c oci://…): give one of those, or log in with helm registry login')
+  return {host, ...login}
 }
 
 /** The package request the chart flags describe, with the hints already loaded. */
 export async function packageRequestFrom(flags: ChartFlagValues, hints: LoadedHints[]): Promise<PackageRequest> {
   const insecureRegistries = [...new Set((flags['insecure-registry'] ?? []).map((value) => insecureRegistryHost(value)))]
+  const credentials = await chartCredentialsFrom(flags)
   return {
+    ...(credentials ? {credentials} : {}),
     hints,
     ref: flags.chart,
     version: flags.version,
@@ -200,7 +234,8 @@ export function debugEnabled(namespace: string, setting: string | undefined): bo
 export function debugPrinter(namespace: string, setting = process.env.DEBUG): (...args: unknown[]) => void {
   if (!debugEnabled(namespace, setting)) return () => {}
   // %o as the debug package prints it (util.format's %o also shows hidden properties such as an array's length).
-  return (first, ...rest) => process.stderr.write(`${namespace} ${typeof first === 'string' ? format(first.replaceAll('%o', '%O'), ...rest) : format(first, ...rest)}\n`)
+  // Redacted: oclif's own debug line shows kod's argument list, which may hold a URL's user:password@.
+  return (first, ...rest) => process.stderr.write(`${namespace} ${redactLine(typeof first === 'string' ? format(first.replaceAll('%o', '%O'), ...rest) : format(first, ...rest))}\n`)
 }
 
 /** --verify-key: every command that reads a package takes it (docs/security.md). */
@@ -240,6 +275,8 @@ export abstract class KodCommand extends Command {
     this.abort.abort()
   }
   private scratchDir?: string
+  /** Environment every tool kod runs gets: the temporary auth file of --registry-username (loginTarget). */
+  private toolEnv: Record<string, string> = {}
 
   public override async init(): Promise<void> {
     await super.init()
@@ -298,10 +335,22 @@ export abstract class KodCommand extends Command {
     return {flags, sourceFlags: given}
   }
 
+  /**
+   * --registry-username / --registry-password-stdin: the target's login goes into a temporary auth file
+   * in the scratch directory (removed at the end), which every skopeo and helm run then uses
+   * (authFileEnvironment). Call it before context().
+   */
+  protected async loginTarget(flags: {'registry-username'?: string; 'registry-password-stdin'?: boolean}, target: Target): Promise<void> {
+    const login = await loginFrom(flags['registry-username'], Boolean(flags['registry-password-stdin']), {username: 'registry-username', password: 'registry-password-stdin'})
+    if (!login) return
+    const file = await writeAuthFile(path.join(await this.scratch(), 'target-login'), target.registry.split('/')[0], login)
+    this.toolEnv = authFileEnvironment(file)
+  }
+
   protected async context(): Promise<SourceContext> {
     return {
       api: SOURCE_API,
-      tools: createToolRunner({cancelSignal: this.abort.signal, onRun: (line) => this.debug(`run: ${line}`)}),
+      tools: withEnvironment(createToolRunner({cancelSignal: this.abort.signal, onRun: (line) => this.debug(`run: ${line}`)}), this.toolEnv),
       log: this.logger(),
       refs: refHelpers,
       tmpDir: await this.scratch(),

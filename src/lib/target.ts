@@ -20,7 +20,7 @@ export function parseTarget(flags: TargetFlags): Target {
   let plainHttp = Boolean(flags.plainHttp)
   const shown = redactUserinfo(flags.registry)
   if (/^([a-z]+:\/\/)?[^/@]*@/i.test(value)) {
-    throw usageError(`-r ${shown}: credentials do not belong in the registry address; log in with skopeo login and helm registry login instead`)
+    throw usageError(`-r ${shown}: credentials do not belong in the registry address: give them with --registry-username USER --registry-password-stdin, or log in with skopeo login and helm registry login`)
   }
   const scheme = /^([a-z]+):\/\//i.exec(value)
   if (scheme) {

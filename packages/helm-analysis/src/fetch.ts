@@ -1,8 +1,8 @@
-import {cp, mkdir, mkdtemp, readdir, readFile, rename, stat} from 'node:fs/promises'
+import {cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import YAML from 'yaml'
 
-import type {ChartEntry, PackageRequest, SourceContext} from 'kod'
+import type {ChartCredentials, ChartEntry, PackageRequest, SourceContext} from 'kod'
 
 import {badInput, readValuesYaml, yamlProblem} from './values.js'
 
@@ -55,17 +55,56 @@ function insecureFlags(url: string, insecureHosts: readonly string[]): string[] 
  * helm pull from an OCI registry; an insecure one is tried with unverified TLS, then over plain HTTP
  * when it turns out to speak no TLS at all.
  */
-async function pullOci(ctx: SourceContext, args: string[], url: string, insecureHosts: readonly string[]): Promise<void> {
+async function pullOci(ctx: SourceContext, args: string[], url: string, insecureHosts: readonly string[], env?: Record<string, string>): Promise<void> {
   if (!isInsecure(url, insecureHosts)) {
-    await ctx.tools.run('helm', args)
+    await ctx.tools.run('helm', args, {env})
     return
   }
   try {
-    await ctx.tools.run('helm', [...args, '--insecure-skip-tls-verify'])
+    await ctx.tools.run('helm', [...args, '--insecure-skip-tls-verify'], {env})
   } catch (error) {
     if (!/HTTP response to HTTPS client/i.test((error as Error).message)) throw error
-    await ctx.tools.run('helm', [...args, '--plain-http'])
+    await ctx.tools.run('helm', [...args, '--plain-http'], {env})
   }
+}
+
+/** The host[:port] of an https:// or oci:// URL, lower-case (undefined when it is no URL). */
+export function urlHost(url: string): string | undefined {
+  try {
+    return new URL(url.replace(/^oci:/i, 'https:')).host.toLowerCase() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The login to use for a URL: only the one given for its very host (a password is never sent elsewhere). */
+function credentialsFor(url: string, credentials: ChartCredentials | undefined): ChartCredentials | undefined {
+  return credentials && urlHost(url) === credentials.host ? credentials : undefined
+}
+
+/** The name the scratch repository configuration gives a repository that needs a login. */
+const LOGIN_REPO = 'kod-login'
+
+/**
+ * helm's own configuration files holding the login, in a private scratch directory (mode 0700, files
+ * 0600), handed to helm through its environment: for an OCI registry a registry config (docker's
+ * config.json, what `helm registry login` writes, read through HELM_REGISTRY_CONFIG); for a chart
+ * repository a repositories.yaml with the repository under LOGIN_REPO (what `helm repo add` writes,
+ * HELM_REPOSITORY_CONFIG) and its own index cache. helm's --username/--password would put the password
+ * in its argument list, visible to every process on the machine.
+ */
+async function loginEnvironment(dir: string, kind: 'oci' | 'repo', url: string, login: ChartCredentials, insecure: boolean): Promise<Record<string, string>> {
+  await mkdir(dir, {recursive: true, mode: 0o700})
+  if (kind === 'oci') {
+    const file = path.join(dir, 'registry.json')
+    const auth = Buffer.from(`${login.username}:${login.password}`).toString('base64')
+    await writeFile(file, JSON.stringify({auths: {[login.host]: {auth}}}), {mode: 0o600})
+    return {HELM_REGISTRY_CONFIG: file}
+  }
+  const file = path.join(dir, 'repositories.yaml')
+  const entry = {name: LOGIN_REPO, url, username: login.username, password: login.password, insecure_skip_tls_verify: insecure, pass_credentials_all: false}
+  await writeFile(file, YAML.stringify({apiVersion: '', generated: new Date(0).toISOString(), repositories: [entry]}), {mode: 0o600})
+  return {HELM_REPOSITORY_CONFIG: file, HELM_REPOSITORY_CACHE: path.join(dir, 'cache')}
 }
 
 /** Dependencies named in Chart.yaml that charts/ does not hold (as a directory or a .tgz). */
@@ -114,6 +153,28 @@ async function explainLoadFailure(error: unknown, chart: string, dir?: string): 
   throw error
 }
 
+/**
+ * helm pull of a chart from a repository that needs a login: the repository is added under LOGIN_REPO
+ * to a scratch repository configuration holding the login (loginEnvironment), its index fetched with
+ * `helm repo update`, and the chart pulled as LOGIN_REPO/<name>. The scratch files go when it is done.
+ */
+async function pullWithLogin(
+  ctx: SourceContext,
+  input: {repo: string; name: string},
+  login: ChartCredentials,
+  args: string[],
+  dir: string,
+  insecure: boolean,
+): Promise<void> {
+  try {
+    const env = await loginEnvironment(dir, 'repo', input.repo, login, insecure)
+    await ctx.tools.run('helm', ['repo', 'update', LOGIN_REPO], {env})
+    await ctx.tools.run('helm', ['pull', `${LOGIN_REPO}/${input.name}`, ...args], {env})
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
 async function onlyArchive(dir: string): Promise<string> {
   const archives = (await readdir(dir)).filter((file) => file.endsWith('.tgz'))
   if (archives.length !== 1) throw new Error(`expected one chart archive in ${dir}, found ${archives.length}`)
@@ -157,10 +218,21 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
       break
     }
     case 'oci': {
-      await pullOci(ctx, ['pull', input.url, ...version, '--destination', download], input.url, request.insecureRegistries)
+      const login = credentialsFor(input.url, request.credentials)
+      const env = login ? await loginEnvironment(path.join(download, '.login'), 'oci', input.url, login, false) : undefined
+      try {
+        await pullOci(ctx, ['pull', input.url, ...version, '--destination', download], input.url, request.insecureRegistries, env)
+      } finally {
+        await rm(path.join(download, '.login'), {recursive: true, force: true})
+      }
       break
     }
     case 'repo': {
+      const login = credentialsFor(input.repo, request.credentials)
+      if (login) {
+        await pullWithLogin(ctx, input, login, [...version, '--destination', download, ...insecureFlags(input.repo, request.insecureRegistries)], path.join(download, '.login'), isInsecure(input.repo, request.insecureRegistries))
+        break
+      }
       await ctx.tools.run('helm', [
         'pull',
         input.name,

@@ -1,6 +1,7 @@
 import path from 'node:path'
 
 import type {DeployRequest, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
+import {loginSuggestion} from '../credentials.js'
 import {ExitCode, KodError, messageOf, usageError} from '../errors.js'
 import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushCommand, pushReference} from '../images.js'
 import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
@@ -19,6 +20,8 @@ export interface PopulatePlan {
   /** `layoutName`: the image's name in that layout (format 1: its `name`). */
   images: Array<{name: string; layoutName: string; to: string; command: PlannedCommand}>
   charts: PlannedCommand[]
+  /** The target registry (host[:port][/path]), named when it refuses kod for want of a login. */
+  registry: string
 }
 
 /** The pushes that put a package's images and charts into the target registry. */
@@ -33,6 +36,7 @@ export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedP
       command: pushCommand(layout, image, target),
     })),
     charts: source.pushCharts(ctx, pkg, target),
+    registry: target.registry,
   }
 }
 
@@ -49,7 +53,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet:
     await ctx.tools.run(command.tool, command.args, {env: command.env}).catch((error: unknown) => {
       const message = messageOf(error)
       // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
-      const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : []
+      const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, plan.registry)
       throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
     })
   }
