@@ -11,11 +11,21 @@ export interface ChartServer {
   stop(): Promise<void>
 }
 
-export async function startChartServer(dir: string): Promise<ChartServer> {
+export interface ChartServerOptions {
+  /** Require HTTP basic auth with these credentials (401 with a WWW-Authenticate challenge otherwise). */
+  auth?: {user: string; password: string}
+}
+
+export async function startChartServer(dir: string, options: ChartServerOptions = {}): Promise<ChartServer> {
+  const expected = options.auth ? `Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}` : undefined
   const key = path.join(dir, '.key.pem')
   const cert = path.join(dir, '.cert.pem')
   await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
   const server = https.createServer({key: await readFile(key), cert: await readFile(cert)}, async (request, response) => {
+    if (expected && request.headers.authorization !== expected) {
+      response.writeHead(401, {'www-authenticate': 'Basic realm="kod-test"'}).end()
+      return
+    }
     const name = decodeURIComponent(new URL(request.url ?? '/', 'https://x').pathname).replace(/^\/+/, '')
     if (!name || name.includes('..') || name.startsWith('.')) {
       response.writeHead(404).end()

@@ -18,11 +18,12 @@ export interface KodResult {
 }
 
 /** Runs the built CLI (bin/run.js) as a user would, never throwing on a non-zero exit. */
-export async function kod(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): Promise<KodResult> {
+/** `input` is written to kod's stdin (as --password-stdin reads it); without it stdin is closed. */
+export async function kod(args: string[], options: {cwd?: string; env?: Record<string, string>; input?: string} = {}): Promise<KodResult> {
   const result = await execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {
     cwd: options.cwd ?? ROOT,
     env: {PATH: toolPath(), ...options.env},
-    stdin: 'ignore',
+    ...(options.input === undefined ? {stdin: 'ignore' as const} : {input: options.input}),
     reject: false,
     timeout: 10 * 60 * 1000,
   })
