@@ -155,6 +155,10 @@ describe('credentials (e2e)', function () {
     expect(result.exitCode, result.stderr).to.equal(0)
     const manifest = YAML.parse((await execa('tar', ['-xOf', path.join(work, 'out-repo', 'kod-hello-0.1.0.kodpkg'), 'kod-package.yaml'])).stdout) as {source: {repo?: string}}
     expect(manifest.source.repo).to.equal(server.url)
+
+    const listed = await run('images -r', ['images', '-r', server.url, '-c', 'hello', '--version', '0.1.0', '-f', values, '--insecure-registry', server.host, ...chartLogin, '--json'], {input: SENTINEL})
+    expect(listed.exitCode, listed.stderr).to.equal(0)
+    expect(listed.stdout).to.include(`${upstream.host}/kodtest/hello:1.0`)
   })
 
   it('packages an oci:// chart from a registry that needs a login', async function () {
@@ -178,6 +182,19 @@ describe('credentials (e2e)', function () {
     const noHost = await run('package local --username', ['package', '-c', path.join(FIXTURES, 'charts', 'hello'), ...chartLogin], {input: SENTINEL})
     expect(noHost.exitCode).to.equal(2)
     expect(noHost.stderr).to.match(/--username is the login for a chart repository/)
+    // A helmfile is carried in the package byte for byte: a repository or oci:// chart URL with a login is refused.
+    for (const [name, helmfile] of [
+      ['repository', {repositories: [{name: 'locked', url: `https://${CHART_USER}:${SENTINEL}@${server.host}`}], releases: [{name: 'web', chart: 'locked/hello'}]}],
+      ['oci chart', {releases: [{name: 'web', chart: `oci://${CHART_USER}:${SENTINEL}@${chartRegistry.host}/charts/hello`}]}],
+    ] as const) {
+      const dir = path.join(work, `helmfile-${name.replace(' ', '-')}`)
+      await mkdir(dir)
+      await writeFile(path.join(dir, 'helmfile.yaml'), YAML.stringify(helmfile))
+      const refused = await run(`package helmfile ${name} with user:pw@`, ['package', '-c', path.join(dir, 'helmfile.yaml'), '-o', path.join(work, 'never')])
+      expect(refused.exitCode, refused.stderr).to.equal(2)
+      expect(refused.stderr).to.match(/credentials do not belong in its URL/)
+      await rm(dir, {recursive: true})
+    }
     const empty = await run('populate empty stdin', ['populate', '-c', path.join(work, 'out-repo', 'kod-hello-0.1.0.kodpkg'), '-r', target.host, '--plain-http', ...targetLogin])
     expect(empty.exitCode).to.equal(2)
     expect(empty.stderr).to.match(/--registry-password-stdin: stdin held no password/)

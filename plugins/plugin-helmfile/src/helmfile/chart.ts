@@ -1,6 +1,6 @@
 import path from 'node:path'
 
-import {refuse} from './errors.js'
+import {CREDENTIALS_IN_URL, hasUserinfo, refuse} from './errors.js'
 import {exists} from './files.js'
 import {type ChartRef, type Repository} from './model.js'
 
@@ -18,7 +18,10 @@ import {type ChartRef, type Repository} from './model.js'
  */
 export async function resolveChart(file: string, dir: string, chart: string, release: string, repositories: Repository[]): Promise<ChartRef> {
   const where = `release "${release}"`
-  if (chart.startsWith('oci://')) return {kind: 'oci', url: chart}
+  if (chart.startsWith('oci://')) {
+    if (hasUserinfo(chart)) refuse(file, `${where}: its oci:// chart: ${CREDENTIALS_IN_URL}`)
+    return {kind: 'oci', url: chart}
+  }
   if (/^[a-z0-9]+::/i.test(chart) || chart.includes('?ref=')) refuse(file, `${where}: chart "${chart}" is fetched with go-getter (git:: or similar); download the chart and reference the local copy`)
   if (chart.includes('://')) refuse(file, `${where}: chart "${chart}": only local paths, repo/name and oci:// charts are supported`)
   const segments = chart.split('/')

@@ -22,3 +22,15 @@ export function refuse(file: string, message: string): never {
 export function needsHelmfile(file: string, why: string): never {
   throw new HelmfileError(`${file}: ${why} — this needs the helmfile binary (kod reads only plain-YAML helmfiles without it)`, true)
 }
+
+/**
+ * Why a URL with user:password@ is refused: the helmfile is carried in the package byte for byte, and
+ * the URL would reach helm's argument list. Said without echoing the URL.
+ */
+export const CREDENTIALS_IN_URL =
+  'credentials do not belong in its URL (the helmfile is carried in the package, and helm would show them to every process): remove them, and log in with helm registry login (OCI) before kod package'
+
+/** Whether a URL carries user:password@ (or user@) before its host. */
+export function hasUserinfo(url: string): boolean {
+  return /^[a-z][\w+.-]*:\/\/[^/@\s]*@/i.test(url.trim())
+}

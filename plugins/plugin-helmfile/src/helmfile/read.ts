@@ -1,6 +1,6 @@
 import path from 'node:path'
 
-import {HelmfileError, needsHelmfile, refuse} from './errors.js'
+import {CREDENTIALS_IN_URL, hasUserinfo, HelmfileError, needsHelmfile, refuse} from './errors.js'
 import {exists, isMap, isRemote, resolveFrom} from './files.js'
 import {glob} from './glob.js'
 import {checkKeys, SUBHELMFILE_KEYS} from './keys.js'
@@ -118,6 +118,7 @@ function repository(file: string, raw: unknown): Repository {
   if (!isMap(raw) || typeof raw.name !== 'string' || !raw.name) refuse(file, 'each repository needs a name')
   if (typeof raw.url !== 'string' || !raw.url) refuse(file, `repository "${raw.name}" has no url`)
   if (raw.url.startsWith('git::') || raw.url.includes('::')) refuse(file, `repository "${raw.name}" is a go-getter URL; kod pulls charts only from Helm and OCI repositories`)
+  if (hasUserinfo(raw.url)) refuse(file, `repository "${raw.name}": ${CREDENTIALS_IN_URL}`)
   return {name: raw.name, url: raw.url, oci: raw.oci === true, file}
 }
 
