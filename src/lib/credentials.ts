@@ -96,7 +96,7 @@ export function withEnvironment(runner: ToolRunner, env: Record<string, string>)
 }
 
 /** The words helm and skopeo use when a registry wants a login it did not get. */
-const UNAUTHORIZED = /\b401\b|unauthorized|authentication required|basic credential not found|no basic auth credentials|denied: requested access/i
+const UNAUTHORIZED = /\b401\b|unauthorized|authentication required|basic (?:credential|\*\*\*) not found|no basic auth credentials|denied: requested access/i
 
 /** How to log in to the target registry, when a tool error says it refused kod for want of one. */
 export function loginSuggestion(message: string, registry: string): string[] {

@@ -149,7 +149,10 @@ describe('credentials (e2e)', function () {
     const base = ['package', '-r', server.url, '-c', 'hello', '--version', '0.1.0', '-f', values, '--insecure-registry', server.host, '--insecure-registry', upstream.host]
     const anonymous = await run('package -r without login', [...base, '-o', path.join(work, 'never')])
     expect(anonymous.exitCode, anonymous.stderr).to.equal(4)
-    expect(anonymous.stderr).to.match(/401|unauthorized/i)
+    expect(anonymous.stderr).to.match(/^Error: .*(401|unauthorized).*it needs a login: add --username USER --password-stdin/im)
+    const wrong = await run('package -r wrong password', [...base, '-o', path.join(work, 'never'), ...chartLogin], {input: 'not-the-password'})
+    expect(wrong.exitCode, wrong.stderr).to.equal(4)
+    expect(wrong.stderr).to.match(/the --username login was refused: check the user and the password/)
 
     const result = await run('package -r', [...base, '-o', path.join(work, 'out-repo'), ...chartLogin], {input: `${SENTINEL}\n`})
     expect(result.exitCode, result.stderr).to.equal(0)
@@ -168,6 +171,9 @@ describe('credentials (e2e)', function () {
       {input: SENTINEL},
     )
     expect(result.exitCode, result.stderr).to.equal(0)
+    const anonymous = await run('package oci:// without login', ['package', '-c', `oci://${chartRegistry.host}/charts/hello`, '--version', '0.1.0', '--insecure-registry', chartRegistry.host, '-o', path.join(work, 'never')])
+    expect(anonymous.exitCode, anonymous.stderr).to.equal(4)
+    expect(anonymous.stderr).to.match(/it needs a login: add --username USER --password-stdin/)
   })
 
   it('refuses credentials in a URL, half a login, and a login with no host, without echoing them', async function () {

@@ -55,6 +55,8 @@ describe('credentials', function () {
       /^log in to registry\.local:5000: add --registry-username USER --registry-password-stdin .*skopeo login registry\.local:5000 and helm registry login registry\.local:5000$/,
     )
     expect(loginSuggestion('helm push failed: basic credential not found', 'r:5000')).to.have.length(1)
+    // as kod's error redaction leaves it
+    expect(loginSuggestion('helm push failed: GET "http://r:5000/v2/x": basic *** not found', 'r:5000')).to.have.length(1)
     expect(loginSuggestion('skopeo copy failed: manifest unknown', 'r:5000')).to.deep.equal([])
   })
 

@@ -168,11 +168,40 @@ async function pullWithLogin(
 ): Promise<void> {
   try {
     const env = await loginEnvironment(dir, 'repo', input.repo, login, insecure)
-    await ctx.tools.run('helm', ['repo', 'update', LOGIN_REPO], {env})
+    await ctx.tools.run('helm', ['repo', 'update', LOGIN_REPO], {env}).catch((error: unknown) => {
+      // helm says why on stdout ("failed to fetch <url>/index.yaml : 401 Unauthorized"); its error names only the repository.
+      const said = String((error as {cause?: {stdout?: unknown}}).cause?.stdout ?? '')
+      const why = /failed to fetch \S+ : (.+)$/m.exec(said)?.[1]
+      if (error instanceof Error && why) error.message += `: ${why.trim()}`
+      throw error
+    })
     await ctx.tools.run('helm', ['pull', `${LOGIN_REPO}/${input.name}`, ...args], {env})
   } finally {
     await rm(dir, {recursive: true, force: true})
   }
+}
+
+/** The words helm uses when a repository or registry wants a login it did not get. */
+const UNAUTHORIZED = /\b401\b|unauthorized|authentication required|basic (?:credential|\*\*\*) not found/i
+
+/**
+ * A pull of the chart named by -r or -c oci:// that was refused for want of a login says how to give
+ * one, or that the login given was refused. The error keeps its kind and exit code.
+ */
+function loginHint(loggedIn: boolean): (error: unknown) => never {
+  return (error) => {
+    if (error instanceof Error && UNAUTHORIZED.test(error.message)) {
+      error.message += loggedIn
+        ? ' (the --username login was refused: check the user and the password)'
+        : ' (it needs a login: add --username USER --password-stdin, with the password piped into kod)'
+    }
+    throw error
+  }
+}
+
+/** Whether the user named this remote chart directly (-r, or -c oci://), so --username could log in to it. */
+function namedDirectly(input: ChartInput, request: PackageRequest): boolean {
+  return (input.type === 'repo' && input.repo === request.repo) || (input.type === 'oci' && input.url === request.ref)
 }
 
 async function onlyArchive(dir: string): Promise<string> {
@@ -221,7 +250,8 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
       const login = credentialsFor(input.url, request.credentials)
       const env = login ? await loginEnvironment(path.join(download, '.login'), 'oci', input.url, login, false) : undefined
       try {
-        await pullOci(ctx, ['pull', input.url, ...version, '--destination', download], input.url, request.insecureRegistries, env)
+        const pulled = pullOci(ctx, ['pull', input.url, ...version, '--destination', download], input.url, request.insecureRegistries, env)
+        await (namedDirectly(input, request) ? pulled.catch(loginHint(Boolean(login))) : pulled)
       } finally {
         await rm(path.join(download, '.login'), {recursive: true, force: true})
       }
@@ -229,20 +259,11 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
     }
     case 'repo': {
       const login = credentialsFor(input.repo, request.credentials)
-      if (login) {
-        await pullWithLogin(ctx, input, login, [...version, '--destination', download, ...insecureFlags(input.repo, request.insecureRegistries)], path.join(download, '.login'), isInsecure(input.repo, request.insecureRegistries))
-        break
-      }
-      await ctx.tools.run('helm', [
-        'pull',
-        input.name,
-        '--repo',
-        input.repo,
-        ...version,
-        '--destination',
-        download,
-        ...insecureFlags(input.repo, request.insecureRegistries),
-      ])
+      const args = [...version, '--destination', download, ...insecureFlags(input.repo, request.insecureRegistries)]
+      const pulled = login
+        ? pullWithLogin(ctx, input, login, args, path.join(download, '.login'), isInsecure(input.repo, request.insecureRegistries))
+        : ctx.tools.run('helm', ['pull', input.name, '--repo', input.repo, ...args]).then(() => undefined)
+      await (namedDirectly(input, request) ? pulled.catch(loginHint(Boolean(login))) : pulled)
       break
     }
   }
