@@ -170,3 +170,34 @@ export function layoutProblem(layout: string, index: BlobLinks | undefined, blob
   if (!index || !Array.isArray(index.manifests)) return `${layout}/index.json is not an OCI image index (no "manifests" list)`
   return linksProblem(`${layout}/index.json`, {manifests: index.manifests}, 0)
 }
+
+/** What an attestation or other non-platform manifest of an index may reach, for time limits: its blobs are small. */
+const SMALL_MANIFEST_ALLOWANCE = 1024 * 1024
+
+/**
+ * What copying a manifest moves, from its raw JSON (as a registry serves it), for time limits: a
+ * manifest's own bytes, its config and layers; an index's own bytes and its manifests', with the digests
+ * of its platform manifests (whose blobs the caller counts) and an allowance for the others
+ * (attestations). Undefined for anything that is not a manifest or an index.
+ */
+export function transferBytes(raw: string): {bytes: number; platforms: string[]} | undefined {
+  let manifest: IndexLike
+  try {
+    manifest = JSON.parse(raw) as IndexLike
+  } catch {
+    return undefined
+  }
+  if (!manifest || typeof manifest !== 'object') return undefined
+  const size = (entry: Descriptor | undefined): number => (entry && Number.isFinite(entry.size) && entry.size > 0 ? entry.size : 0)
+  const own = Buffer.byteLength(raw)
+  if (Array.isArray(manifest.manifests)) {
+    const platforms = manifest.manifests.filter((entry) => entry.platform?.architecture !== 'unknown')
+    const others = manifest.manifests.length - platforms.length
+    return {
+      bytes: own + manifest.manifests.reduce((sum, entry) => sum + size(entry), 0) + others * SMALL_MANIFEST_ALLOWANCE,
+      platforms: platforms.map((entry) => entry.digest),
+    }
+  }
+  if (!manifest.config && !Array.isArray(manifest.layers)) return undefined
+  return {bytes: own + size(manifest.config) + (manifest.layers ?? []).reduce((sum, entry) => sum + size(entry), 0), platforms: []}
+}

@@ -4,11 +4,15 @@ import path from 'node:path'
 import {execa, type ExecaError} from 'execa'
 
 import type {PlannedCommand, RunOptions, RunResult, ToolName, ToolRunner} from '../api.js'
+import {defaultTimeoutMs, formatDuration, registryHosts} from './bounds.js'
 import {ExitCode, KodError} from './errors.js'
 import {shellCommand} from './shell.js'
 
-/** A single tool invocation may take this long before kod gives up on it (image copies can be large). */
-export const TOOL_TIMEOUT_MS = 30 * 60 * 1000
+/**
+ * How much longer than its own --command-timeout kod lets skopeo run before killing it: skopeo stopping
+ * itself says which request it was waiting for.
+ */
+export const SKOPEO_GRACE_MS = 10_000
 
 const INSTALL_HINT: Record<ToolName, string> = {
   helm: 'install helm (https://helm.sh/docs/intro/install/) or set KOD_HELM to its path',
@@ -106,6 +110,41 @@ export interface RunnerOptions {
   cancelSignal?: AbortSignal
   /** Called with each command before it runs (debug logging). */
   onRun?: (commandLine: string) => void
+  /** setpriv's path, to test without it (default: found on PATH, see deathSignalWrapper). */
+  setpriv?: string | false
+}
+
+/** skopeo's args with its own time limit (--command-timeout, after the subcommand), unless they have one. */
+export function withCommandTimeout(args: readonly string[], timeoutMs: number): string[] {
+  if (args.some((arg) => arg === '--command-timeout' || arg.startsWith('--command-timeout='))) return [...args]
+  const at = args.length > 0 && !args[0].startsWith('-') ? 1 : 0
+  return [...args.slice(0, at), '--command-timeout', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, ...args.slice(at)]
+}
+
+/** The first executable `file` on PATH (or `file` itself when it is a path), else undefined. */
+async function resolveExecutable(file: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const candidates = file.includes(path.sep) ? [path.resolve(file)] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.resolve(dir, file))
+  for (const candidate of candidates) {
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate
+  }
+  return undefined
+}
+
+let setprivFound: Promise<string | undefined> | undefined
+
+/**
+ * util-linux's setpriv, when it can set a parent-death signal: `setpriv --pdeathsig KILL -- TOOL ARGS`
+ * makes the kernel kill the tool when kod dies, even by SIGKILL (Node cannot call prctl itself). Looked
+ * for once; without it tools run directly (and outlive a killed kod).
+ */
+export async function deathSignalWrapper(): Promise<string | undefined> {
+  setprivFound ??= (async () => {
+    const file = await resolveExecutable('setpriv')
+    if (!file) return undefined
+    const help = await execa(file, ['--help'], {reject: false, timeout: 5000, stdin: 'ignore'})
+    return String(help.stdout).includes('--pdeathsig') ? file : undefined
+  })()
+  return setprivFound
 }
 
 export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
@@ -113,15 +152,25 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
     binary: (tool) => toolBinary(tool),
     async run(tool: ToolName, args: string[], runOptions: RunOptions = {}): Promise<RunResult> {
       const file = runner.binary(tool)
-      options.onRun?.(formatCommand(runner, {tool, args, env: runOptions.env}))
+      const timeoutMs = runOptions.timeoutMs ?? defaultTimeoutMs(tool, args)
+      // skopeo stops itself at the limit, naming what it waited for; kod kills it a little later if it does not.
+      const toolArgs = tool === 'skopeo' ? withCommandTimeout(args, timeoutMs) : args
+      const killAfterMs = tool === 'skopeo' ? timeoutMs + SKOPEO_GRACE_MS : timeoutMs
+      const setpriv = options.setpriv === undefined ? await deathSignalWrapper() : options.setpriv || undefined
+      // setpriv runs the tool by its resolved path, so a missing tool is still told as such (exit 3).
+      const executable = setpriv ? await resolveExecutable(file, {...process.env, ...runOptions.env}) : file
+      if (!executable) throw missingTool(runner, tool)
+      const notes = [...(setpriv ? ['via setpriv --pdeathsig KILL'] : []), `killed after ${formatDuration(killAfterMs)}`]
+      options.onRun?.(`${formatCommand(runner, {tool, args: toolArgs, env: runOptions.env})}  # ${notes.join(', ')}`)
+      const started = Date.now()
       try {
-        const result = await execa(file, args, {
+        const result = await execa(setpriv ?? executable, setpriv ? ['--pdeathsig', 'KILL', '--', executable, ...toolArgs] : toolArgs, {
           cwd: runOptions.cwd,
           env: runOptions.env,
           stdin: 'ignore',
           stdout: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
           stderr: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
-          timeout: runOptions.timeoutMs ?? TOOL_TIMEOUT_MS,
+          timeout: killAfterMs,
           cancelSignal: options.cancelSignal,
           // kod cancels its tools itself (SIGINT aborts cancelSignal); execa's own exit hook would make
           // signal-exit re-raise SIGINT and kill kod before it can clean up.
@@ -130,14 +179,22 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
         })
         return {stdout: String(result.stdout), stderr: String(result.stderr)}
       } catch (error) {
-        throw toolError(tool, file, args, error as ExecaError, Boolean(runOptions.stream))
+        throw toolError(tool, file, args, error as ExecaError, Boolean(runOptions.stream), Date.now() - started)
       }
     },
   }
   return runner
 }
 
-function toolError(tool: ToolName, file: string, args: string[], error: ExecaError, streamed: boolean): KodError {
+/** skopeo's words when its own --command-timeout ran out. */
+const DEADLINE = /context deadline exceeded/i
+
+/** A tool that ran out of time, with how long it waited and for what (the registry, when it talks to one). */
+export class ToolTimeout extends KodError {
+  readonly timedOut = true
+}
+
+function toolError(tool: ToolName, file: string, args: string[], error: ExecaError, streamed: boolean, elapsedMs: number): KodError {
   const code = (error as {code?: string}).code
   if (code === 'ENOENT') {
     return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {
@@ -146,8 +203,11 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
     })
   }
   if (error.isCanceled) return new KodError('interrupted', {exit: ExitCode.interrupted, cause: error})
-  if (error.timedOut) {
-    return new KodError(`${tool} ${args[0] ?? ''} timed out after ${Math.round((error.durationMs ?? 0) / 1000)}s`, {
+  if (error.timedOut || (tool === 'skopeo' && DEADLINE.test(String(error.stderr ?? '')))) {
+    const hosts = registryHosts(args)
+    const waitingFor = hosts.length > 0 ? `waiting for registry ${hosts.join(' and ')}` : 'waiting for it to finish'
+    const fix = hosts.length > 0 ? 'check that the registry is up and answering' : 'see docs/security.md (Bounded waits)'
+    return new ToolTimeout(`${tool} ${args[0] ?? ''} timed out after ${formatDuration(elapsedMs)} ${waitingFor}; ${fix}`, {
       exit: ExitCode.toolFailed,
       cause: error,
     })
@@ -161,12 +221,7 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
 
 /** Whether a tool can be run: its binary is an executable file, given as a path or found on PATH. */
 export async function toolAvailable(runner: ToolRunner, tool: ToolName, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
-  const file = runner.binary(tool)
-  const candidates = file.includes(path.sep) ? [file] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, file))
-  for (const candidate of candidates) {
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return true
-  }
-  return false
+  return (await resolveExecutable(runner.binary(tool), env)) !== undefined
 }
 
 /** The one-line error for a tool that is not there (the same as running it gives). */
