@@ -11,6 +11,7 @@ import {
   ProcessOutput,
 } from 'listr2'
 
+import {formatDuration} from './bounds.js'
 import {formatSize} from './format.js'
 
 export type Step = ListrTask<unknown>
@@ -97,6 +98,7 @@ function stderrOutput(): ProcessOutput {
  */
 export async function runSteps(steps: Step[], options: {quiet: boolean; concurrent?: boolean | number}): Promise<void> {
   const mode = progressMode(options.quiet)
+  plainHeartbeats = mode === 'plain'
   const base = {concurrent: options.concurrent ?? false, exitOnError: true, registerSignalListeners: false}
   const list =
     mode === 'live'
@@ -111,6 +113,44 @@ export async function runSteps(steps: Step[], options: {quiet: boolean; concurre
         })
       : new Listr(steps, {...base, renderer: mode === 'plain' ? PlainRenderer : 'silent'})
   await list.run()
+}
+
+/** Whether slow steps print a line now and then (plain mode: nothing redraws, so silence would look like a hang). */
+let plainHeartbeats = false
+
+/** A slow step starts saying how long it has waited after this long, and says it again this often. */
+export const HEARTBEAT_AFTER_MS = 10_000
+const LIVE_EVERY_MS = 1000
+const PLAIN_EVERY_MS = 30_000
+
+/**
+ * Runs `work` while keeping its step's voice: once it has taken HEARTBEAT_AFTER_MS, the title says what
+ * it is still waiting for and for how long (`1/3 <image>: still pulling, 45s`), redrawn every second
+ * in live mode, and printed as a line every 30 s in plain mode (a CI log otherwise shows nothing until
+ * the step ends).
+ */
+export async function keepSaying<T>(task: {title?: string | string[]}, title: string, waiting: string, work: () => Promise<T>): Promise<T> {
+  const started = Date.now()
+  let printed = 0
+  const beat = (): void => {
+    const elapsed = Date.now() - started
+    task.title = `${title}: still ${waiting}, ${formatDuration(elapsed)}`
+    if (plainHeartbeats && elapsed - printed >= (printed === 0 ? HEARTBEAT_AFTER_MS : PLAIN_EVERY_MS) - LIVE_EVERY_MS / 2) {
+      printed = elapsed
+      process.stderr.write(`${task.title as string}\n`)
+    }
+  }
+  let timer: NodeJS.Timeout | undefined
+  const first = setTimeout(() => {
+    beat()
+    timer = setInterval(beat, LIVE_EVERY_MS)
+  }, HEARTBEAT_AFTER_MS)
+  try {
+    return await work()
+  } finally {
+    clearTimeout(first)
+    clearInterval(timer)
+  }
 }
 
 /** One unit of counted work: an image to pull or push. */
@@ -128,6 +168,8 @@ export interface CountedWords {
   doing: string
   did: string
   noun: string
+  /** What a slow item says it is still doing ('pulling'); default: doing, lower-cased, + 'ing'. */
+  ongoing?: string
 }
 
 function capitalised(word: string): string {
@@ -155,7 +197,7 @@ export function countedSubtasks(parent: StepWrapper, items: CountedItem[], words
       title: `${index + 1}/${total} ${sized(item)}`,
       task: async (_: unknown, task: StepWrapper) => {
         task.title = `${done + 1}/${total} ${sized(item)}`
-        const size = (await item.run()) ?? item.bytes ?? 0
+        const size = (await keepSaying(task, task.title, words.ongoing ?? `${words.doing.toLowerCase()}ing`, () => item.run())) ?? item.bytes ?? 0
         done++
         bytes += size
         task.title = `${words.did} ${done}/${total} ${item.title} (${formatSize(size)})`

@@ -1,6 +1,7 @@
 import path from 'node:path'
 
 import type {DeployRequest, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
+import {runPush} from '../bounds.js'
 import {loginSuggestion} from '../credentials.js'
 import {ExitCode, KodError, messageOf, usageError} from '../errors.js'
 import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushCommand, pushReference} from '../images.js'
@@ -49,8 +50,9 @@ export function planCommands(plan: PopulatePlan): PlannedCommand[] {
  * layout first), then the charts.
  */
 export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet: boolean): Promise<void> {
-  const run = async (command: PlannedCommand, what: string): Promise<void> => {
-    await ctx.tools.run(command.tool, command.args, {env: command.env}).catch((error: unknown) => {
+  // Each push within its bounds (bounds.ts): the registry's first answer, then time for its bytes.
+  const run = async (command: PlannedCommand, what: string, bytes?: number): Promise<void> => {
+    await runPush(ctx.tools, command, bytes).catch((error: unknown) => {
       const message = messageOf(error)
       // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
       const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, plan.registry)
@@ -66,7 +68,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet:
         task: (_, task) =>
           countedSubtasks(
             task,
-            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => run(image.command, image.name)})),
+            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => run(image.command, image.name, sizes[index])})),
             {doing: 'Push', did: 'pushed', noun: 'image(s)'},
           ),
       },

@@ -3,6 +3,7 @@ import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {FoundImage, FoundUnit, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
+import {makeDirectories, runPull} from '../bounds.js'
 import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
@@ -117,7 +118,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   const layoutName = layoutNameFor(image.name)
   const via = pullSource(ref, options.mirrors).via
   const command = pullCommand(ref, layout, layoutName, options.request.insecureRegistries, options.mirrors)
-  await ctx.tools.run(command.tool, command.args).catch((error: unknown) => {
+  await runPull(ctx.tools, command).catch((error: unknown) => {
     const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
     throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
       exit: (error as KodError).exit,
@@ -171,7 +172,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
     }
     throw fileSystemError(error) ?? error
   }
-  const created = await mkdir(options.outDir, {recursive: true}).catch(notWritable)
+  const created = await makeDirectories(options.outDir).catch(notWritable)
   const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-')).catch(notWritable)
   const removeStaging = async (): Promise<void> => {
     await rm(staging, {recursive: true, force: true})
