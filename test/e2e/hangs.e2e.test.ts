@@ -1,0 +1,136 @@
+import {expect} from 'chai'
+import {execa, type ResultPromise} from 'execa'
+import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import {startSilentServer} from '../support/chart-server.js'
+import {FIXTURES, kod, ROOT, toolPath} from '../support/kod.js'
+import {buildLayout} from '../support/oci-build.js'
+import {childrenOf, type ProcInfo, processesNaming, waitFor} from '../support/processes.js'
+import {startRegistry, type TestRegistry} from '../support/registry.js'
+
+/**
+ * Nothing hangs (docs/security.md, Bounded waits): a registry that accepts connections and never answers
+ * fails in well under a minute, named; a slow step keeps saying what it waits for; Ctrl-C and SIGTERM are
+ * honoured; the tools kod runs die with it, even when it is SIGKILLed.
+ */
+
+/** What kod promises for a registry that never answers: well under a minute. Measured with slack for a shared CPU. */
+const SILENT_REGISTRY_BOUND_MS = 60_000
+
+function oneLineError(stderr: string, pattern: RegExp): void {
+  const errors = stderr.split('\n').filter((line) => line.startsWith('Error: '))
+  expect(errors, stderr).to.have.length(1)
+  expect(errors[0], stderr).to.match(pattern)
+}
+
+/** kod started in the background, as a user's shell would. */
+function startKod(args: string[]): ResultPromise<{reject: false; stdin: 'ignore'}> {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {env: {PATH: toolPath()}, reject: false, stdin: 'ignore'})
+}
+
+describe('bounded waits: nothing hangs (e2e)', function () {
+  this.timeout(180_000)
+  let work: string
+  let upstream: TestRegistry
+  let silent: {host: string; stop(): Promise<void>}
+  let hangValues: string
+  let kodpkg: string
+
+  before(async function () {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kod-hangs-'))
+    silent = await startSilentServer()
+    hangValues = path.join(work, 'hang.yaml')
+    await writeFile(hangValues, YAML.stringify({image: {repository: `${silent.host}/kodtest/hello`}}))
+    // A real package, for populate to push to the silent registry.
+    upstream = await startRegistry()
+    const layout = path.join(work, 'build')
+    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
+    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
+    const values = path.join(work, 'upstream.yaml')
+    await writeFile(values, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`}}))
+    kodpkg = path.join(work, 'hello.kodpkg')
+    const packaged = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', kodpkg, '--insecure-registry', upstream.host])
+    expect(packaged.exitCode, packaged.stderr).to.equal(0)
+    await upstream.stop()
+  })
+
+  /** kod's children that talk to the silent registry, or undefined while there are none. */
+  async function toolsOf(pid: number): Promise<ProcInfo[] | undefined> {
+    const tools = (await childrenOf(pid)).filter((info) => info.cmdline.includes(silent.host))
+    return tools.length > 0 ? tools : undefined
+  }
+
+  after(async function () {
+    await silent?.stop()
+    await upstream?.stop()
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  it('package: an image on a registry that never answers fails in well under a minute, naming the registry, and keeps saying what it waits for', async function () {
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const started = Date.now()
+    const result = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', hangValues, '-o', out, '--insecure-registry', silent.host])
+    const elapsed = Date.now() - started
+    expect(result.exitCode, result.stderr).to.equal(4)
+    expect(elapsed, result.stderr).to.be.below(SILENT_REGISTRY_BOUND_MS)
+    oneLineError(result.stderr, new RegExp(`^Error: cannot pull ${silent.host}/kodtest/hello:1.0: skopeo inspect timed out after \\d+s waiting for registry ${silent.host}`))
+    // The voice: the slow step said, while it waited, what it was still doing (plain lines: stderr is no terminal).
+    expect(result.stderr).to.match(new RegExp(`^1/1 ${silent.host}/kodtest/hello:1.0: still pulling, \\d+s$`, 'm'))
+    expect(await readdir(out)).to.deep.equal([])
+  })
+
+  it('populate: a target registry that never answers fails in well under a minute, naming the registry', async function () {
+    const started = Date.now()
+    const result = await kod(['populate', '-c', kodpkg, '-r', silent.host, '--plain-http'], {cwd: work})
+    const elapsed = Date.now() - started
+    expect(result.exitCode, result.stderr).to.equal(4)
+    expect(elapsed, result.stderr).to.be.below(SILENT_REGISTRY_BOUND_MS)
+    oneLineError(result.stderr, new RegExp(`^Error: cannot push \\S+: skopeo inspect timed out after \\d+s waiting for registry ${silent.host}`))
+  })
+
+  it('package -o /proc/x: refused at once (Node\'s recursive mkdir would spin there forever, deaf to Ctrl-C)', async function () {
+    const started = Date.now()
+    const result = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-o', '/proc/x'])
+    expect(Date.now() - started, result.stderr).to.be.below(20_000)
+    expect(result.exitCode, result.stderr).to.equal(2)
+    oneLineError(result.stderr, /^Error: cannot create \/proc\/x: .*choose a directory you can write to/)
+  })
+
+  it('SIGTERM during a pull: exit 130 at once, nothing left behind, no tool left running', async function () {
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const child = startKod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', hangValues, '-o', out, '--insecure-registry', silent.host])
+    const tools = await waitFor(async () => toolsOf(child.pid!), 30_000)
+    expect(tools, 'kod started skopeo against the silent registry').to.have.length.above(0)
+    const signalled = Date.now()
+    child.kill('SIGTERM')
+    const result = await child
+    expect(Date.now() - signalled).to.be.below(15_000)
+    expect(result.exitCode, String(result.stderr)).to.equal(130)
+    expect(await readdir(out)).to.deep.equal([])
+    expect((await processesNaming(silent.host)).filter((info) => tools!.some((tool) => tool.pid === info.pid))).to.deep.equal([])
+  })
+
+  for (const [what, args] of [
+    ['pulling', (out: string) => ['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', hangValues, '-o', out, '--insecure-registry', silent.host]],
+    ['pushing', () => ['populate', '-c', kodpkg, '-r', silent.host, '--plain-http']],
+  ] as const) {
+    it(`a SIGKILLed kod leaves no skopeo ${what}`, async function () {
+      const out = await mkdtemp(path.join(work, 'killed-'))
+      const child = startKod(args(out))
+      const pid = child.pid!
+      const started = (await waitFor(async () => toolsOf(pid), 30_000)) ?? []
+      expect(started, 'kod started skopeo against the silent registry').to.have.length.above(0)
+      child.kill('SIGKILL')
+      await child
+      // The kernel kills each tool as its parent dies (setpriv --pdeathsig KILL): give it a moment.
+      const survivors = await waitFor(async () => {
+        const alive = (await processesNaming(silent.host)).filter((info) => started.some((tool) => tool.pid === info.pid))
+        return alive.length === 0 ? [] : undefined
+      }, 5000)
+      expect(survivors, JSON.stringify(await processesNaming(silent.host))).to.deep.equal([])
+    })
+  }
+})
