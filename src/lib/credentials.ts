@@ -102,5 +102,5 @@ const UNAUTHORIZED = /\b401\b|unauthorized|authentication required|basic (?:cred
 export function loginSuggestion(message: string, registry: string): string[] {
   if (!UNAUTHORIZED.test(message)) return []
   const host = registry.split('/')[0]
-  return [`log in to ${host}: add --registry-username USER --registry-password-stdin (the password piped into kod), or run skopeo login ${host} and helm registry login ${host}`]
+  return [`log in to ${host}: add --registry-username USER --registry-password-stdin (the password piped into kod; if you did, check them), or run skopeo login ${host} and helm registry login ${host}`]
 }

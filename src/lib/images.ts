@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto'
 
 import type {ImageRef, PackagedImage, PlannedCommand, Target, ToolRunner} from '../api.js'
+import {loginSuggestion} from './credentials.js'
 import {ExitCode, KodError, usageError} from './errors.js'
 import {findImage, imagePlatforms, imageSize} from './oci.js'
 import {formatRef, hostComponent, parseRef, relocatedRepository} from './refs.js'
@@ -136,6 +137,8 @@ export async function existsInRegistry(tools: ToolRunner, reference: string, tar
     return true
   } catch (error) {
     if (error instanceof KodError && error.exit === ExitCode.toolFailed && NOT_FOUND.test(error.message)) return false
+    const suggestions = error instanceof KodError ? loginSuggestion(error.message, target.registry) : []
+    if (suggestions.length > 0) throw new KodError((error as KodError).message, {exit: (error as KodError).exit, suggestions, cause: error})
     throw error
   }
 }

@@ -6,6 +6,8 @@ import {Readable} from 'node:stream'
 
 import type {RunOptions, ToolName} from '../../src/api.js'
 import {chartCredentialsFrom} from '../../src/lib/base-command.js'
+import {ExitCode, KodError} from '../../src/lib/errors.js'
+import {existsInRegistry} from '../../src/lib/images.js'
 import {authFileEnvironment, hasUserinfo, loginSuggestion, readPasswordStdin, redactLine, stripUserinfo, withEnvironment, writeAuthFile} from '../../src/lib/credentials.js'
 
 /** A stdin that holds `text` (not a terminal). */
@@ -58,6 +60,16 @@ describe('credentials', function () {
     // as kod's error redaction leaves it
     expect(loginSuggestion('helm push failed: GET "http://r:5000/v2/x": basic *** not found', 'r:5000')).to.have.length(1)
     expect(loginSuggestion('skopeo copy failed: manifest unknown', 'r:5000')).to.deep.equal([])
+  })
+
+  it('says how to log in when the registry check is refused for want of a login', async function () {
+    const refusing = {binary: (tool: ToolName) => tool, run: async (): Promise<never> => {
+      throw new KodError('skopeo inspect failed: reading manifest 1.0 in r:5000/kod/x: unauthorized: authentication required', {exit: ExitCode.toolFailed})
+    }}
+    const target = {registry: 'r:5000', prefix: 'kod', plainHttp: true, insecureSkipTlsVerify: false}
+    const error = await existsInRegistry(refusing, 'r:5000/kod/x:1.0', target).then(() => undefined, (caught: unknown) => caught as KodError)
+    expect(error?.exit).to.equal(ExitCode.toolFailed)
+    expect(error?.suggestions[0]).to.match(/^log in to r:5000: add --registry-username USER --registry-password-stdin/)
   })
 
   it('hides user:password@ in what kod prints, with or without a scheme, and keeps image digests', function () {
