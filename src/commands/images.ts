@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
-import {mkdir, writeFile} from 'node:fs/promises'
+import {writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {findImages, relocatedReference} from '../lib/actions/images.js'
 import {chartFlagsFor, KodCommand, packageRequestFrom} from '../lib/base-command.js'
+import {makeDirectories} from '../lib/bounds.js'
 import {fileSystemError, usageError} from '../lib/errors.js'
 import {table} from '../lib/format.js'
 import {unitValuesFileName} from '../lib/units.js'
@@ -71,7 +72,7 @@ With --relocate-to, writes the values file deploy would generate for that regist
       // One values file per release: they cannot share one file (or one stdout).
       if (!flags.output) throw usageError(`${flags.chart} holds ${installed.length} releases: give -o DIR for their values files (kod-values-<release>.yaml each)`)
       const dir = path.resolve(flags.output)
-      await mkdir(dir, {recursive: true}).catch((error: unknown) => {
+      await makeDirectories(dir).catch((error: unknown) => {
         const code = (error as NodeJS.ErrnoException).code
         if (code === 'EEXIST' || code === 'ENOTDIR') throw usageError(`-o ${flags.output}: ${(error as NodeJS.ErrnoException).path ?? dir} is a file; with several releases -o names a directory for their values files`)
         throw fileSystemError(error) ?? error

@@ -199,7 +199,8 @@ const MAX_DEPTH = 256
 /**
  * mkdir -p that always ends: Node's recursive mkdir retries forever where a directory cannot be made
  * although its parent exists (/proc/x: ENOENT), spinning at 100% CPU and deaf to Ctrl-C. Resolves to the
- * first directory it created (as mkdir's recursive form does), undefined if `dir` was there.
+ * first directory it created (as mkdir's recursive form does), undefined if `dir` was there. Such a place
+ * is named by the directory that refuses (its own name may be a temporary one).
  */
 export async function makeDirectories(dir: string): Promise<string | undefined> {
   const missing: string[] = []
@@ -221,7 +222,7 @@ export async function makeDirectories(dir: string): Promise<string | undefined> 
   for (const directory of missing) {
     await mkdir(directory).catch(async (error: NodeJS.ErrnoException) => {
       if (error.code === 'EEXIST' && (await stat(directory).then((info) => info.isDirectory(), () => false))) return
-      if (error.code === 'ENOENT') throw usageError(`cannot create ${directory}: ${path.dirname(directory)} takes no new directories; choose a directory you can write to`)
+      if (error.code === 'ENOENT') throw usageError(`cannot create a directory in ${path.dirname(directory)}: it takes no new directories; choose a directory you can write to`)
       throw error
     })
   }

@@ -9,6 +9,7 @@ import * as tar from 'tar'
 import YAML from 'yaml'
 
 import type {PackagedImage, PackageManifest, UnitImage} from '../api.js'
+import {makeDirectories} from './bounds.js'
 import {ExitCode, KodError, messageOf, packageError, usageError} from './errors.js'
 import {legacyManifestSchema, manifestSchema} from './kodpkg-schema.js'
 import {blobLinks, type BlobLinks, type LayoutBlob, layoutProblem, REF_NAME} from './oci.js'
@@ -794,7 +795,7 @@ export async function extractPackage(file: string, dir: string, signal?: AbortSi
   const head = known ?? (await readArchiveHead(file, signal))
   const partial = `${dir}.partial-${process.pid}`
   await discard(partial)
-  await mkdir(partial, {recursive: true})
+  await makeDirectories(partial)
   try {
     const {manifest} = await streamArchive(file, head, signal, partial)
     signal?.throwIfAborted()

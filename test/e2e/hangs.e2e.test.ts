@@ -96,7 +96,15 @@ describe('bounded waits: nothing hangs (e2e)', function () {
     const result = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-o', '/proc/x'])
     expect(Date.now() - started, result.stderr).to.be.below(20_000)
     expect(result.exitCode, result.stderr).to.equal(2)
-    oneLineError(result.stderr, /^Error: cannot create \/proc\/x: .*choose a directory you can write to/)
+    oneLineError(result.stderr, /^Error: cannot create a directory in \/proc: it takes no new directories; choose a directory you can write to$/)
+  })
+
+  it('unpack -o /proc/x: refused at once', async function () {
+    const started = Date.now()
+    const result = await kod(['unpack', '-c', kodpkg, '-o', '/proc/x'])
+    expect(Date.now() - started, result.stderr).to.be.below(20_000)
+    expect(result.exitCode, result.stderr).to.equal(2)
+    oneLineError(result.stderr, /^Error: cannot create a directory in \/proc: it takes no new directories; choose a directory you can write to$/)
   })
 
   it('SIGTERM during a pull: exit 130 at once, nothing left behind, no tool left running', async function () {
