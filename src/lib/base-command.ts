@@ -254,6 +254,9 @@ export const packageFlag = Flags.string({
   required: true,
 })
 
+/** How long kod may take to stop after Ctrl-C or SIGTERM before it exits regardless. */
+const FORCED_EXIT_MS = 20_000
+
 /**
  * What every kod command shares: turning KodErrors into one-line oclif errors with fixed exit codes,
  * cancellation on SIGINT/SIGTERM, a scratch directory removed at the end, and the source registry.
@@ -273,6 +276,12 @@ export abstract class KodCommand extends Command {
       return
     }
     this.abort.abort()
+    // Always honoured: should anything not heed the abort (a wait in native code), kod exits all the same.
+    // Its tools die with it (setpriv --pdeathsig, tools.ts).
+    setTimeout(() => {
+      process.stderr.write(`Error: interrupted; kod did not stop within ${FORCED_EXIT_MS / 1000}s of the signal and exits now: something may be left half-written\n`)
+      process.exit(ExitCode.interrupted)
+    }, FORCED_EXIT_MS).unref()
   }
   private scratchDir?: string
   /** Environment every tool kod runs gets: the temporary auth file of --registry-username (loginTarget). */
