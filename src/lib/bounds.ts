@@ -127,7 +127,7 @@ function repositoryOf(reference: string): string {
   return colon === -1 || slash === -1 ? base : base.slice(0, colon)
 }
 
-/** Whether a tool error is kod's bound (or skopeo's own --command-timeout) running out. */
+/** Whether a tool error is kod's bound for the call running out (tools.ts ToolTimeout). */
 export function isTimeout(error: unknown): boolean {
   return error instanceof KodError && (error as KodError & {timedOut?: boolean}).timedOut === true
 }

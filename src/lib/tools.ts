@@ -8,11 +8,6 @@ import {defaultTimeoutMs, formatDuration, registryHosts} from './bounds.js'
 import {ExitCode, KodError} from './errors.js'
 import {shellCommand} from './shell.js'
 
-/**
- * How much longer than its own --command-timeout kod lets skopeo run before killing it: skopeo stopping
- * itself says which request it was waiting for.
- */
-export const SKOPEO_GRACE_MS = 10_000
 
 const INSTALL_HINT: Record<ToolName, string> = {
   helm: 'install helm (https://helm.sh/docs/intro/install/) or set KOD_HELM to its path',
@@ -114,13 +109,6 @@ export interface RunnerOptions {
   setpriv?: string | false
 }
 
-/** skopeo's args with its own time limit (--command-timeout, after the subcommand), unless they have one. */
-export function withCommandTimeout(args: readonly string[], timeoutMs: number): string[] {
-  if (args.some((arg) => arg === '--command-timeout' || arg.startsWith('--command-timeout='))) return [...args]
-  const at = args.length > 0 && !args[0].startsWith('-') ? 1 : 0
-  return [...args.slice(0, at), '--command-timeout', `${Math.max(1, Math.ceil(timeoutMs / 1000))}s`, ...args.slice(at)]
-}
-
 /** The first executable `file` on PATH (or `file` itself when it is a path), else undefined. */
 async function resolveExecutable(file: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const candidates = file.includes(path.sep) ? [path.resolve(file)] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.resolve(dir, file))
@@ -152,25 +140,24 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
     binary: (tool) => toolBinary(tool),
     async run(tool: ToolName, args: string[], runOptions: RunOptions = {}): Promise<RunResult> {
       const file = runner.binary(tool)
+      // The command runs as planned (what --list-commands prints): kod, not skopeo's --command-timeout, keeps
+      // the time, so the printed commands stay exactly those that run.
       const timeoutMs = runOptions.timeoutMs ?? defaultTimeoutMs(tool, args)
-      // skopeo stops itself at the limit, naming what it waited for; kod kills it a little later if it does not.
-      const toolArgs = tool === 'skopeo' ? withCommandTimeout(args, timeoutMs) : args
-      const killAfterMs = tool === 'skopeo' ? timeoutMs + SKOPEO_GRACE_MS : timeoutMs
       const setpriv = options.setpriv === undefined ? await deathSignalWrapper() : options.setpriv || undefined
       // setpriv runs the tool by its resolved path, so a missing tool is still told as such (exit 3).
       const executable = setpriv ? await resolveExecutable(file, {...process.env, ...runOptions.env}) : file
       if (!executable) throw missingTool(runner, tool)
-      const notes = [...(setpriv ? ['via setpriv --pdeathsig KILL'] : []), `killed after ${formatDuration(killAfterMs)}`]
-      options.onRun?.(`${formatCommand(runner, {tool, args: toolArgs, env: runOptions.env})}  # ${notes.join(', ')}`)
+      const notes = [...(setpriv ? ['via setpriv --pdeathsig KILL'] : []), `killed after ${formatDuration(timeoutMs)}`]
+      options.onRun?.(`${formatCommand(runner, {tool, args, env: runOptions.env})}  # ${notes.join(', ')}`)
       const started = Date.now()
       try {
-        const result = await execa(setpriv ?? executable, setpriv ? ['--pdeathsig', 'KILL', '--', executable, ...toolArgs] : toolArgs, {
+        const result = await execa(setpriv ?? executable, setpriv ? ['--pdeathsig', 'KILL', '--', executable, ...args] : args, {
           cwd: runOptions.cwd,
           env: runOptions.env,
           stdin: 'ignore',
           stdout: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
           stderr: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
-          timeout: killAfterMs,
+          timeout: timeoutMs,
           cancelSignal: options.cancelSignal,
           // kod cancels its tools itself (SIGINT aborts cancelSignal); execa's own exit hook would make
           // signal-exit re-raise SIGINT and kill kod before it can clean up.
@@ -186,9 +173,6 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
   return runner
 }
 
-/** skopeo's words when its own --command-timeout ran out. */
-const DEADLINE = /context deadline exceeded/i
-
 /** A tool that ran out of time, with how long it waited and for what (the registry, when it talks to one). */
 export class ToolTimeout extends KodError {
   readonly timedOut = true
@@ -203,7 +187,7 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
     })
   }
   if (error.isCanceled) return new KodError('interrupted', {exit: ExitCode.interrupted, cause: error})
-  if (error.timedOut || (tool === 'skopeo' && DEADLINE.test(String(error.stderr ?? '')))) {
+  if (error.timedOut) {
     const hosts = registryHosts(args)
     const waitingFor = hosts.length > 0 ? `waiting for registry ${hosts.join(' and ')}` : 'waiting for it to finish'
     const fix = hosts.length > 0 ? 'check that the registry is up and answering' : 'see docs/security.md (Bounded waits)'

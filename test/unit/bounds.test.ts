@@ -19,7 +19,7 @@ import {
 } from '../../src/lib/bounds.js'
 import {KodError} from '../../src/lib/errors.js'
 import {transferBytes} from '../../src/lib/oci.js'
-import {createToolRunner, ToolTimeout, withCommandTimeout} from '../../src/lib/tools.js'
+import {createToolRunner, ToolTimeout} from '../../src/lib/tools.js'
 
 const MiB = 1024 * 1024
 
@@ -65,11 +65,6 @@ describe('bounded waits', function () {
     const copy = ['copy', '--all', '--src-tls-verify=false', '--src-authfile', '/a.json', '--dest-tls-verify=false', '--dest-creds=u', 'oci:/l:x', 'docker://r/i:1']
     expect(inspectFlags(copy, '--src-')).to.deep.equal(['--tls-verify=false', '--authfile', '/a.json'])
     expect(inspectFlags(copy, '--dest-')).to.deep.equal(['--tls-verify=false', '--creds=u'])
-  })
-
-  it('gives skopeo its own limit after the subcommand, leaving one the caller set', function () {
-    expect(withCommandTimeout(['copy', '--all', 'a', 'b'], 61_500)).to.deep.equal(['copy', '--command-timeout', '62s', '--all', 'a', 'b'])
-    expect(withCommandTimeout(['inspect', '--command-timeout=5s', 'x'], 30_000)).to.deep.equal(['inspect', '--command-timeout=5s', 'x'])
   })
 
   it('counts what copying a manifest or an index moves', function () {
