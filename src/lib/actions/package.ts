@@ -8,7 +8,7 @@ import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageErro
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
-import {countedSubtasks, runSteps} from '../progress.js'
+import {countedSubtasks, keepSaying, runSteps} from '../progress.js'
 import {normalizeRef, parseRef} from '../refs.js'
 import {optionsFor, type SourceFlagsGiven} from '../source-flags.js'
 import type {SourceRegistry} from '../sources.js'
@@ -191,7 +191,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
         {
           title: `Fetch and render ${options.request.ref}`,
           task: async (_, task) => {
-            packaged = await source.package(ctx, request, staging).catch((error: unknown) => {
+            packaged = await keepSaying(task, task.title as string, 'fetching and rendering', () => source.package(ctx, request, staging)).catch((error: unknown) => {
               throw asKodError(error)
             })
             const collected = collectImages(packaged.units)
