@@ -1,12 +1,12 @@
 import {expect} from 'chai'
 import {execa, type ResultPromise} from 'execa'
-import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {chmod, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
 import {startSilentServer} from '../support/chart-server.js'
-import {FIXTURES, kod, ROOT, toolPath} from '../support/kod.js'
+import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {childrenOf, type ProcInfo, processesNaming, waitFor} from '../support/processes.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
@@ -80,6 +80,23 @@ describe('bounded waits: nothing hangs (e2e)', function () {
     // The voice: the slow step said, while it waited, what it was still doing (plain lines: stderr is no terminal).
     expect(result.stderr).to.match(new RegExp(`^1/1 ${silent.host}/kodtest/hello:1.0: still pulling, \\d+s$`, 'm'))
     expect(await readdir(out)).to.deep.equal([])
+  })
+
+  it('package: a slow fetch and render keeps saying so', async function () {
+    // helm that takes 12 s to package the chart, then does.
+    const shims = await mkdtemp(path.join(work, 'shims-'))
+    await writeFile(path.join(shims, 'helm'), `#!/bin/sh\nif [ "$1" = package ]; then sleep 12; fi\nexec '${path.join(TOOLS_BIN, 'helm')}' "$@"\n`)
+    await chmod(path.join(shims, 'helm'), 0o755)
+    const closed = await startSilentServer()
+    await closed.stop()
+    const values = path.join(work, 'closed.yaml')
+    await writeFile(values, YAML.stringify({image: {repository: `${closed.host}/kodtest/hello`}}))
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const result = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', out, '--insecure-registry', closed.host], {env: {PATH: toolPath([shims])}})
+    expect(result.stderr).to.match(/^Fetch and render \S+hello: still fetching and rendering, 1\ds$/m)
+    // What it was waiting for ended: the run goes on (here to the pull, from a registry that is gone).
+    expect(result.exitCode, result.stderr).to.equal(4)
+    oneLineError(result.stderr, new RegExp(`^Error: cannot pull ${closed.host}/kodtest/hello:1.0: .*connection refused`))
   })
 
   it('populate: a target registry that never answers fails in well under a minute, naming the registry', async function () {
