@@ -8,6 +8,7 @@ import YAML from 'yaml'
 import {FIXTURES, kod, TOOLS_BIN} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {oneLineError as oneErrorLine} from '../support/assertions.js'
 
 /**
  * Issue 8, part 6: every error is one line that names the file or host and says what to do, with the
@@ -19,14 +20,9 @@ const HELLO = path.join(FIXTURES, 'charts', 'hello')
 const BAD_YAML = 'image:\n  repository: [unclosed\n  tag: "1.0"\n'
 const RAW_FS_CODE = /\b(EISDIR|EEXIST|ENOENT|ENOTDIR)\b/
 
+/** The shared one-line promise, plus: the right exit code and no raw file-system error code. */
 function oneLineError(result: {stderr: string; exitCode: number}, exit: number, pattern: RegExp): void {
-  const errors = result.stderr
-    .trim()
-    .split('\n')
-    .filter((line) => line.startsWith('Error: '))
-  expect(errors, result.stderr).to.have.length(1)
-  expect(errors[0], result.stderr).to.match(pattern)
-  expect(result.stderr, 'no stack trace').to.not.match(/\n\s+at /)
+  oneErrorLine(result, pattern)
   expect(result.stderr, 'no raw file-system error code').to.not.match(RAW_FS_CODE)
   expect(result.exitCode, result.stderr).to.equal(exit)
 }

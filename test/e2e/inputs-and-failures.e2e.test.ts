@@ -10,6 +10,7 @@ import {startChartServer, startSilentServer, type ChartServer} from '../support/
 import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {oneLineError} from '../support/assertions.js'
 
 /**
  * Every way to name a chart (directory, .tgz, https:// URL, oci:// URL, repository + name), and the bad
@@ -17,13 +18,6 @@ import {startRegistry, type TestRegistry} from '../support/registry.js'
  */
 const HELM = path.join(TOOLS_BIN, 'helm')
 
-function oneLineError(result: {stderr: string}, pattern: RegExp): void {
-  const lines = result.stderr.trim().split('\n')
-  const error = lines.filter((line) => line.startsWith('Error: '))
-  expect(error, result.stderr).to.have.length(1)
-  expect(error[0], result.stderr).to.match(pattern)
-  expect(result.stderr).to.not.match(/\n\s+at /)
-}
 
 describe('chart inputs and bad input (e2e)', function () {
   let work: string

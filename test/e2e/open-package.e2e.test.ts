@@ -11,6 +11,7 @@ import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 import {demoManifest} from '../support/manifest.js'
+import {oneLineError} from '../support/assertions.js'
 
 /**
  * How the air-gapped side gets at a package given with -c: recognised by its content whatever its
@@ -18,15 +19,6 @@ import {demoManifest} from '../support/manifest.js'
  * the place of an unchanged earlier unpack, and what the package records for the operator repeated
  * before anything is pushed.
  */
-function oneLineError(result: {stderr: string}, pattern: RegExp): void {
-  const errors = result.stderr
-    .trim()
-    .split('\n')
-    .filter((line) => line.startsWith('Error: '))
-  expect(errors, result.stderr).to.have.length(1)
-  expect(errors[0], result.stderr).to.match(pattern)
-  expect(result.stderr).to.not.match(/\n\s+at /)
-}
 
 const sha256sum = async (file: string, cwd: string): Promise<string> => String((await execa('sha256sum', [file], {cwd})).stdout).trim()
 

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
 import {checkKubeVersion, checkNamespace, checkReleaseName} from '../../src/lib/names.js'
+import {refusal} from '../support/assertions.js'
 
 describe('names kod checks before the work (-d, -n, --kube-version)', function () {
   it('accepts what helm and Kubernetes accept', function () {
@@ -11,20 +12,12 @@ describe('names kod checks before the work (-d, -n, --kube-version)', function (
   })
 
   it('refuses the rest as bad input (exit 2), in one line', function () {
-    const refused = (fn: () => void): {exit?: number; message: string} => {
-      try {
-        fn()
-      } catch (error) {
-        return error as {exit?: number; message: string}
-      }
-      throw new Error('not refused')
-    }
     for (const name of ['Rel;rm', '', '-x', 'x-', 'UPPER', 'a'.repeat(54), 'a_b']) {
-      const error = refused(() => checkReleaseName(name))
+      const error = refusal(() => checkReleaseName(name))
       expect(error.exit, name).to.equal(2)
       expect(error.message).to.match(/^-d .* is not a valid release name/)
     }
-    for (const name of ['Bad_NS!', 'a.b', 'a'.repeat(64)]) expect(refused(() => checkNamespace(name)).message).to.match(/is not a valid namespace/)
-    for (const version of ['abc', '1', 'latest', '1.x']) expect(refused(() => checkKubeVersion(version)).exit).to.equal(2)
+    for (const name of ['Bad_NS!', 'a.b', 'a'.repeat(64)]) expect(refusal(() => checkNamespace(name)).message).to.match(/is not a valid namespace/)
+    for (const version of ['abc', '1', 'latest', '1.x']) expect(refusal(() => checkKubeVersion(version)).exit).to.equal(2)
   })
 })

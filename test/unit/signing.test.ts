@@ -6,6 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {checkSignature, loadSigningKey, loadVerifyKey, signSums} from '../../src/lib/signing.js'
+import {refusal} from '../support/assertions.js'
 
 /** Package signatures: Ed25519 over SHA256SUMS, keys made with openssl as docs/security.md says, checkable with openssl. */
 describe('package signatures', function () {
@@ -41,19 +42,11 @@ describe('package signatures', function () {
     const key = await loadVerifyKey(path.join(dir, 'key.pub'))
     const good = signSums(sums, await loadSigningKey(path.join(dir, 'key.pem')))
     const other = signSums(sums, await loadSigningKey(path.join(dir, 'other.pem')))
-    const refused = (fn: () => void): {exit?: number; message: string} => {
-      try {
-        fn()
-      } catch (error) {
-        return error as {exit?: number; message: string}
-      }
-      throw new Error('not refused')
-    }
-    expect(refused(() => checkSignature(sums, undefined, key, 'pkg'))).to.include({exit: 5})
-    expect(refused(() => checkSignature(sums, undefined, key, 'pkg')).message).to.match(/pkg is not signed/)
-    expect(refused(() => checkSignature(sums, other, key, 'pkg')).message).to.match(/does not match --verify-key/)
-    expect(refused(() => checkSignature(Buffer.from('changed'), good, key, 'pkg')).message).to.match(/does not match --verify-key/)
-    expect(refused(() => checkSignature(sums, good.subarray(0, 10), key, 'pkg')).exit).to.equal(5)
+    expect(refusal(() => checkSignature(sums, undefined, key, 'pkg'))).to.include({exit: 5})
+    expect(refusal(() => checkSignature(sums, undefined, key, 'pkg')).message).to.match(/pkg is not signed/)
+    expect(refusal(() => checkSignature(sums, other, key, 'pkg')).message).to.match(/does not match --verify-key/)
+    expect(refusal(() => checkSignature(Buffer.from('changed'), good, key, 'pkg')).message).to.match(/does not match --verify-key/)
+    expect(refusal(() => checkSignature(sums, good.subarray(0, 10), key, 'pkg')).exit).to.equal(5)
   })
 
   it('says what is wrong with a key, in one line (exit 2)', async function () {
