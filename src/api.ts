@@ -375,6 +375,11 @@ export interface UnitImage {
   foundIn: string[]
   /** Why deploy cannot relocate it through values in this unit, when it cannot. */
   note?: string
+  /**
+   * Format 4: accepted at package time (kod package --allow-external) although it cannot be relocated:
+   * deploy lets it be pulled from outside the private registry, saying so, instead of refusing.
+   */
+  external?: true
 }
 
 export interface Unit extends UnitBase {
@@ -382,11 +387,12 @@ export interface Unit extends UnitBase {
 }
 
 /**
- * kod-package.yaml as kod reads it: the shape of format 3 (see docs/kodpkg.md). A package written in format
- * 1 or 2 (one chart) is read as one unit; `formatVersion` says which format is stored.
+ * kod-package.yaml as kod reads it: the shape of format 4 (see docs/kodpkg.md). A package written in format
+ * 1 or 2 (one chart) is read as one unit, one in format 3 as it is (it has no `external` images);
+ * `formatVersion` says which format is stored.
  */
 export interface PackageManifest {
-  formatVersion: 1 | 2 | 3
+  formatVersion: 1 | 2 | 3 | 4
   kodVersion: string
   created: string
   source: {kind: string; ref: string; version?: string; repo?: string}

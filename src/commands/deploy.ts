@@ -17,7 +17,7 @@ export default class Deploy extends KodCommand {
   helm upgrade --install <release> <chart> -n <namespace> --create-namespace \\
     -f <package-time values…> -f kod-values-<chart>.yaml -f <your -f files…>
 
-so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes kod-set-<chart>.yaml, passed just before kod's file. Before pushing anything, kod renders the chart with exactly those values and refuses (exit 6) if any image — in an image field, a container argument or env value, or a pod template kept in a ConfigMap — would be pulled from anywhere but the private registry, unless you accept it by name with --allow-external; before installing, it refuses if an image is missing from the registry. What the package recorded as not relocatable is repeated first. Nothing is installed into the cluster besides your chart; the chart itself is never modified.
+so your own -f files win (and your --set, which helm ranks above every file). --set given to kod package becomes kod-set-<chart>.yaml, passed just before kod's file. Before pushing anything, kod renders the chart with exactly those values and refuses (exit 6) if any image — in an image field, a container argument or env value, or a pod template kept in a ConfigMap — would be pulled from anywhere but the private registry, unless it was accepted when the package was made (kod package --allow-external) or you accept it by name with --allow-external; before installing, it refuses if an image is missing from the registry. It pushes as populate does: what the registry already holds with the same digest is not pushed again, and a tag holding other content is refused (exit 7) unless --force-push. What the package recorded as not relocatable is repeated first. Nothing is installed into the cluster besides your chart; the chart itself is never modified.
 
 --no-install and --list-commands:
   (neither)                        populate, check, helm upgrade --install
@@ -82,6 +82,9 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       multiple: true,
       multipleNonGreedy: true,
     }),
+    'force-push': Flags.boolean({
+      summary: "Move tags the registry already holds with other content to this package's images and charts (refused otherwise, exit 7). Not helm's --force, which kod does not pass.",
+    }),
     ...renderFlags,
   }
 
@@ -128,6 +131,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
         quiet: this.quiet(flags) || (listCommands && !flags['no-install']),
         stream: !this.jsonEnabled(),
         allowExternal: flags['allow-external'],
+        force: flags['force-push'],
         print: (line) => this.log(line),
       },
     )

@@ -67,6 +67,9 @@ With --relocate-to, writes the values file deploy would generate for that regist
         ...(target ? {relocatedTo: relocatedReference(image.ref, target)} : {}),
       })),
     )
+    for (const row of rows.filter((entry) => entry.note)) {
+      ctx.log.warn(`${row.ref}${several ? ` (release ${row.unit})` : ''} cannot be relocated through values: ${row.note}; kod package refuses it unless a hint or your values relocate it, or you accept it with --allow-external`)
+    }
     const result = {images: rows, warnings: found.warnings ?? []}
     if (target && several) {
       // One values file per release: they cannot share one file (or one stdout).

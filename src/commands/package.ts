@@ -18,7 +18,9 @@ A helmfile (-c helmfile.yaml, or a directory holding one) is packaged release by
 
 Progress goes to stderr: a live display when stderr is a terminal, one line per finished step (each pulled image with its count and size) when it is not, nothing under --json. stdout holds only the result line, or the JSON.
 
-Image registry credentials come from the usual auth files (skopeo login / docker login). A chart repository (-r) or oci:// chart registry that needs a login: --username USER --password-stdin, the password piped into kod; helm gets it in temporary files, for that host only, and it is never recorded (without them, helm uses your own helm registry login for oci://). The file appears only when complete: a failed or interrupted run leaves nothing behind.`
+Image registry credentials come from the usual auth files (skopeo login / docker login). A chart repository (-r) or oci:// chart registry that needs a login: --username USER --password-stdin, the password piped into kod; helm gets it in temporary files, for that host only, and it is never recorded (without them, helm uses your own helm registry login for oci://). An image no value can relocate (hard-coded in a template) would be pulled by the cluster from outside the private registry: kod package stops (exit 6) before pulling anything, naming each such image and where the chart has it. Relocate it with a hint (--hints) or your -f values, or accept it with --allow-external IMAGE: it is packaged and recorded, and deploy lets it through with a warning.
+
+The file appears only when complete: a failed or interrupted run leaves nothing behind; a run killed outright leaves at most a hidden staging directory, whose pulled image blobs the next run into the same directory reuses.`
 
   static override examples = [
     {description: 'Package a local chart directory:', command: '<%= config.bin %> <%= command.id %> -c ./mychart'},
@@ -55,6 +57,10 @@ Image registry credentials come from the usual auth files (skopeo login / docker
       command: '<%= config.bin %> <%= command.id %> -c ./mychart --registry-mirror docker.io=harbor.local/dockerhub-proxy',
     },
     {
+      description: 'Accept an image the chart hard-codes (no value can point it at the private registry):',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --allow-external docker.io/library/busybox:1.36',
+    },
+    {
       description: 'Pull images from a registry that serves plain HTTP:',
       command: '<%= config.bin %> <%= command.id %> -c ./mychart --insecure-registry registry.lab:5000',
     },
@@ -71,6 +77,11 @@ Image registry credentials come from the usual auth files (skopeo login / docker
     }),
     'registry-mirror': Flags.string({
       summary: 'Pull SOURCE registry images through MIRROR, recording the original references (repeatable), e.g. docker.io=harbor.local/dockerhub-proxy.',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    'allow-external': Flags.string({
+      summary: 'Accept this image although kod cannot relocate it through values (repeatable; any spelling): packaged, recorded, and deploy lets it be pulled from outside the private registry. Without it such an image stops kod package (exit 6).',
       multiple: true,
       multipleNonGreedy: true,
     }),
@@ -91,6 +102,7 @@ Image registry credentials come from the usual auth files (skopeo login / docker
       ...outputTarget(flags.output, isDirectory),
       request: await packageRequestFrom(flags, await this.hints(flags.hints)),
       mirrors: parseMirrors(flags['registry-mirror'] ?? []),
+      allowExternal: flags['allow-external'],
       kind: flags.kind,
       sourceFlags,
       kodVersion: this.config.version,

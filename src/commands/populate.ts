@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {planCommands, planPopulate, runPopulate} from '../lib/actions/deploy.js'
+import {describeOutcome, planCommands, planPopulate, runPopulate} from '../lib/actions/populate.js'
 import {openPackage, packageWarnings} from '../lib/actions/open.js'
 import {KodCommand, packageFlag, targetFlags, targetFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {formatCommand} from '../lib/tools.js'
@@ -12,7 +12,9 @@ export default class Populate extends KodCommand {
 
 Before pushing, populate repeats as warnings what the package records for the operator: images kod cannot relocate through values, and anything else found at package time.
 
-With --list-commands a package file is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package, replaced if it holds an unchanged unpack of an earlier build of the same version), so the printed commands stay valid after kod exits.`
+A package file is unpacked into ./kod-<chart>-<version>, as deploy does (reused if it already holds the same package, replaced if it holds an unchanged unpack of an earlier build of the same version), so printed commands stay valid after kod exits and an interrupted populate resumes without extracting again.
+
+What the registry already holds under the same tag with the same digest is not pushed again, so a populate that was interrupted finishes the rest when run again (and skopeo sends only the blobs the registry lacks). A tag that holds different content is refused (exit 7) unless --force. A registry that stops answering mid-push is retried with backoff (1, 2, 4, 8, 16 s).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http',
@@ -30,6 +32,10 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
     package: packageFlag,
     'verify-key': verifyKeyFlag,
     ...targetFlags,
+    force: Flags.boolean({
+      summary: 'Move tags the registry already holds with other content to this package\'s images and charts (refused otherwise, exit 7).',
+      aliases: ['force-push'],
+    }),
     'list-commands': Flags.boolean({
       summary: 'Print the commands, one per line, instead of running them; a package file is unpacked into ./kod-<chart>-<version> so they stay valid. They rely on your own skopeo and helm registry logins, never on --registry-username.',
     }),
@@ -41,15 +47,16 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
     await this.loginTarget(flags, target)
     const ctx = await this.context()
     const listCommands = flags['list-commands']
-    // Printed commands name files in the unpacked package: they must outlive this run, like deploy's.
+    // Unpacked where deploy unpacks, never into a temporary copy: printed commands name its files and
+    // must outlive this run, and a populate that is interrupted resumes from it without extracting again.
     const pkg = await openPackage(flags.package, {
       verifyKey: await verifyKeyFrom(flags['verify-key']),
-      unpackTo: {parent: listCommands ? process.cwd() : ctx.tmpDir},
-      reuse: listCommands,
+      unpackTo: {parent: process.cwd()},
+      reuse: true,
       quiet: this.quiet(flags) || listCommands,
       signal: this.abort.signal,
     })
-    if (listCommands && pkg.note) this.logToStderr(pkg.note)
+    if (pkg.note) this.logToStderr(pkg.note)
     const warnings = packageWarnings(pkg.manifest)
     for (const warning of warnings) ctx.log.warn(warning)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
@@ -58,8 +65,8 @@ With --list-commands a package file is unpacked into ./kod-<chart>-<version> (re
     if (listCommands) {
       for (const line of commands) this.log(line)
     } else {
-      await runPopulate(ctx, plan, this.quiet(flags))
-      this.logToStderr(`pushed ${plan.images.length} image(s) and ${plan.charts.length} chart(s) to ${target.registry}`)
+      const outcome = await runPopulate(ctx, plan, {quiet: this.quiet(flags), force: flags.force})
+      this.logToStderr(describeOutcome(outcome, target.registry))
     }
     return {registry: target.registry, images: plan.images.map((image) => image.to), commands, warnings}
   }

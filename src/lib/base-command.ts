@@ -1,7 +1,6 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import type {KeyObject} from 'node:crypto'
 import {mkdtemp, readFile, rm, stat} from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import {format} from 'node:util'
 
@@ -9,6 +8,7 @@ import {type ChartCredentials, type LoadedHints, type Logger, type PackageReques
 import {authFileEnvironment, hasUserinfo, loginFrom, redactLine, stripUserinfo, withEnvironment, writeAuthFile} from './credentials.js'
 import {ExitCode, fileSystemError, KodError, messageOf, parseErrorMessage, usageError, yamlProblem} from './errors.js'
 import {loadHints} from './hints.js'
+import {scratchPrefix, sweepScratch} from './leftovers.js'
 import {checkKubeVersion} from './names.js'
 import {refHelpers} from './refs.js'
 import {loadVerifyKey} from './signing.js'
@@ -300,7 +300,9 @@ export abstract class KodCommand extends Command {
 
   protected async scratch(): Promise<string> {
     if (!this.scratchDir) {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'kod-'))
+      // Named for this process, so a later run can tell an interrupted run's scratch (and remove it).
+      await sweepScratch(this.logger())
+      const dir = await mkdtemp(scratchPrefix())
       this.scratchDir = dir
       this.onCleanup(() => rm(dir, {recursive: true, force: true}))
     }

@@ -183,9 +183,10 @@ export async function runPull(tools: ToolRunner, command: PlannedCommand): Promi
  * "not there" included: only silence stops here), then the copy within transferTimeoutMs(bytes). A size
  * not known, or a push other than skopeo's (helm push of a chart), gets the default (defaultTimeoutMs).
  */
-export async function runPush(tools: ToolRunner, command: PlannedCommand, bytes: number | undefined): Promise<RunResult> {
+export async function runPush(tools: ToolRunner, command: PlannedCommand, bytes: number | undefined, options: {answered?: boolean} = {}): Promise<RunResult> {
   const target = command.args.at(-1) ?? ''
-  if (command.tool === 'skopeo' && target.startsWith('docker://')) {
+  // `answered`: the caller has just had the registry's answer for this very reference.
+  if (command.tool === 'skopeo' && target.startsWith('docker://') && !options.answered) {
     await tools.run('skopeo', ['inspect', '--raw', ...inspectFlags(command.args, '--dest-'), target], {env: command.env, timeoutMs: ANSWER_MS}).catch((error: unknown) => {
       if (isTimeout(error)) throw error
     })

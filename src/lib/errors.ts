@@ -17,6 +17,8 @@ export const ExitCode = {
   badPackage: 5,
   /** deploy refused: an image would not come from the target registry. */
   notRelocated: 6,
+  /** populate/deploy refused: the registry holds other content under a tag kod would push (--force moves it). */
+  tagConflict: 7,
   /** Interrupted (SIGINT/SIGTERM). */
   interrupted: 130,
 } as const

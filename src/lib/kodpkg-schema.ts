@@ -85,12 +85,13 @@ const layoutName = {type: 'string', pattern: '^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-
 const unitId = {type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$'}
 
 export const manifestSchema = {
-  $id: 'https://kod.dev/schemas/kod-package-v3.json',
+  $id: 'https://kod.dev/schemas/kod-package-v4.json',
   type: 'object',
   required: ['formatVersion', 'kodVersion', 'created', 'source', 'name', 'version', 'charts', 'units', 'hints', 'images'],
   additionalProperties: false,
   properties: {
-    formatVersion: {const: 3},
+    // Format 4 added units[].images[].external; a format-3 manifest is a format-4 one without it.
+    formatVersion: {enum: [3, 4]},
     kodVersion: legacyManifestSchema.properties.kodVersion,
     created: legacyManifestSchema.properties.created,
     source: legacyManifestSchema.properties.source,
@@ -125,6 +126,7 @@ export const manifestSchema = {
                 values: {type: 'array', items: valuesBinding},
                 foundIn: {type: 'array', items: {type: 'string'}},
                 note: {type: 'string'},
+                external: {const: true},
               },
             },
           },

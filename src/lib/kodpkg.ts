@@ -21,9 +21,9 @@ import {unitValuesFileName} from './units.js'
  * SHA256SUMS, charts/, values/, hints/ and images/ (one OCI image layout for all images). Readers
  * recognise it by that content, never by the file's name.
  */
-export const FORMAT_VERSION = 3
-/** Formats this kod reads: 1 and 2 (one chart, read as one unit) and 3. */
-export const READABLE_FORMATS: readonly number[] = [1, 2, 3]
+export const FORMAT_VERSION = 4
+/** Formats this kod reads: 1 and 2 (one chart, read as one unit), 3 (units) and 4 (units; images accepted as external). */
+export const READABLE_FORMATS: readonly number[] = [1, 2, 3, 4]
 export const MANIFEST_FILE = 'kod-package.yaml'
 export const SUMS_FILE = 'SHA256SUMS'
 /** A detached signature over SHA256SUMS: the one file besides SHA256SUMS that SHA256SUMS cannot list. */
@@ -46,7 +46,7 @@ interface LegacyManifest extends Omit<PackageManifest, 'formatVersion' | 'units'
   images: Array<Omit<PackagedImage, 'units'> & Omit<UnitImage, 'name' | 'ref'>>
 }
 
-/** A format-1 or -2 manifest as format 3 says it: one unit, named after the chart, holding the values and bindings. */
+/** A format-1 or -2 manifest as formats 3 and 4 say it: one unit, named after the chart, holding the values and bindings. */
 export function upgradeManifest(legacy: LegacyManifest): PackageManifest {
   const {values, images, sourceData, ...rest} = legacy
   const [chart] = legacy.charts
@@ -812,7 +812,7 @@ export async function extractPackage(file: string, dir: string, signal?: AbortSi
  * so that no late write lands under its name, then removed, retrying while the last writes finish.
  */
 export async function discard(dir: string): Promise<void> {
-  const trash = `${dir}.discard-${randomBytes(4).toString('hex')}`
+  const trash = `${dir}.discard-${process.pid}-${randomBytes(4).toString('hex')}`
   const target = await rename(dir, trash).then(
     () => trash,
     () => dir,

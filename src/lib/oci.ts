@@ -39,6 +39,15 @@ function blobPath(layout: string, digest: string): string {
   return path.join(layout, 'blobs', algorithm, hex)
 }
 
+/** A blob's bytes (a manifest or index, as pushed byte for byte). */
+export async function readBlob(layout: string, digest: string): Promise<Buffer> {
+  try {
+    return await readFile(blobPath(layout, digest))
+  } catch (error) {
+    throw packageError(`cannot read blob ${digest} in ${layout}: ${(error as Error).message}`)
+  }
+}
+
 export async function layoutIndex(layout: string): Promise<Descriptor[]> {
   return (await readJson<IndexLike>(path.join(layout, 'index.json'))).manifests ?? []
 }

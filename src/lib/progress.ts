@@ -159,8 +159,11 @@ export interface CountedItem {
   title: string
   /** Its size, when known before it moves (pushes). */
   bytes?: number
-  /** Does the work; resolves to the size when that is only known afterwards (pulls). */
-  run(): Promise<number | void>
+  /**
+   * Does the work; resolves to the size when that is only known afterwards (pulls), or to `{skipped}`,
+   * why nothing had to move (an image the registry already holds).
+   */
+  run(): Promise<number | void | {skipped: string}>
 }
 
 /** Words for counted work: {doing: 'Pull', did: 'pulled', noun: 'image(s)'}. */
@@ -197,10 +200,15 @@ export function countedSubtasks(parent: StepWrapper, items: CountedItem[], words
       title: `${index + 1}/${total} ${sized(item)}`,
       task: async (_: unknown, task: StepWrapper) => {
         task.title = `${done + 1}/${total} ${sized(item)}`
-        const size = (await keepSaying(task, task.title, words.ongoing ?? `${words.doing.toLowerCase()}ing`, () => item.run())) ?? item.bytes ?? 0
+        const outcome = await keepSaying(task, task.title, words.ongoing ?? `${words.doing.toLowerCase()}ing`, () => item.run())
         done++
-        bytes += size
-        task.title = `${words.did} ${done}/${total} ${item.title} (${formatSize(size)})`
+        if (typeof outcome === 'object') {
+          task.title = `${done}/${total} ${item.title}: ${outcome.skipped}`
+        } else {
+          const size = outcome ?? item.bytes ?? 0
+          bytes += size
+          task.title = `${words.did} ${done}/${total} ${item.title} (${formatSize(size)})`
+        }
         parent.title = done === total ? summary() : running()
       },
     })),

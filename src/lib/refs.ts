@@ -60,6 +60,18 @@ export function normalizeRef(reference: string): string {
 }
 
 /** A registry host as one valid repository path component: lower case, ":" → "-", IPv6 brackets dropped. */
+/** Same image, however spelled (nginx, docker.io/library/nginx:latest); unparsable ones compare as written. */
+export function sameImage(a: string, b: string): boolean {
+  const canonical = (ref: string): string => {
+    try {
+      return normalizeRef(ref)
+    } catch {
+      return ref
+    }
+  }
+  return canonical(a) === canonical(b)
+}
+
 export function hostComponent(host: string): string {
   return host
     .toLowerCase()

@@ -1,11 +1,13 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
-import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
 import {imageFieldsInText, imagesInManifests, occurrences} from '../../packages/helm-analysis/src/render.js'
+import {oneLineError} from '../support/assertions.js'
 import {kod, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
@@ -127,11 +129,18 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     const chart = path.join(work, 'relay')
     await writeChart(chart, upstream.host)
     await writeFile(path.join(work, 'base.yaml'), 'replicas: 2\n')
-    const packaged = await kod(['package', '-c', chart, '-f', path.join(work, 'base.yaml'), '-o', path.join(work, 'out'), '--insecure-registry', upstream.host])
+    const packageArgs = ['package', '-c', chart, '-f', path.join(work, 'base.yaml'), '-o', path.join(work, 'out'), '--insecure-registry', upstream.host]
+    // Stopped at package time, not on the far side: the hard-coded image cannot be relocated.
+    const stopped = await kod(packageArgs)
+    expect(stopped.exitCode, stopped.stderr).to.equal(6)
+    oneLineError(stopped, new RegExp(`refusing to package: 1 image\\(s\\) cannot be relocated through values.*${hard.replaceAll('.', '\\.')} \\(.*relay/templates/injector\\.yaml.*--allow-external IMAGE`))
+    expect(await readdir(path.join(work, 'out')).catch(() => []), 'nothing written').to.deep.equal([])
+    const packaged = await kod([...packageArgs, '--allow-external', hard])
     expect(packaged.exitCode, packaged.stderr).to.equal(0)
     kodpkg = path.join(work, 'out', 'kod-relay-0.3.0.kodpkg')
-    // Said at package time: the hard-coded image is packaged but cannot be relocated.
-    expect(packaged.stderr).to.include(`Warning: ${hard} cannot be relocated through values`)
+    // Said at package time: the hard-coded image is packaged, cannot be relocated, and was accepted.
+    expect(packaged.stderr).to.include(`Warning: ${hard} (`)
+    expect(packaged.stderr).to.match(/cannot be relocated through values: accepted with --allow-external, so deploy lets it be pulled from outside the private registry/)
     await upstream.stop()
   })
 
@@ -152,7 +161,9 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     expect(byName.get(`${up}/kodtest/driver:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['gpu.repository'])
     expect(byName.get(`${up}/kodtest/sidecar:1.0`)!.values.map((binding) => binding.path)).to.deep.equal(['sidecar.image'])
     expect(byName.get(hard)!.note).to.match(/relay\/templates\/injector\.yaml/)
-    expect(manifest.formatVersion).to.equal(3)
+    expect(manifest.units[0].images.find((image: {name: string}) => image.name === hard).external).to.equal(true)
+    expect(manifest.units[0].images.filter((image: {external?: boolean}) => image.external)).to.have.length(1)
+    expect(manifest.formatVersion).to.equal(4)
     // What was not packaged is a recorded warning; what cannot be relocated is the image's note: inspect shows both.
     expect(manifest.warnings.join('\n')).to.include(`names ${external[1]}, which looks like an image but no value sets it`)
     const shown = await kod(['inspect', '-c', kodpkg])
@@ -166,11 +177,12 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     const refused = await kod(args, {cwd, env: helmEnv})
     expect(refused.exitCode, refused.stderr).to.equal(6)
     expect(refused.stdout).to.equal('')
-    expect(refused.stderr).to.include(`${hard} (relay/templates/injector.yaml)`)
-    // What package only warned about (an unnamed argument, an imageName field) is refused all the same.
+    // Accepted when the package was made: let through, and said.
+    expect(refused.stderr).to.include(`Warning: ${hard} (relay/templates/injector.yaml) will be pulled from outside ${airgap.host}: accepted when the package was made`)
+    // What package only warned about (an unnamed argument, an imageName field) is refused.
     expect(refused.stderr).to.include(`${external[1]} (relay/templates/deploy.yaml)`)
     expect(refused.stderr).to.include(`${external[2]} (relay/templates/policy.yaml)`)
-    expect(refused.stderr).to.match(/refusing to deploy: 3 image\(s\)/)
+    expect(refused.stderr).to.match(/refusing to deploy: 2 image\(s\)/)
     expect(refused.stderr).to.include('--allow-external')
     // The operator heard the recorded warning first.
     expect(refused.stderr.indexOf(`Warning: ${hard} cannot be relocated`)).to.be.lessThan(refused.stderr.indexOf('Error:'))
@@ -223,10 +235,34 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     expect(result.stderr).to.match(new RegExp(`helm upgrade --install relay \\S+ --namespace shop --create-namespace -f ${path.join(dir, 'values', '01-base.yaml')} -f ${path.join(dir, 'kod-values-relay.yaml')}`))
   })
 
+  it('an older package (format 3, made before kod package refused) records no acceptance: deploy refuses its hard-coded image unless accepted there', async function () {
+    const dir = path.join(await mkdtemp(path.join(work, 'format3-')), 'pkg')
+    const unpacked = await kod(['unpack', '-c', kodpkg, '-o', dir])
+    expect(unpacked.exitCode, unpacked.stderr).to.equal(0)
+    const manifestFile = path.join(dir, 'kod-package.yaml')
+    const manifest = YAML.parse(await readFile(manifestFile, 'utf8'))
+    manifest.formatVersion = 3
+    for (const unit of manifest.units) for (const image of unit.images) delete image.external
+    await writeFile(manifestFile, YAML.stringify(manifest))
+    const sums = path.join(dir, 'SHA256SUMS')
+    const hash = createHash('sha256').update(await readFile(manifestFile)).digest('hex')
+    await writeFile(sums, (await readFile(sums, 'utf8')).replace(/^[\da-f]{64} {2}kod-package\.yaml$/m, `${hash}  kod-package.yaml`))
+
+    const args = ['deploy', '--list-commands', '-c', dir, '-r', airgap.host, '--plain-http', '-n', 'shop']
+    const refused = await kod(args, {cwd: work, env: helmEnv})
+    expect(refused.exitCode, refused.stderr).to.equal(6)
+    oneLineError(refused, /refusing to deploy: 3 image\(s\)/)
+    expect(refused.stderr).to.include(`${hard} (relay/templates/injector.yaml)`)
+    const accepted = await kod([...args, ...allowExternal], {cwd: work, env: helmEnv})
+    expect(accepted.exitCode, accepted.stderr).to.equal(0)
+    expect(accepted.stderr).to.include(`${hard} (relay/templates/injector.yaml) will be pulled from outside ${airgap.host}: accepted with --allow-external`)
+  })
+
   it('populate repeats the recorded warning on the air-gapped side', async function () {
-    const result = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {env: helmEnv})
+    const result = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {env: helmEnv, cwd: work})
     expect(result.exitCode, result.stderr).to.equal(0)
     expect(result.stderr).to.include(`Warning: ${hard} cannot be relocated through values`)
+    expect(result.stderr).to.include('accepted when the package was made (kod package --allow-external)')
   })
 
   it('refuses a --set helm cannot parse as bad input (exit 2), before pushing', async function () {
@@ -236,13 +272,13 @@ describe('deploy --no-install --list-commands: the air-gap workflow, no silent m
     expect(result.stderr).to.match(/^Error: bad --set "a\[x\]=1"/m)
   })
 
-  it('deploys for real (helm dry run) only with the hard-coded image accepted', async function () {
+  it('deploys for real (helm dry run) only with the images package did not take accepted', async function () {
     const cwd = await mkdtemp(path.join(work, 'deploy-'))
     const base = ['deploy', '-c', kodpkg, '-r', airgap.host, '--plain-http', '-n', 'shop', '--dry-run']
     const refused = await kod(base, {cwd, env: helmEnv})
     expect(refused.exitCode).to.equal(6)
-    const partly = await kod([...base, '--allow-external', hard], {cwd, env: helmEnv})
-    expect(partly.exitCode, 'accepting one of three is not enough').to.equal(6)
+    const partly = await kod([...base, '--allow-external', external[1]], {cwd, env: helmEnv})
+    expect(partly.exitCode, 'accepting one of two is not enough').to.equal(6)
     const deployed = await kod([...base, ...allowExternal], {cwd, env: helmEnv})
     expect(deployed.exitCode, deployed.stderr).to.equal(0)
     expect(deployed.stdout).to.match(/Dry run complete/)

@@ -27,8 +27,8 @@ function oneLineError(stderr: string, pattern: RegExp): void {
 }
 
 /** kod started in the background, as a user's shell would. */
-function startKod(args: string[]): ResultPromise<{reject: false; stdin: 'ignore'}> {
-  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {env: {PATH: toolPath()}, reject: false, stdin: 'ignore'})
+function startKod(args: string[], cwd?: string): ResultPromise<{reject: false; stdin: 'ignore'}> {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {cwd, env: {PATH: toolPath()}, reject: false, stdin: 'ignore'})
 }
 
 describe('bounded waits: nothing hangs (e2e)', function () {
@@ -144,7 +144,7 @@ describe('bounded waits: nothing hangs (e2e)', function () {
   ] as const) {
     it(`a SIGKILLed kod leaves no skopeo ${what}`, async function () {
       const out = await mkdtemp(path.join(work, 'killed-'))
-      const child = startKod(args(out))
+      const child = startKod(args(out), out)
       const pid = child.pid!
       const started = (await waitFor(async () => toolsOf(pid), 30_000)) ?? []
       expect(started, 'kod started skopeo against the silent registry').to.have.length.above(0)

@@ -268,7 +268,7 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
 
   describe('connected side', function () {
     it('packages every release as a unit, in needs order, with its namespace, installed flag and needs', function () {
-      expect(manifest.formatVersion).to.equal(3)
+      expect(manifest.formatVersion).to.equal(4)
       expect(manifest.source.kind).to.equal('helmfile')
       expect(manifest.units.map((unit) => unit.id)).to.deep.equal([...ORDER, 'legacy'])
       for (const unit of manifest.units) {
@@ -396,7 +396,7 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
     })
 
     it('populates every image once and every chart', async function () {
-      const populated = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {env: helmEnv})
+      const populated = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {env: helmEnv, cwd: work})
       expect(populated.exitCode, populated.stderr).to.equal(0)
       const catalog = (await (await fetch(`http://${airgap.host}/v2/_catalog`)).json()) as {repositories: string[]}
       expect(catalog.repositories.sort()).to.deep.equal(

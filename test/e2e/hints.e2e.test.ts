@@ -124,7 +124,7 @@ describe('hint files and hint libraries (e2e)', function () {
       expect(manifest.units[0].data.extraValues).to.deep.equal({workers: {pullFromMirror: true}})
     })
 
-    it('refuses to deploy a hinted image that no value relocates', async function () {
+    it('refuses to package a hinted image that no value relocates, and deploys it only once accepted', async function () {
       const layout = path.join(work, 'build')
       await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:worker`, `docker://${upstream.host}/acme/sidecar:1`])
       // The sidecar is named literally: nothing in the chart's values decides where it is pulled from.
@@ -132,13 +132,16 @@ describe('hint files and hint libraries (e2e)', function () {
       await writeFile(hints, YAML.stringify({apiVersion: 'kod.dev/v1', kind: 'ImageHints', hints: [{chart: 'acme', images: [{ref: `${upstream.host}/acme/sidecar:1`}]}]}))
       const values = path.join(work, 'upstream.yaml')
       const out = await mkdtemp(path.join(work, 'sidecar-'))
-      const packaged = await kod(['package', '-c', ACME, '-f', values, '--hints', hints, '-o', out, '--insecure-registry', upstream.host], {env})
+      const args = ['package', '-c', ACME, '-f', values, '--hints', hints, '-o', out, '--insecure-registry', upstream.host]
+      const refused = await kod(args, {env})
+      expect(refused.exitCode, refused.stderr).to.equal(6)
+      expect(refused.stderr).to.match(/refusing to package: 1 image\(s\) cannot be relocated through values.*acme\/sidecar:1 \(hint sidecar-hints\.yaml/)
+      const packaged = await kod([...args, '--allow-external', `${upstream.host}/acme/sidecar:1`], {env})
       expect(packaged.exitCode, packaged.stderr).to.equal(0)
-      expect(packaged.stderr).to.match(/acme\/sidecar:1 cannot be relocated through values/)
+      expect(packaged.stderr).to.match(/acme\/sidecar:1 \(.*\) cannot be relocated through values: accepted with --allow-external/)
       const deployed = await kod(['deploy', '-c', path.join(out, 'kod-acme-2.1.0.kodpkg'), '-r', '127.0.0.1:1', '--plain-http', '--list-commands'], {env, cwd: out})
-      expect(deployed.exitCode).to.equal(6)
-      expect(deployed.stderr).to.match(/refusing to deploy: 1 image\(s\) would not be pulled from 127\.0\.0\.1:1: .*acme\/sidecar:1 \(hint sidecar-hints\.yaml \(--hints\)\)/)
-      expect(deployed.stdout).to.equal('')
+      expect(deployed.exitCode, deployed.stderr).to.equal(0)
+      expect(deployed.stderr).to.match(/acme\/sidecar:1 \(hint sidecar-hints\.yaml \(--hints\)\) will be pulled from outside 127\.0\.0\.1:1: accepted when the package was made/)
     })
   })
 })

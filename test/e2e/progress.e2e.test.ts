@@ -91,7 +91,7 @@ describe('progress on stderr, data on stdout (e2e)', function () {
   })
 
   it('populate with stderr piped: a plain line per pushed image with count and size', async function () {
-    const result = await kod(['populate', '-c', path.join(work, 'plain', 'kod-two-0.1.0.kodpkg'), '-r', airgap.host, '--plain-http'])
+    const result = await kod(['populate', '-c', path.join(work, 'plain', 'kod-two-0.1.0.kodpkg'), '-r', airgap.host, '--plain-http'], {cwd: work})
     expect(result.exitCode, result.stderr).to.equal(0)
     const to = names.map((name) => escape(`${airgap.host}/kod/${name.replace(':', '-')}`))
     const pushed = result.stderr.split('\n').filter((line) => /^pushed \d+\/\d+ /.test(line))

@@ -124,7 +124,7 @@ describe('every reference Docker accepts packages, populates and keeps tag and d
     const inspected = await kod(['inspect', '-c', kodpkg, '--json'])
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     const manifest = JSON.parse(inspected.stdout) as {formatVersion: number; images: Array<{ref: string; name: string; layoutName: string; digest: string}>}
-    expect(manifest.formatVersion).to.equal(3)
+    expect(manifest.formatVersion).to.equal(4)
     const byRef = new Map(manifest.images.map((image) => [image.ref, image]))
     for (const item of CASES) {
       const image = byRef.get(reference(item))
@@ -145,7 +145,7 @@ describe('every reference Docker accepts packages, populates and keeps tag and d
   })
 
   it('populates a second registry under the original tags, digests intact', async function () {
-    const populated = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'])
+    const populated = await kod(['populate', '-c', kodpkg, '-r', airgap.host, '--plain-http'], {cwd: work})
     expect(populated.exitCode, populated.stderr).to.equal(0)
     const relocated = (item: Case): string => `${airgap.host}/kod/${upstream.host.replace(':', '-')}/kodtest/${item.repository}`
     for (const item of CASES) {

@@ -75,10 +75,10 @@ describe('signed packages (e2e)', function () {
   })
 
   it('populate refuses a wrongly signed package before anything reaches the registry', async function () {
-    const refused = await kod(['populate', '-c', signed, '-r', registry.host, '--plain-http', '--verify-key', key('other.pub')])
+    const refused = await kod(['populate', '-c', signed, '-r', registry.host, '--plain-http', '--verify-key', key('other.pub')], {cwd: work})
     expect(refused.exitCode).to.equal(5)
     expect(await catalog()).to.deep.equal([])
-    const pushed = await kod(['populate', '-c', signed, '-r', registry.host, '--plain-http', '--verify-key', key('key.pub')])
+    const pushed = await kod(['populate', '-c', signed, '-r', registry.host, '--plain-http', '--verify-key', key('key.pub')], {cwd: work})
     expect(pushed.exitCode, pushed.stderr).to.equal(0)
     expect(await catalog()).to.deep.equal(['kod/charts/plain'])
   })

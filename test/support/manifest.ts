@@ -1,9 +1,9 @@
 import type {PackageManifest} from '../../src/api.js'
 
-/** A small format-3 manifest (one chart, one unit, no images) for tests of the package format. */
+/** A small manifest in the format kod writes (one chart, one unit, no images) for tests of the package format. */
 export function demoManifest(overrides: Partial<PackageManifest> = {}): PackageManifest {
   return {
-    formatVersion: 3,
+    formatVersion: 4,
     kodVersion: '0.0.0-test',
     created: '2026-01-01T00:00:00.000Z',
     source: {kind: 'helm', ref: './chart'},

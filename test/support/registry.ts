@@ -7,6 +7,10 @@ import path from 'node:path'
 /** A CNCF distribution registry (Debian's docker-registry) on 127.0.0.1, on a free port. */
 export interface TestRegistry {
   host: string
+  /** Where the registry keeps its blobs and repositories (filesystem storage). */
+  dataDir: string
+  /** The request lines it served (`GET /v2/… 200`), with RegistryOptions.accessLog. */
+  requests(): string[]
   stop(): Promise<void>
 }
 
@@ -55,6 +59,14 @@ async function htpasswdLine(user: string, password: string): Promise<string> {
 export interface RegistryOptions {
   /** Require these credentials (basic auth over plain HTTP). */
   auth?: {user: string; password: string}
+  /** Keep an access log: requests() lists `METHOD PATH STATUS` for every request served. */
+  accessLog?: boolean
+}
+
+/** `METHOD PATH STATUS` from a combined-log-format line (`… "GET /v2/ HTTP/1.1" 200 …`). */
+function requestLine(line: string): string | undefined {
+  const match = /"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3})/.exec(line)
+  return match ? `${match[1]} ${match[2]} ${match[3]}` : undefined
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
@@ -67,7 +79,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     config,
     [
       'version: 0.1',
-      'log: {level: error, accesslog: {disabled: true}}',
+      `log: {level: error, accesslog: {disabled: ${options.accessLog ? 'false' : 'true'}}}`,
       `storage: {filesystem: {rootdirectory: ${path.join(dir, 'data')}}, delete: {enabled: true}}`,
       `http: {addr: "127.0.0.1:${port}"}`,
       ...(auth ? [`auth: {htpasswd: {realm: kod-test, path: ${path.join(dir, 'htpasswd')}}}`] : []),
@@ -75,11 +87,23 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     ].join('\n'),
   )
   const binary = process.env.KOD_TEST_REGISTRY ?? 'docker-registry'
-  const child = execa(binary, ['serve', config], {stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false})
+  const child = execa(binary, ['serve', config], {stdin: 'ignore', stdout: options.accessLog ? 'pipe' : 'ignore', stderr: 'pipe', reject: false})
+  const served: string[] = []
+  let pending = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString('utf8')).split('\n')
+    pending = lines.pop() ?? ''
+    for (const line of lines) {
+      const request = requestLine(line)
+      if (request) served.push(request)
+    }
+  })
   await waitForPort(port, child)
   let stopped = false
   return {
     host: `127.0.0.1:${port}`,
+    dataDir: path.join(dir, 'data'),
+    requests: () => [...served],
     async stop() {
       if (stopped) return
       stopped = true

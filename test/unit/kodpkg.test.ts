@@ -81,7 +81,12 @@ describe('the .kodpkg format', function () {
   })
 
   it('validates the manifest against the schema, and names unsupported format versions', function () {
-    expect(() => parseManifest(YAML.stringify({...manifest, formatVersion: 4}), 'x')).to.throw(/package format 4 is not supported/)
+    expect(() => parseManifest(YAML.stringify({...manifest, formatVersion: 5}), 'x')).to.throw(/package format 5 is not supported by this kod \(reads formats 1, 2, 3, 4\)/)
+    // Format 3 reads as format 4 without `external`; `external` is true or absent.
+    expect(parseManifest(YAML.stringify({...manifest, formatVersion: 3}), 'x').formatVersion).to.equal(3)
+    const [first] = manifest.units
+    const image = {name: 'docker.io/library/nginx:1', ref: 'nginx:1', values: [], foundIn: ['t'], note: 'hard-coded', external: false}
+    expect(() => parseManifest(YAML.stringify({...manifest, units: [{...first, installed: false, images: [image]}]}), 'x')).to.throw(/\/units\/0\/images\/0\/external must be equal to constant/)
     expect(() => parseManifest(YAML.stringify({...manifest, images: [{ref: 'nginx'}]}), 'x')).to.throw(/\/images\/0 must have required property/)
     const [unit] = manifest.units
     expect(() => parseManifest(YAML.stringify({...manifest, units: [{...unit, values: ['../escape']}]}), 'x')).to.throw(/\/units\/0\/values\/0 must match pattern/)

@@ -120,7 +120,7 @@ export async function analyseRelease(ctx: SourceContext, request: AnalyseRelease
   const warnings = unpackaged.map(({ref, template, reason}) => `${template}${where} names ${ref}, which ${reason}; if the workload runs it, add it with a hint (docs/hints.md)`)
   for (const warning of warnings) ctx.log.warn(warning)
   for (const image of images.filter((found) => found.note)) {
-    ctx.log.warn(`${image.ref}${where} cannot be relocated through values: ${image.note}; it is packaged, and deploy refuses it unless a hint or your values relocate it, or you accept it with --allow-external`)
+    ctx.log.debug(`${image.ref}${where} cannot be relocated through values: ${image.note}`)
   }
   const data: ReleaseData = {}
   if (request.render && Object.values(request.render).some((knob) => knob !== undefined && (!Array.isArray(knob) || knob.length > 0))) data.render = request.render

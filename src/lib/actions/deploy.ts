@@ -1,88 +1,15 @@
-import path from 'node:path'
-
-import type {DeployRequest, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
-import {runPush} from '../bounds.js'
-import {loginSuggestion} from '../credentials.js'
-import {ExitCode, KodError, messageOf, usageError} from '../errors.js'
-import {describeImage, existsInRegistry, layoutNameOf, pullReference, pushCommand, pushReference} from '../images.js'
-import {IMAGES_DIR, mapLimit} from '../kodpkg.js'
-import {countedSubtasks, runSteps} from '../progress.js'
-import {normalizeRef, parseRef, relocatedRepository} from '../refs.js'
+import type {DeployRequest, KodSource, OpenedPackage, SourceContext, Target} from '../../api.js'
+import {ExitCode, KodError, usageError} from '../errors.js'
+import {existsInRegistry, pullReference} from '../images.js'
+import {mapLimit} from '../kodpkg.js'
+import {parseRef, relocatedRepository, sameImage} from '../refs.js'
 import {formatCommand, missingTool, toolAvailable} from '../tools.js'
 import {packageWarnings} from './open.js'
 import {asKodError} from './package.js'
+import {planCommands, planPopulate, runPopulate} from './populate.js'
 
 /** How many images are checked in the target registry at once. */
 const CHECK_CONCURRENCY = 4
-
-export interface PopulatePlan {
-  /** The package's OCI layout the images are pushed from. */
-  layout: string
-  /** `layoutName`: the image's name in that layout (format 1: its `name`). */
-  images: Array<{name: string; layoutName: string; to: string; command: PlannedCommand}>
-  charts: PlannedCommand[]
-  /** The target registry (host[:port][/path]), named when it refuses kod for want of a login. */
-  registry: string
-}
-
-/** The pushes that put a package's images and charts into the target registry. */
-export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedPackage, target: Target): PopulatePlan {
-  const layout = path.join(pkg.dir, IMAGES_DIR)
-  return {
-    layout,
-    images: pkg.manifest.images.map((image) => ({
-      name: image.name,
-      layoutName: layoutNameOf(image),
-      to: pushReference(parseRef(image.name), target),
-      command: pushCommand(layout, image, target),
-    })),
-    charts: source.pushCharts(ctx, pkg, target),
-    registry: target.registry,
-  }
-}
-
-export function planCommands(plan: PopulatePlan): PlannedCommand[] {
-  return [...plan.images.map((image) => image.command), ...plan.charts]
-}
-
-/**
- * Runs the populate plan with progress: images one by one (count and bytes, sizes read from the
- * layout first), then the charts.
- */
-export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, quiet: boolean): Promise<void> {
-  // Each push within its bounds (bounds.ts): the registry's first answer, then time for its bytes.
-  const run = async (command: PlannedCommand, what: string, bytes?: number): Promise<void> => {
-    await runPush(ctx.tools, command, bytes).catch((error: unknown) => {
-      const message = messageOf(error)
-      // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
-      const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, plan.registry)
-      throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
-    })
-  }
-  // Sizes only feed the progress display: an image whose size cannot be read is pushed all the same.
-  const sizes = await Promise.all(plan.images.map(async (image) => describeImage(plan.layout, image.layoutName).then((described) => described.bytes, () => undefined)))
-  await runSteps(
-    [
-      {
-        title: `Push ${plan.images.length} image(s)`,
-        task: (_, task) =>
-          countedSubtasks(
-            task,
-            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => run(image.command, image.name, sizes[index])})),
-            {doing: 'Push', did: 'pushed', noun: 'image(s)'},
-          ),
-      },
-      {
-        title: `Push ${plan.charts.length} chart(s)`,
-        task: async (_, task) => {
-          for (const command of plan.charts) await run(command, command.args[1] ?? 'chart')
-          task.title = `Pushed ${plan.charts.length} chart(s)`
-        },
-      },
-    ],
-    {quiet},
-  )
-}
 
 export interface DeployOptions {
   /** Print the commands on stdout (see deployAction for what that means with and without noInstall). */
@@ -94,6 +21,8 @@ export interface DeployOptions {
   stream: boolean
   /** --allow-external: images (any spelling) the user accepts from outside the private registry. */
   allowExternal?: string[]
+  /** --force-push: move tags the registry holds with other content (populate's --force). */
+  force?: boolean
   print(line: string): void
 }
 
@@ -138,18 +67,6 @@ function listImages(images: Rendered[], several = false): string {
   return images.map((image) => where(image, several)).join('; ')
 }
 
-/** Same image, however spelled (nginx, docker.io/library/nginx:latest); unparsable ones compare as written. */
-function sameImage(a: string, b: string): boolean {
-  const canonical = (ref: string): string => {
-    try {
-      return normalizeRef(ref)
-    } catch {
-      return ref
-    }
-  }
-  return canonical(a) === canonical(b)
-}
-
 /**
  * Splits the images outside the registry into those the user accepted by name and the rest; a name
  * that matches no image the chart runs is a mistake worth stopping for.
@@ -177,14 +94,26 @@ function renderCheck(
   options: DeployOptions,
   several: boolean,
 ): {accepted: Rendered[]; inRegistry: Rendered[]} {
-  const {accepted, refused} = acceptExternal(outsideTarget(rendered, target), options.allowExternal ?? [], rendered)
+  // Accepted at package time (kod package --allow-external, recorded as `external`): let through, said.
+  const recorded = pkg.manifest.units.flatMap((unit) => unit.images.filter((image) => image.external).map((image) => ({unit: unit.id, ref: image.ref})))
+  const isRecorded = (image: Rendered): boolean => recorded.some((entry) => (!image.unit || entry.unit === image.unit) && sameImage(entry.ref, image.ref))
+  const outside = outsideTarget(rendered, target)
+  const packaged = outside.filter((image) => isRecorded(image))
+  for (const image of packaged) ctx.log.warn(`${listImages([image], several)} will be pulled from outside ${target.registry}: accepted when the package was made (kod package --allow-external)`)
+  const checked = acceptExternal(
+    outside.filter((image) => !isRecorded(image)),
+    options.allowExternal ?? [],
+    rendered,
+  )
+  const accepted = [...packaged, ...checked.accepted]
+  const {refused} = checked
   if (refused.length > 0) {
     throw new KodError(
       `refusing to deploy: ${refused.length} image(s) would not be pulled from ${target.registry}: ${listImages(refused, several)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
       {exit: ExitCode.notRelocated},
     )
   }
-  for (const image of accepted) ctx.log.warn(`${listImages([image], several)} will be pulled from outside ${target.registry}: accepted with --allow-external`)
+  for (const image of checked.accepted) ctx.log.warn(`${listImages([image], several)} will be pulled from outside ${target.registry}: accepted with --allow-external`)
   const inRegistry = rendered.filter((image) => !accepted.includes(image))
   // Under the registry, but not where populate pushes: only the registry can tell whether it is there.
   const pushed = new Set(pkg.manifest.images.map((image) => relocatedRepository(parseRef(image.name), target)))
@@ -254,7 +183,7 @@ export async function deployAction(
       if (!(await toolAvailable(ctx.tools, tool))) throw missingTool(ctx.tools, tool)
     }
   }
-  await runPopulate(ctx, populate, options.quiet)
+  await runPopulate(ctx, populate, {quiet: options.quiet, force: options.force})
   result.populated = true
   await registryCheck(ctx, inRegistry, request.target, several)
   if (options.noInstall) {

@@ -22,6 +22,7 @@ import {
   SUMS_FILE,
   verifyDirectory,
 } from '../kodpkg.js'
+import {sweepUnpackLeftovers} from '../leftovers.js'
 import {runSteps, step} from '../progress.js'
 import {checkSignature} from '../signing.js'
 
@@ -171,6 +172,7 @@ export async function openPackage(input: string, options: OpenOptions): Promise<
     if (!isNotWritable(error)) throw error
     throw usageError(`cannot unpack ${input} into ${shown(path.dirname(dir))}: it is not writable; run kod from a directory you can write to, or unpack it with kod unpack -c ${input} -o DIR and use -c DIR`)
   }
+  await sweepUnpackLeftovers(dir, {debug: () => {}})
   const extractTitles = [`Extract and verify ${path.basename(input)} (${size})`, `Extracted and verified ${path.basename(input)} (${size}) into ${shown(dir)}`] as const
   if ((await kindOf(dir)) === undefined) {
     const manifest = await extractInto(input, head, dir, extractTitles, quiet, signal).catch(unwritable)
@@ -294,7 +296,10 @@ export function packageWarnings(manifest: PackageManifest): string[] {
   const notes = manifest.units.flatMap((unit) =>
     unit.images
       .filter((image) => image.note && !warnings.some((line) => line.startsWith(`${image.ref} `) && line.includes(image.note!)))
-      .map((image) => `${image.ref}${several ? ` (release ${unit.id})` : ''} cannot be relocated through values: ${image.note}`),
+      .map(
+        (image) =>
+          `${image.ref}${several ? ` (release ${unit.id})` : ''} cannot be relocated through values: ${image.note}${image.external ? '; accepted when the package was made (kod package --allow-external): the cluster pulls it from outside the private registry' : ''}`,
+      ),
   )
   return [...new Set([...warnings, ...notes])]
 }

@@ -2,14 +2,16 @@ import type {KeyObject} from 'node:crypto'
 import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {FoundImage, FoundUnit, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
+import type {FoundImage, FoundUnit, Logger, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
 import {makeDirectories, runPull} from '../bounds.js'
 import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
+import {commandHost, withRetries} from '../retry.js'
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
+import {stagingPrefix, sweepPackageLeftovers} from '../leftovers.js'
 import {countedSubtasks, keepSaying, runSteps} from '../progress.js'
-import {normalizeRef, parseRef} from '../refs.js'
+import {normalizeRef, parseRef, sameImage} from '../refs.js'
 import {optionsFor, type SourceFlagsGiven} from '../source-flags.js'
 import type {SourceRegistry} from '../sources.js'
 
@@ -30,6 +32,8 @@ export interface PackageOptions {
   onCleanup(fn: () => Promise<unknown>): void
   /** --sign-key: the package's SHA256SUMS is signed with it. */
   signingKey?: KeyObject
+  /** --allow-external: images (any spelling) that cannot be relocated and are accepted all the same. */
+  allowExternal?: string[]
 }
 
 export interface PackageResult {
@@ -99,6 +103,38 @@ export function collectImages(units: readonly FoundUnit[]): {units: Unit[]; stor
   return {units: collected, stored: [...stored.values()]}
 }
 
+/**
+ * An image no value relocates would be pulled from outside the private registry on the far side, where
+ * deploy would refuse it: refused here instead (exit 6), before anything is pulled, unless accepted by
+ * name with --allow-external, which is recorded (format 4: `external`) so deploy lets it through, saying
+ * so. A name that matches no such image is a mistake worth stopping for.
+ */
+export function acceptUnrelocatable(units: Unit[], allowed: readonly string[], log: Pick<Logger, 'warn'>): Unit[] {
+  const several = units.filter((unit) => unit.installed).length > 1
+  const all = units.flatMap((unit) => unit.images.map((image) => ({unit, image})))
+  const stuck = all.filter(({image}) => image.note)
+  const describe = ({unit, image}: (typeof all)[number]): string => `${image.ref} (${several ? `release ${unit.id}: ` : ''}${image.foundIn.join(', ')}: ${image.note})`
+  for (const name of allowed) {
+    if (stuck.some(({image}) => sameImage(image.ref, name))) continue
+    const runs = all.some(({image}) => sameImage(image.ref, name))
+    throw usageError(
+      runs
+        ? `--allow-external ${name}: kod relocates that image through values, there is nothing to accept${stuck.length > 0 ? `; images it cannot relocate: ${[...new Set(stuck.map(({image}) => image.ref))].join(', ')}` : ''}`
+        : `--allow-external ${name}: the package runs no such image; images it cannot relocate: ${[...new Set(stuck.map(({image}) => image.ref))].join(', ') || 'none'}`,
+    )
+  }
+  const accepted = (ref: string): boolean => allowed.some((name) => sameImage(ref, name))
+  const refused = stuck.filter(({image}) => !accepted(image.ref))
+  if (refused.length > 0) {
+    throw new KodError(
+      `refusing to package: ${refused.length} image(s) cannot be relocated through values, so the cluster would pull them from outside the private registry: ${refused.map((entry) => describe(entry)).join('; ')}. Relocate each with a hint (--hints FILE, docs/hints.md) or your -f values, or accept it with --allow-external IMAGE`,
+      {exit: ExitCode.notRelocated},
+    )
+  }
+  for (const entry of stuck) log.warn(`${describe(entry)} cannot be relocated through values: accepted with --allow-external, so deploy lets it be pulled from outside the private registry`)
+  return units.map((unit) => ({...unit, images: unit.images.map((image) => (image.note && accepted(image.ref) ? {...image, external: true as const} : image))}))
+}
+
 /** Names -o takes as the package file: kod's own extension, and the .tgz / .tar names a package may go by. */
 const PACKAGE_FILE_NAME = /\.(kodpkg|tgz|tar)$/
 
@@ -118,7 +154,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   const layoutName = layoutNameFor(image.name)
   const via = pullSource(ref, options.mirrors).via
   const command = pullCommand(ref, layout, layoutName, options.request.insecureRegistries, options.mirrors)
-  await runPull(ctx.tools, command).catch((error: unknown) => {
+  await withRetries(commandHost(command.args), `pulling ${image.ref}`, ctx.log, () => runPull(ctx.tools, command), {signal: ctx.cancelSignal}).catch((error: unknown) => {
     const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
     throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
       exit: (error as KodError).exit,
@@ -173,13 +209,16 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
     throw fileSystemError(error) ?? error
   }
   const created = await makeDirectories(options.outDir).catch(notWritable)
-  const staging = await mkdtemp(path.join(options.outDir, '.kod-staging-')).catch(notWritable)
+  const staging = await mkdtemp(stagingPrefix(options.outDir)).catch(notWritable)
   const removeStaging = async (): Promise<void> => {
     await rm(staging, {recursive: true, force: true})
     if (created && !result) await rm(created, {recursive: true, force: true})
   }
   options.onCleanup(removeStaging)
   const layout = path.join(staging, IMAGES_DIR)
+  // What interrupted runs left here goes; the image blobs they pulled are kept for this run.
+  const reused = await sweepPackageLeftovers(options.outDir, layout, ctx.log)
+  if (reused.blobs > 0) ctx.log.info(`reusing ${reused.blobs} image blob(s), ${formatSize(reused.bytes)}, pulled by an interrupted kod package run`)
 
   let packaged: SourcePackage | undefined
   let units: Unit[] = []
@@ -195,7 +234,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               throw asKodError(error)
             })
             const collected = collectImages(packaged.units)
-            units = collected.units
+            units = acceptUnrelocatable(collected.units, options.allowExternal ?? [], ctx.log)
             images = collected.stored
             const installed = units.filter((unit) => unit.installed).length
             task.title = `Fetched and rendered ${options.request.ref}: ${installed === 1 ? '' : `${installed} releases, `}${images.length} image(s)`

@@ -1,0 +1,216 @@
+import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import type {ChartEntry, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
+import {ANSWER_MS, inspectFlags, isTimeout, runPush} from '../bounds.js'
+import {loginSuggestion} from '../credentials.js'
+import {ExitCode, KodError, messageOf} from '../errors.js'
+import {describeImage, layoutNameOf, pushCommand, pushReference} from '../images.js'
+import {IMAGES_DIR} from '../kodpkg.js'
+import {findImage, readBlob} from '../oci.js'
+import {countedSubtasks, runSteps} from '../progress.js'
+import {parseRef} from '../refs.js'
+import {commandHost, noteAnswered, withRetries} from '../retry.js'
+import {isInsecure} from '../target.js'
+
+export interface PopulatePlan {
+  /** The package's OCI layout the images are pushed from. */
+  layout: string
+  /** `layoutName`: the image's name in that layout (format 1: its `name`). */
+  images: Array<{name: string; layoutName: string; to: string; command: PlannedCommand}>
+  /** Each chart push, and for a `helm push` of a chart the package lists, where it lands (docker://…:version). */
+  charts: Array<{command: PlannedCommand; chart?: ChartEntry & {path: string}; to?: string}>
+  /** The target registry (host[:port][/path]), named when it refuses kod for want of a login. */
+  registry: string
+  target: Target
+}
+
+/** The OCI tag helm push gives a chart version (OCI tags take no "+"). */
+function chartTag(version: string): string {
+  return version.replaceAll('+', '_')
+}
+
+/** The pushes that put a package's images and charts into the target registry. */
+export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedPackage, target: Target): PopulatePlan {
+  const layout = path.join(pkg.dir, IMAGES_DIR)
+  const charts = source.pushCharts(ctx, pkg, target).map((command) => {
+    const [verb, file, repository] = command.args
+    const entry = pkg.manifest.charts.find((chart) => path.join(pkg.dir, chart.file) === file)
+    if (command.tool !== 'helm' || verb !== 'push' || !entry || !repository?.startsWith('oci://')) return {command}
+    return {command, chart: {...entry, path: file}, to: `docker://${repository.slice('oci://'.length)}/${entry.name}:${chartTag(entry.version)}`}
+  })
+  return {
+    layout,
+    images: pkg.manifest.images.map((image) => ({
+      name: image.name,
+      layoutName: layoutNameOf(image),
+      to: pushReference(parseRef(image.name), target),
+      command: pushCommand(layout, image, target),
+    })),
+    charts,
+    registry: target.registry,
+    target,
+  }
+}
+
+export function planCommands(plan: PopulatePlan): PlannedCommand[] {
+  return [...plan.images.map((image) => image.command), ...plan.charts.map((chart) => chart.command)]
+}
+
+export interface PopulateOptions {
+  quiet: boolean
+  /** --force: move a tag the registry holds with other content (refused otherwise, exit 7). */
+  force?: boolean
+}
+
+/** skopeo's words for a manifest that is not there. */
+const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
+
+/**
+ * What the registry holds under `reference` (docker://…): its raw manifest, or undefined when it holds
+ * nothing there, or when it answered with an error the push itself will explain (a missing login). Only
+ * a registry that does not answer within ANSWER_MS stops here.
+ */
+async function held(
+  ctx: SourceContext,
+  what: string,
+  reference: string,
+  target: Target,
+  env?: Record<string, string>,
+  copyArgs?: readonly string[],
+): Promise<string | undefined> {
+  const flags = copyArgs ? inspectFlags(copyArgs, '--dest-') : isInsecure(target) ? ['--tls-verify=false'] : []
+  const host = /^docker:\/\/([^/]+)/.exec(reference)?.[1]
+  try {
+    const {stdout} = await ctx.tools.run('skopeo', ['inspect', '--raw', ...flags, reference], {env, timeoutMs: ANSWER_MS})
+    if (host) noteAnswered(host)
+    return stdout
+  } catch (error) {
+    if (isTimeout(error)) throw new KodError(`cannot push ${what}: ${messageOf(error)}`, {exit: (error as KodError).exit})
+    if (host && NOT_FOUND.test(messageOf(error))) noteAnswered(host)
+    return undefined
+  }
+}
+
+function sha256(bytes: string | Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+}
+
+/** The digest of what a registry holds, from its raw manifest as skopeo printed it (its final newline may be gone). */
+function sameManifest(raw: string, expected: Buffer): boolean {
+  return raw.trimEnd() === expected.toString('utf8').trimEnd()
+}
+
+/** The chart archive a helm chart manifest points at (its content layer), if it is one. */
+function chartLayer(raw: string): string | undefined {
+  try {
+    const manifest = JSON.parse(raw) as {layers?: Array<{mediaType?: string; digest?: string}>}
+    return manifest.layers?.find((layer) => layer.mediaType === 'application/vnd.cncf.helm.chart.content.v1.tar+gzip')?.digest
+  } catch {
+    return undefined
+  }
+}
+
+function tagConflict(what: string, to: string, ours: string): KodError {
+  return new KodError(
+    `${to} already holds something other than ${what} (${ours}): kod does not move a tag that exists; push to another --prefix, or replace it with --force`,
+    {exit: ExitCode.tagConflict},
+  )
+}
+
+/**
+ * Runs the populate plan with progress: images one by one (count and bytes, sizes read from the
+ * layout first), then the charts. What the registry already holds under the same tag with the same
+ * content is not pushed again (a re-run after an interruption finishes the rest; skopeo itself sends
+ * only the blobs the registry lacks); a tag holding other content is refused unless --force. A registry
+ * that stops answering mid-push is retried with backoff (retry.ts).
+ */
+export interface PopulateOutcome {
+  /** Images and charts pushed by this run. */
+  pushed: {images: number; charts: number}
+  /** Those the registry already held with the same content. */
+  kept: {images: number; charts: number}
+}
+
+export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, options: PopulateOptions): Promise<PopulateOutcome> {
+  const outcome: PopulateOutcome = {pushed: {images: 0, charts: 0}, kept: {images: 0, charts: 0}}
+  const push = async (command: PlannedCommand, what: string, bytes?: number): Promise<void> => {
+    await withRetries(commandHost(command.args), `pushing ${what}`, ctx.log, () => runPush(ctx.tools, command, bytes, {answered: true}), {signal: ctx.cancelSignal}).catch(
+      (error: unknown) => {
+        const message = messageOf(error)
+        // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
+        const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, plan.registry)
+        throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
+      },
+    )
+  }
+  const already = (where: string): {skipped: string} => ({skipped: `already in ${where} with the same digest, not pushed again`})
+  // Sizes only feed the progress display: an image whose size cannot be read is pushed all the same.
+  const sizes = await Promise.all(plan.images.map(async (image) => describeImage(plan.layout, image.layoutName).then((described) => described.bytes, () => undefined)))
+  const pushImage = async (image: PopulatePlan['images'][number], bytes?: number): Promise<number | {skipped: string}> => {
+    const reference = `docker://${image.to}`
+    const current = await held(ctx, image.name, reference, plan.target, image.command.env, image.command.args)
+    if (current !== undefined) {
+      const {digest} = await findImage(plan.layout, image.layoutName)
+      if (sameManifest(current, await readBlob(plan.layout, digest))) {
+        outcome.kept.images++
+        return already(plan.registry)
+      }
+      if (!options.force) throw tagConflict(`${image.name} from this package`, image.to, digest)
+      ctx.log.warn(`${image.to} held another image: replaced with ${image.name} (${digest}), as --force asks`)
+    }
+    await push(image.command, image.name, bytes)
+    outcome.pushed.images++
+    return bytes ?? 0
+  }
+  const pushChart = async (chart: PopulatePlan['charts'][number]): Promise<boolean> => {
+    const what = chart.chart ? `chart ${chart.chart.name} ${chart.chart.version}` : (chart.command.args[1] ?? 'chart')
+    if (chart.chart && chart.to) {
+      const current = await held(ctx, what, chart.to, plan.target, chart.command.env)
+      if (current !== undefined) {
+        const ours = sha256(await readFile(chart.chart.path))
+        if (chartLayer(current) === ours) {
+          outcome.kept.charts++
+          return false
+        }
+        const to = chart.to.slice('docker://'.length)
+        if (!options.force) throw tagConflict(`${what} from this package`, to, ours)
+        ctx.log.warn(`${to} held another chart: replaced with ${what}, as --force asks`)
+      }
+    }
+    await push(chart.command, what)
+    outcome.pushed.charts++
+    return true
+  }
+  await runSteps(
+    [
+      {
+        title: `Push ${plan.images.length} image(s)`,
+        task: (_, task) =>
+          countedSubtasks(
+            task,
+            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => pushImage(image, sizes[index])})),
+            {doing: 'Push', did: 'pushed', noun: 'image(s)'},
+          ),
+      },
+      {
+        title: `Push ${plan.charts.length} chart(s)`,
+        task: async (_, task) => {
+          let pushed = 0
+          for (const chart of plan.charts) if (await pushChart(chart)) pushed++
+          const kept = plan.charts.length - pushed
+          task.title = `Pushed ${pushed} chart(s)${kept > 0 ? `, ${kept} already in ${plan.registry} with the same content` : ''}`
+        },
+      },
+    ],
+    {quiet: options.quiet},
+  )
+  return outcome
+}
+
+/** One line: what a populate pushed and what the registry already held. */
+export function describeOutcome(outcome: PopulateOutcome, registry: string): string {
+  const kept = outcome.kept.images + outcome.kept.charts
+  return `pushed ${outcome.pushed.images} image(s) and ${outcome.pushed.charts} chart(s) to ${registry}${kept > 0 ? `; ${outcome.kept.images} image(s) and ${outcome.kept.charts} chart(s) were there already with the same digest` : ''}`
+}

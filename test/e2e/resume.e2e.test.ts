@@ -1,0 +1,250 @@
+import {expect} from 'chai'
+import {execa, type ResultPromise} from 'execa'
+import {createHash, randomBytes} from 'node:crypto'
+import {cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import {oneLineError} from '../support/assertions.js'
+import {type FaultProxy, startFaultProxy} from '../support/fault-proxy.js'
+import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
+import {buildLayout} from '../support/oci-build.js'
+import {waitFor} from '../support/processes.js'
+import {startRegistry, type TestRegistry} from '../support/registry.js'
+
+/**
+ * Interrupted runs resume and leave nothing behind (issue 8, part 5), with real skopeo, helm and
+ * registries: a fault proxy on 127.0.0.1 stalls a transfer at a known point so kod can be SIGKILLed
+ * mid-pull or mid-push, or cuts the registry off for a while as a restart does. The registries' access
+ * logs say what was sent again.
+ */
+const MB = 1024 * 1024
+
+/** kod started in the background, as a user's shell would. */
+function startKod(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): ResultPromise<{reject: false; stdin: 'ignore'}> {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: {PATH: toolPath(), ...options.env},
+    reject: false,
+    stdin: 'ignore',
+  })
+}
+
+/** Incompressible text, so a layer's size on the wire is about its size. */
+function noise(bytes: number): string {
+  return randomBytes(Math.ceil(bytes * 0.75)).toString('base64').slice(0, bytes)
+}
+
+/** The sha256 hex names of the blobs below `dir/blobs/sha256` (an OCI layout). */
+async function layoutBlobs(layout: string): Promise<string[]> {
+  return (await readdir(path.join(layout, 'blobs', 'sha256')).catch(() => [] as string[])).filter((name) => /^[\da-f]{64}$/.test(name))
+}
+
+/** The blobs a distribution registry holds completely (filesystem storage: blobs/sha256/xx/<hex>/data). */
+async function registryBlobs(registry: TestRegistry): Promise<string[]> {
+  const root = path.join(registry.dataDir, 'docker', 'registry', 'v2', 'blobs', 'sha256')
+  const found: string[] = []
+  for (const prefix of await readdir(root).catch(() => [] as string[])) {
+    for (const hex of await readdir(path.join(root, prefix))) {
+      if (await stat(path.join(root, prefix, hex, 'data')).then(() => true, () => false)) found.push(hex)
+    }
+  }
+  return found
+}
+
+async function remoteDigest(reference: string): Promise<string> {
+  const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reference}`], {stdin: 'ignore', encoding: 'buffer'})
+  return `sha256:${createHash('sha256').update(Buffer.from(raw.stdout)).digest('hex')}`
+}
+
+async function entries(dir: string): Promise<string[]> {
+  return (await readdir(dir).catch(() => [] as string[])).sort()
+}
+
+describe('interrupted runs resume and leave nothing behind (e2e)', function () {
+  this.timeout(240_000)
+  let work: string
+  let upstream: TestRegistry
+  let proxy: FaultProxy
+  let chartValues: string
+  let kodpkg: string
+  let digest: string
+  const registries: TestRegistry[] = []
+  const proxies: FaultProxy[] = []
+
+  async function airgap(): Promise<{registry: TestRegistry; proxy: FaultProxy}> {
+    const registry = await startRegistry({accessLog: true})
+    registries.push(registry)
+    const front = await startFaultProxy(registry.host)
+    proxies.push(front)
+    return {registry, proxy: front}
+  }
+
+  before(async function () {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kod-resume-'))
+    upstream = await startRegistry({accessLog: true})
+    proxy = await startFaultProxy(upstream.host)
+    // One image of three 3 MB layers and a small one: big enough to stop between blobs.
+    const layout = path.join(work, 'build')
+    const digests = await buildLayout(layout, [
+      {name: 'hello', layers: [{files: {'a.txt': noise(3 * MB)}}, {files: {'b.txt': noise(3 * MB)}}, {files: {'c.txt': noise(3 * MB)}}, {files: {'d.txt': 'small\n'}}]},
+    ])
+    digest = digests.hello
+    await execa('skopeo', ['copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`], {stdin: 'ignore'})
+    // The chart names the image through the proxy, so every pull passes it.
+    chartValues = path.join(work, 'values.yaml')
+    await writeFile(chartValues, YAML.stringify({image: {repository: `${proxy.host}/kodtest/hello`, tag: '1.0'}}))
+  })
+
+  after(async function () {
+    for (const front of [proxy, ...proxies]) await front?.stop()
+    for (const registry of [upstream, ...registries]) await registry?.stop()
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+
+  const packageArgs = (out: string): string[] => ['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', chartValues, '-o', out, '--insecure-registry', proxy.host]
+
+  it('a package killed mid-pull leaves one staging directory, whose blobs the next run reuses instead of pulling them again', async function () {
+    const out = path.join(work, 'killed-package')
+    const stalled = proxy.stallAfter('down', 4 * MB)
+    const child = startKod(packageArgs(out))
+    await Promise.race([stalled, child])
+    const staging = await waitFor(async () => {
+      const names = (await entries(out)).filter((name) => name.startsWith('.kod-staging-'))
+      if (names.length !== 1) return undefined
+      const blobs = await layoutBlobs(path.join(out, names[0], 'images'))
+      return blobs.length > 0 ? {name: names[0], blobs} : undefined
+    }, 30_000)
+    child.kill('SIGKILL')
+    await child
+    proxy.resume()
+    expect(staging, 'the killed run had pulled a blob into its staging directory').to.not.equal(undefined)
+    const pulledBefore = await layoutBlobs(path.join(out, staging!.name, 'images'))
+    const layers = pulledBefore.length
+    expect(layers).to.be.greaterThan(0)
+
+    const mark = upstream.requests().length
+    const again = await kod(packageArgs(out))
+    expect(again.exitCode, again.stderr).to.equal(0)
+    expect(again.stderr).to.match(/reusing \d+ image blob\(s\).*interrupted kod package run/)
+    const fetched = upstream.requests().slice(mark).filter((line) => /^GET \/v2\/.+\/blobs\/sha256:/.test(line))
+    for (const hex of pulledBefore) expect(fetched.filter((line) => line.includes(hex)), `blob ${hex} pulled again`).to.deep.equal([])
+    // The run pulled what the killed one had not: it had something to do.
+    expect(fetched.length, fetched.join('\n')).to.be.greaterThan(0)
+    expect(await entries(out)).to.deep.equal(['kod-hello-0.1.0.kodpkg'])
+    const inspected = await kod(['inspect', '-c', path.join(out, 'kod-hello-0.1.0.kodpkg'), '--json'])
+    expect(inspected.exitCode, inspected.stderr).to.equal(0)
+    expect(JSON.parse(inspected.stdout).images[0].digest).to.equal(digest)
+    kodpkg = path.join(work, 'hello.kodpkg')
+    await cp(path.join(out, 'kod-hello-0.1.0.kodpkg'), kodpkg)
+  })
+
+  it('a populate killed mid-push completes on re-run without sending again a blob the registry has, and a third run pushes nothing', async function () {
+    expect(kodpkg, 'the package test ran').to.be.a('string')
+    const {registry, proxy: front} = await airgap()
+    const site = path.join(work, 'site-killed')
+    const tmp = path.join(work, 'tmp-killed')
+    await mkdir(site)
+    await mkdir(tmp)
+    const args = ['populate', '-c', kodpkg, '-r', front.host, '--plain-http']
+    const stalled = front.stallAfter('up', 4 * MB)
+    const child = startKod(args, {cwd: site, env: {TMPDIR: tmp}})
+    await Promise.race([stalled, child])
+    const held = await waitFor(async () => ((await registryBlobs(registry)).length > 0 ? registryBlobs(registry) : undefined), 30_000)
+    child.kill('SIGKILL')
+    await child
+    front.resume()
+    expect(held, 'the killed run had pushed a blob').to.not.equal(undefined)
+    const before = await registryBlobs(registry)
+
+    const mark = registry.requests().length
+    const again = await kod(args, {cwd: site, env: {TMPDIR: tmp}})
+    expect(again.exitCode, again.stderr).to.equal(0)
+    const uploads = registry.requests().slice(mark).filter((line) => /^(PUT|PATCH|POST) \/v2\/.+\/blobs\/uploads\//.test(line))
+    for (const hex of before) expect(uploads.filter((line) => line.includes(hex)), `blob ${hex} sent again`).to.deep.equal([])
+    expect(uploads.length, 'the re-run sent the blobs the registry lacked').to.be.greaterThan(0)
+    const to = `${front.host}/kod/${proxy.host.replace(':', '-')}/kodtest/hello:1.0`
+    expect(await remoteDigest(to)).to.equal(digest)
+
+    const third = registry.requests().length
+    const done = await kod(args, {cwd: site, env: {TMPDIR: tmp}})
+    expect(done.exitCode, done.stderr).to.equal(0)
+    expect(done.stderr).to.match(/pushed 0 image\(s\) and 0 chart\(s\) to .*; 1 image\(s\) and 1 chart\(s\) were there already with the same digest/)
+    expect(registry.requests().slice(third).filter((line) => /^(PUT|PATCH|POST) /.test(line))).to.deep.equal([])
+    // The package was unpacked beside the user, as deploy does, never as a temporary copy in $TMPDIR.
+    expect(await entries(tmp)).to.deep.equal([])
+    expect(await entries(site)).to.deep.equal(['kod-hello-0.1.0'])
+  })
+
+  it('refuses to move a tag that holds another image or chart (exit 7), and moves it with --force', async function () {
+    expect(kodpkg, 'the package test ran').to.be.a('string')
+    const {registry} = await airgap()
+    const site = path.join(work, 'site-conflict')
+    await mkdir(site)
+    const args = ['populate', '-c', kodpkg, '-r', registry.host, '--plain-http']
+    const first = await kod(args, {cwd: site})
+    expect(first.exitCode, first.stderr).to.equal(0)
+    const to = `${registry.host}/kod/${proxy.host.replace(':', '-')}/kodtest/hello:1.0`
+    // Someone pushes another image under the same tag.
+    const other = path.join(work, 'other')
+    await buildLayout(other, [{name: 'other', layers: [{files: {'other.txt': 'another image\n'}}]}])
+    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${other}:other`, `docker://${to}`], {stdin: 'ignore'})
+    const moved = await remoteDigest(to)
+
+    const refused = await kod(args, {cwd: site})
+    expect(refused.exitCode, refused.stderr).to.equal(7)
+    oneLineError(refused, new RegExp(`${to.replaceAll('.', '\\.')} already holds something other than .*kod does not move a tag that exists.*--force`))
+    expect(await remoteDigest(to), 'nothing pushed').to.equal(moved)
+
+    const forced = await kod([...args, '--force'], {cwd: site})
+    expect(forced.exitCode, forced.stderr).to.equal(0)
+    expect(forced.stderr).to.match(/held another image: replaced with .*as --force asks/)
+    expect(await remoteDigest(to)).to.equal(digest)
+
+    // A chart of the same name and version but other content under the chart's tag.
+    const chart = path.join(work, 'other-chart')
+    await cp(path.join(FIXTURES, 'charts', 'hello'), chart, {recursive: true})
+    const chartYaml = path.join(chart, 'Chart.yaml')
+    await writeFile(chartYaml, `${await readFile(chartYaml, 'utf8')}\ndescription: not the packaged one\n`)
+    const helm = path.join(TOOLS_BIN, 'helm')
+    const env = {HOME: work, PATH: toolPath()}
+    await execa(helm, ['package', chart, '-d', work], {env, stdin: 'ignore'})
+    await execa(helm, ['push', path.join(work, 'hello-0.1.0.tgz'), `oci://${registry.host}/kod/charts`, '--plain-http'], {env, stdin: 'ignore'})
+    const chartRefused = await kod(args, {cwd: site})
+    expect(chartRefused.exitCode, chartRefused.stderr).to.equal(7)
+    oneLineError(chartRefused, /kod\/charts\/hello:0\.1\.0 already holds something other than chart hello 0\.1\.0 from this package/)
+    const chartForced = await kod([...args, '--force'], {cwd: site})
+    expect(chartForced.exitCode, chartForced.stderr).to.equal(0)
+    expect(chartForced.stderr).to.match(/held another chart: replaced with chart hello 0\.1\.0/)
+  })
+
+  it('a registry that goes away mid-push and comes back is retried with backoff, and the populate completes', async function () {
+    expect(kodpkg, 'the package test ran').to.be.a('string')
+    const {proxy: front} = await airgap()
+    const site = path.join(work, 'site-restart')
+    await mkdir(site)
+    // Cut after 3 MB of the first layer, away for 6 s: longer than skopeo's own retries wait.
+    const outage = front.outageAfter('up', 3 * MB, 6000)
+    const result = await kod(['populate', '-c', kodpkg, '-r', front.host, '--plain-http'], {cwd: site})
+    await outage
+    expect(result.exitCode, result.stderr).to.equal(0)
+    expect(result.stderr).to.match(new RegExp(`registry ${front.host.replaceAll('.', '\\.')} stopped answering .* trying again in \\d+s \\(retry 1 of 5\\)`))
+    expect(await remoteDigest(`${front.host}/kod/${proxy.host.replace(':', '-')}/kodtest/hello:1.0`)).to.equal(digest)
+  })
+
+  it('a registry that never answered is not retried: a wrong address fails at once', async function () {
+    expect(kodpkg, 'the package test ran').to.be.a('string')
+    const site = path.join(work, 'site-nothing')
+    await mkdir(site)
+    const {registry} = await airgap()
+    const host = registry.host
+    await registry.stop()
+    const started = Date.now()
+    const result = await kod(['populate', '-c', kodpkg, '-r', host, '--plain-http'], {cwd: site})
+    expect(result.exitCode, result.stderr).to.equal(4)
+    oneLineError(result, /connection refused/)
+    expect(result.stderr).to.not.match(/trying again/)
+    expect(Date.now() - started, 'no backoff').to.be.lessThan(20_000)
+  })
+})
