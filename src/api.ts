@@ -15,7 +15,7 @@ export const SOURCE_API = 'kod.source/v2'
 export type SourceApi = typeof SOURCE_API
 
 /** The tools kod wraps. Each resolves to a binary on PATH, or to the path in KOD_<TOOL> (e.g. KOD_HELM). */
-export type ToolName = 'helm' | 'helmfile' | 'skopeo' | 'regctl'
+export type ToolName = 'helm' | 'helmfile' | 'skopeo' | 'regctl' | 'kubectl'
 
 /** One command kod runs or, under --list-commands, prints. */
 export interface PlannedCommand {

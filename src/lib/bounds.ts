@@ -28,6 +28,8 @@ const HELM_DEFAULT_WAIT_MS = 5 * 60 * 1000
 const HELM_MARGIN_MS = 5 * 60 * 1000
 /** helmfile runs helm once per release and more: generous. */
 export const HELMFILE_MS = 60 * 60 * 1000
+/** kubectl: making a Secret's manifest (client-side) and applying it, one small object, to the API server. */
+export const KUBECTL_MS = 2 * 60 * 1000
 /** Any other call (skopeo login, list-tags, …). */
 export const OTHER_MS = 2 * 60 * 1000
 
@@ -75,6 +77,9 @@ export function defaultTimeoutMs(tool: ToolName, args: readonly string[]): numbe
     }
     case 'helmfile': {
       return HELMFILE_MS
+    }
+    case 'kubectl': {
+      return KUBECTL_MS
     }
     default: {
       return UNKNOWN_SIZE_MS

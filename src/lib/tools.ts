@@ -14,6 +14,7 @@ const INSTALL_HINT: Record<ToolName, string> = {
   helmfile: 'install helmfile or set KOD_HELMFILE to its path (a helmfile package also deploys without it: kod deploy --helm)',
   skopeo: 'install skopeo (apt-get install skopeo) or set KOD_SKOPEO to its path',
   regctl: 'install regctl or set KOD_REGCTL to its path',
+  kubectl: 'install kubectl (https://kubernetes.io/docs/tasks/tools/) or set KOD_KUBECTL to its path; only kod deploy --create-secret runs it',
 }
 
 /** How many trailing stderr lines an error carries. */
