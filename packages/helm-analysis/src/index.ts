@@ -53,6 +53,21 @@ export {
 } from './values.js'
 // Deploy: the images the install will run, checked against the private registry before installing.
 export {imagesToCheck} from './deploy-check.js'
+// Deploy: the values that give every pod the pull secrets of --image-pull-secret, found by rendering.
+export {
+  type ChosenSecretValue,
+  effectiveSecrets,
+  findPullSecretValues,
+  type FindPullSecrets,
+  missingSecrets,
+  pullSecretCandidates,
+  type PullSecretCandidate,
+  type PullSecretPlan,
+  type SecretShape,
+  type SecretTarget,
+  secretTargets,
+  secretValue,
+} from './pull-secrets.js'
 // One release, as helm-based sources package and deploy it.
 export {
   analyseRelease,
@@ -65,6 +80,7 @@ export {
   PACKAGE_RELEASE,
   type PlannedRelease,
   planRelease,
+  pullSecretSection,
   pushChartCommands,
   releaseData,
   type ReleaseData,

@@ -8,8 +8,9 @@ import {ImageAnalyzer} from './analyzer.js'
 import {readChartTree} from './chart-files.js'
 import {imagesToCheck} from './deploy-check.js'
 import {hintValues, matchingHints, writeHintsTemplate} from './hints.js'
-import {knobArgs, render, setValues} from './render.js'
-import {isMap, relocationValues, type Values} from './values.js'
+import {findPullSecretValues, missingSecrets, type PullSecretPlan, type SecretTarget} from './pull-secrets.js'
+import {knobArgs, render, type RenderOptions, setValues} from './render.js'
+import {getPath, isMap, mergeValues, type PathKey, readValuesYaml, relocationValues, setPath, type Values} from './values.js'
 
 /**
  * One Helm release, as both helm-based sources package and deploy it: the chart analysed with the
@@ -58,16 +59,22 @@ export function relocationFile(what: string, target: Target, values: Values, rea
   return `${lines.join('\n')}\n${YAML.stringify(values, {lineWidth: 0})}`
 }
 
-/** The relocation values file of one unit (what deploy writes for it), as text. */
+/**
+ * The relocation values file of one unit (what deploy writes for it), as text; with `pullSecrets`, the
+ * pull-secret values deploy found for --image-pull-secret too, and why each is set.
+ */
 export function unitRelocation(
   ctx: SourceContext,
   unit: {release: string; images: Array<Pick<FoundImage, 'ref' | 'values'>>; data?: Record<string, unknown>},
   chart: ChartEntry | undefined,
   target: Target,
+  pullSecrets?: {values: Values; reasons: string[]},
 ): string {
-  const {extraValues = {}, extraReasons, lists} = releaseData(unit.data)
+  const {extraValues = {}, extraReasons = [], lists} = releaseData(unit.data)
   const what = `release ${unit.release}${chart ? ` (${chart.name} ${chart.version})` : ''}`
-  return relocationFile(what, target, relocationValues(ctx.refs, unit.images, target, extraValues, lists), extraReasons)
+  const relocation = relocationValues(ctx.refs, unit.images, target, extraValues, lists)
+  const values = pullSecrets ? mergeValues(relocation, pullSecrets.values) : relocation
+  return relocationFile(what, target, values, [...extraReasons, ...(pullSecrets?.reasons ?? [])])
 }
 
 /**
@@ -180,7 +187,7 @@ export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: 
   const recorded = releaseData(unit.data)
   const knobs = mergeKnobs(recorded.render, request.render)
   // A --set helm cannot parse is bad input (exit 2), said before any file is written.
-  await setValues(ctx, knobs.set ?? [])
+  const deploySet = await setValues(ctx, knobs.set ?? [])
   const generated: string[] = []
   const packageSet = await setValues(ctx, recorded.render?.set ?? [])
   if (Object.keys(packageSet).length > 0) {
@@ -193,8 +200,17 @@ export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: 
   generated.push(valuesFile)
   const release = request.release ?? unit.release
   const namespace = unit.namespace ?? request.namespace
-  const valuesFiles = [...unit.values.map((file) => path.join(pkg.dir, file)), ...generated, ...(request.valuesFiles[unit.id] ?? [])]
-  const output = await render(ctx, chartPath, {release, namespace: namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs})
+  const userFiles = request.valuesFiles[unit.id] ?? []
+  const valuesFiles = [...unit.values.map((file) => path.join(pkg.dir, file)), ...generated, ...userFiles]
+  const renderOptions = {release, namespace: namespace ?? PACKAGE_NAMESPACE, valuesFiles, ...knobs}
+  const names = [...new Set(request.imagePullSecrets ?? [])]
+  let secrets: PullSecretPlan | undefined
+  if (names.length > 0) {
+    secrets = await pullSecretPlan(ctx, {chartPath, names, renderOptions, userFiles, deploySet, release})
+    if (secrets.chosen.length > 0) await writeFile(valuesFile, unitRelocation(ctx, unit, chart, request.target, pullSecretSection(secrets, names)))
+  }
+  const output = await render(ctx, chartPath, renderOptions)
+  if (secrets) warnMissingSecrets(ctx, output, names, secrets, release)
   const renderedImages = imagesToCheck(ctx.refs, output, unit.images).map((image) => ({...image, unit: unit.id}))
   const install: PlannedCommand = {
     tool: 'helm',
@@ -214,6 +230,82 @@ export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: 
     ],
   }
   return {generated, valuesFiles, install, renderedImages}
+}
+
+/**
+ * --image-pull-secret: the values that give every pod of the release the secrets (pull-secrets.ts),
+ * rendered with every values file the release gets. The user's own -f files and deploy's --set come
+ * after kod's file and win, so kod writes no path they set: it says where to add the name instead.
+ */
+async function pullSecretPlan(
+  ctx: SourceContext,
+  request: {chartPath: string; names: string[]; renderOptions: RenderOptions; userFiles: string[]; deploySet: Values; release: string},
+): Promise<PullSecretPlan> {
+  const tree = await readChartTree(request.chartPath, ctx.tmpDir)
+  const read = async (file: string): Promise<Values> => {
+    const values = await readValuesYaml(file)
+    return isMap(values) ? values : {}
+  }
+  let effective = tree.values
+  for (const file of request.renderOptions.valuesFiles) effective = mergeValues(effective, await read(file))
+  const user = await Promise.all(request.userFiles.map(async (file) => ({file, values: await read(file)})))
+  const setByUser = (keys: PathKey[]): string | undefined => {
+    if (getPath(request.deploySet, keys) !== undefined) return '--set'
+    return user.findLast(({values}) => getPath(values, keys) !== undefined)?.file
+  }
+  const plan = await findPullSecretValues(ctx, {chart: request.chartPath, tree, render: request.renderOptions, effective, names: request.names, setByUser})
+  const chosen = plan.chosen.map((entry) => `${entry.path} (${entry.shape}) → ${entry.reaches.join(', ')}`)
+  ctx.log.debug(`pull secrets of release ${request.release}: ${plan.renders} renders; ${chosen.join('; ') || 'no value reaches a pod'}`)
+  return plan
+}
+
+/** The values kod writes for the pull secrets, and one header line for each: which pods it reaches, what it keeps. */
+export function pullSecretSection(plan: PullSecretPlan, names: readonly string[]): {values: Values; reasons: string[]} {
+  const values: Values = {}
+  const reasons: string[] = []
+  for (const entry of plan.chosen) {
+    setPath(values, entry.keys, entry.value)
+    const listed = Array.isArray(entry.value) ? entry.value.map((item) => (isMap(item) ? String(item.name) : String(item))) : [String(entry.value)]
+    const kept = listed.filter((name) => !names.includes(name))
+    reasons.push(
+      `${entry.path}: pull secret ${names.filter((name) => listed.includes(name)).join(', ')}${kept.length > 0 ? ` (keeping ${kept.join(', ')})` : ''} for ${entry.reaches.join(', ')} (found by rendering, docs/pull-secrets.md)`,
+    )
+  }
+  return {values, reasons}
+}
+
+/** Says which pods of the release do not get every pull secret, and why: one warning per reason. */
+function warnMissingSecrets(ctx: SourceContext, output: string, names: readonly string[], plan: PullSecretPlan, release: string): void {
+  const missing = missingSecrets(output, names)
+  if (missing.length === 0) return
+  const secret = `pull secret${names.length > 1 ? 's' : ''} ${names.join(', ')}`
+  const describe = (targets: SecretTarget[]): string => targets.map((target) => `${target.id} (${target.template})`).join(', ')
+  const told = new Set<string>()
+  for (const {path: valuesPath, file, reaches} of plan.blocked) {
+    const targets = missing.filter((target) => reaches.includes(target.id) && !told.has(target.id))
+    if (targets.length === 0) continue
+    for (const target of targets) told.add(target.id)
+    const by = file === '--set' ? 'your --set sets it' : `your values file ${file} sets it`
+    ctx.log.warn(`release ${release}: ${describe(targets)} ${targets.length > 1 ? 'get' : 'gets'} ${secret} only through ${valuesPath}, and ${by} (yours win over kod's values): add ${names.join(', ')} to it there`)
+  }
+  for (const entry of plan.chosen.filter((chosen) => chosen.shape === 'scalar')) {
+    const targets = missing.filter((target) => entry.reaches.includes(target.id) && !told.has(target.id))
+    if (targets.length === 0) continue
+    for (const target of targets) told.add(target.id)
+    ctx.log.warn(`release ${release}: ${describe(targets)} ${targets.length > 1 ? 'take' : 'takes'} one pull secret, through ${entry.path}: ${String(entry.value)}, not ${names.filter((name) => name !== entry.value).join(', ')}`)
+  }
+  const unreached = missing.filter((target) => !told.has(target.id) && plan.unreached.some((entry) => entry.id === target.id))
+  if (unreached.length > 0) {
+    for (const target of unreached) told.add(target.id)
+    const accounts = [...new Set(unreached.flatMap((target) => (target.serviceAccount ? [target.serviceAccount] : [])))]
+    ctx.log.warn(
+      `release ${release}: no value of the chart sets the pull secrets of ${describe(unreached)}: ${unreached.length > 1 ? 'they pull' : 'it pulls'} without ${secret}${accounts.length > 0 ? ` unless service account ${accounts.join(', ')} has ${names.length > 1 ? 'them' : 'it'}` : ''}`,
+    )
+  }
+  const rest = missing.filter((target) => !told.has(target.id))
+  if (rest.length > 0) {
+    ctx.log.warn(`release ${release}: ${describe(rest)} ${rest.length > 1 ? 'do' : 'does'} not get ${secret} when rendered with every values file and --set, although kod's values give it: check what your values set for their pull secrets`)
+  }
 }
 
 function registryFlags(target: Target): string[] {
