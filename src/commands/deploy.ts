@@ -2,11 +2,13 @@ import {Flags} from '@oclif/core'
 import {existsSync} from 'node:fs'
 import path from 'node:path'
 
-import {deployAction, type DeployResult} from '../lib/actions/deploy.js'
+import {AUTH_FILE_VARIABLE, checkPullSecretFlags, deployAction, type DeployResult} from '../lib/actions/deploy.js'
 import {openPackage} from '../lib/actions/open.js'
 import {optionsFor} from '../lib/source-flags.js'
+import {ExitCode, KodError} from '../lib/errors.js'
 import {checkNamespace, checkReleaseName} from '../lib/names.js'
 import {checkReleaseFlag, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
+import {missingTool, toolAvailable} from '../lib/tools.js'
 import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
@@ -28,6 +30,8 @@ so your own -f files win (and your --set, which helm ranks above every file). --
                                    (the package is unpacked and the values written, so they run as printed)
 
 A helmfile package installs every release: through a derived helmfile written beside the packaged one (helmfile apply; --sync for helmfile sync), or with --helm release by release in needs order (no helmfile binary needed). -n is the namespace of releases that name none, -d is refused (each release keeps its name), -f FILE goes to every release and -f RELEASE=FILE to that release only (docs/helmfile.md).
+
+Pull secrets: --image-pull-secret NAME (repeatable) gives every pod of every release the pull secret NAME. kod finds the chart's values that set pull secrets as it finds images, by rendering (global.imagePullSecrets, imagePullSecrets, image.pullSecrets, per-component keys; lists of names or of {name} maps, whichever the chart takes), writes the fewest that reach every pod into kod-values-<release>.yaml, keeping the secrets the package-time values already give, and warns about pods no value reaches and values your own -f files or --set set (yours win: add NAME there). --create-secret also creates or updates that secret (the first NAME) in each release namespace before helm runs, as a docker-registry secret holding the --registry-username login, with kubectl (KOD_KUBECTL; the password is in no argument). With --list-commands or --no-install it is printed instead, reading the login from the docker config.json named by $${AUTH_FILE_VARIABLE} (docs/pull-secrets.md).
 
 A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package; replaced if it holds an unchanged unpack of another build of the same version; otherwise refused with the fix), so the generated values file and the printed commands stay valid after kod exits.`
 
@@ -51,6 +55,15 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       command: 'cat registry-password.txt | <%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r harbor.corp --registry-username robot --registry-password-stdin',
     },
     {description: "Helm's client-side dry run:", command: '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r registry.local:5000 --dry-run'},
+    {
+      description: 'Give every pod a pull secret, created from the registry login before helm runs:',
+      command:
+        'cat registry-password.txt | <%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 -r harbor.corp -n shop --registry-username robot --registry-password-stdin --image-pull-secret harbor-pull --create-secret',
+    },
+    {
+      description: 'The same, printed: the secret step reads a docker config.json you make (no password in what is printed):',
+      command: '<%= config.bin %> <%= command.id %> --no-install --list-commands -c ./kod-mychart-1.2.3 -r harbor.corp -n shop --image-pull-secret harbor-pull --create-secret',
+    },
     {
       description: 'A helmfile package, installed release by release with helm (no helmfile binary needed):',
       command: '<%= config.bin %> <%= command.id %> -c kod-shop-2026.11.kodpkg -r registry.local:5000 --helm -f web=web-prod.yaml',
@@ -82,6 +95,17 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       multiple: true,
       multipleNonGreedy: true,
     }),
+    'image-pull-secret': Flags.string({
+      summary: "Give every pod of the release(s) this pull secret (repeatable): kod finds the chart's pull-secret values by rendering and writes them into kod-values-<release>.yaml, keeping those the values already give.",
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    'create-secret': Flags.boolean({
+      summary:
+        'Create or update the first --image-pull-secret in each release namespace before helm runs: a docker-registry secret holding the --registry-username login, made with kubectl (the password in no argument). With --list-commands or --no-install, printed instead, reading the login from the file named by $' +
+        AUTH_FILE_VARIABLE +
+        '.',
+    }),
     'force-push': Flags.boolean({
       summary: "Move tags the registry already holds with other content to this package's images and charts (refused otherwise, exit 7). Not helm's --force, which kod does not pass.",
     }),
@@ -93,10 +117,20 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
     const target = targetFrom(flags)
     checkReleaseName(flags.release)
     checkNamespace(flags.namespace)
+    // kod runs the --create-secret step itself unless it only prints the commands.
+    const createsSecret = flags['create-secret'] && !flags['list-commands'] && !flags['no-install']
+    const pullSecrets = checkPullSecretFlags({
+      names: flags['image-pull-secret'] ?? [],
+      createSecret: flags['create-secret'],
+      runs: createsSecret,
+      login: flags['registry-username'] !== undefined || flags['registry-password-stdin'],
+    })
     // Before unpacking anything: every -f names a file, as FILE or as RELEASE=FILE.
     await valuesFilesFrom((flags.values ?? []).map((value) => (existsSync(value) || !value.includes('=') ? value : value.slice(value.indexOf('=') + 1))))
     await this.loginTarget(flags, target)
     const ctx = await this.context()
+    // Before the package is unpacked: the tool --create-secret runs.
+    if (createsSecret && !(await toolAvailable(ctx.tools, 'kubectl'))) throw missingTool(ctx.tools, 'kubectl')
     const pkg = await openPackage(flags.package, {
       verifyKey: await verifyKeyFrom(flags['verify-key']),
       unpackTo: {parent: process.cwd()},
@@ -124,6 +158,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
         dryRun: flags['dry-run'],
         render: renderKnobsFrom(flags),
         options: optionsFor(source, sourceFlags),
+        ...(pullSecrets.length > 0 ? {imagePullSecrets: pullSecrets} : {}),
       },
       {
         listCommands,
@@ -132,6 +167,9 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
         stream: !this.jsonEnabled(),
         allowExternal: flags['allow-external'],
         force: flags['force-push'],
+        ...(flags['create-secret']
+          ? {createSecret: {name: pullSecrets[0], ...(createsSecret ? {authFile: await this.targetLoginFile()} : {}), ...(flags['registry-username'] ? {username: flags['registry-username'].trim()} : {})}}
+          : {}),
         print: (line) => this.log(line),
       },
     )
@@ -139,8 +177,19 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       this.logToStderr(`deployed ${pkg.manifest.name} ${pkg.manifest.version}${flags['dry-run'] ? ' (dry run)' : ''}`)
     } else if (result.populated) {
       this.logToStderr(`registry ${target.registry} populated; values for helm in ${result.valuesFiles.map((file) => path.relative(process.cwd(), file) || file).join(', ')}`)
-      if (!listCommands) this.logToStderr(`to install, run:\n${result.install.join('\n')}`)
+      if (!listCommands) this.logToStderr(`to install, run:\n${[...result.createSecret, ...result.install].join('\n')}`)
     }
     return result
+  }
+
+  /**
+   * The docker config.json --registry-username wrote for skopeo and helm (KodCommand.loginTarget: one
+   * `auths` entry, for the target's host, mode 0600 in kod's scratch directory): what --create-secret's
+   * secret holds, passed to kubectl by its path.
+   */
+  private async targetLoginFile(): Promise<string> {
+    const file = path.join(await this.scratch(), 'target-login', 'auth.json')
+    if (!existsSync(file)) throw new KodError('--create-secret: the registry login file is missing (kod bug)', {exit: ExitCode.failure})
+    return file
   }
 }

@@ -1,8 +1,13 @@
-import type {DeployRequest, KodSource, OpenedPackage, SourceContext, Target} from '../../api.js'
+import {mkdir, writeFile} from 'node:fs/promises'
+import path from 'node:path'
+import YAML from 'yaml'
+
+import type {DeployRequest, KodSource, OpenedPackage, SourceContext, Target, ToolRunner} from '../../api.js'
 import {ExitCode, KodError, usageError} from '../errors.js'
 import {existsInRegistry, pullReference} from '../images.js'
 import {mapLimit} from '../kodpkg.js'
 import {parseRef, relocatedRepository, sameImage} from '../refs.js'
+import {shellCommand} from '../shell.js'
 import {formatCommand, missingTool, toolAvailable} from '../tools.js'
 import {packageWarnings} from './open.js'
 import {asKodError} from './package.js'
@@ -23,7 +28,22 @@ export interface DeployOptions {
   allowExternal?: string[]
   /** --force-push: move tags the registry holds with other content (populate's --force). */
   force?: boolean
+  /** --create-secret: the pull secret to create or update in each release namespace before helm runs. */
+  createSecret?: CreateSecret
   print(line: string): void
+}
+
+/** --create-secret: a docker-registry secret made from the target's login. */
+export interface CreateSecret {
+  /** The secret's name (the first --image-pull-secret). */
+  name: string
+  /**
+   * A docker config.json holding only the target's login (kod's temporary auth file of
+   * --registry-username): what the secret holds. Needed only when kod creates the secret itself.
+   */
+  authFile?: string
+  /** The login's user, named in the printed step's hint (not a secret). */
+  username?: string
 }
 
 export interface DeployResult {
@@ -38,6 +58,8 @@ export interface DeployResult {
   pushes: string[]
   /** The helm command(s) that install, as a user would paste them. */
   install: string[]
+  /** --create-secret: the kubectl step(s) before helm, as printed (the secret read from a file you name, never the password). */
+  createSecret: string[]
   /** Images accepted from outside the private registry with --allow-external. */
   external: string[]
   populated: boolean
@@ -137,6 +159,103 @@ async function registryCheck(ctx: SourceContext, images: Rendered[], target: Tar
   }
 }
 
+/** A secret's name as Kubernetes takes it: a DNS subdomain (lowercase letters, digits, '-', '.'), at most 253 characters. */
+const SECRET_NAME = /^(?=.{1,253}$)[a-z\d](?:[-a-z\d]*[a-z\d])?(?:\.[a-z\d](?:[-a-z\d]*[a-z\d])?)*$/
+
+/**
+ * --image-pull-secret and --create-secret, checked before anything is read or unpacked: valid secret
+ * names, each once; --create-secret needs a name, and, when kod creates the secret itself (not only
+ * printing it), the registry login it is made from. Returns the names.
+ */
+export function checkPullSecretFlags(given: {names: string[]; createSecret: boolean; runs: boolean; login: boolean}): string[] {
+  for (const name of given.names) {
+    if (!SECRET_NAME.test(name)) {
+      throw usageError(`--image-pull-secret ${JSON.stringify(name)} is not a Kubernetes secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`)
+    }
+  }
+  if (given.createSecret && given.names.length === 0) {
+    throw usageError('--create-secret needs --image-pull-secret NAME: the name of the secret to create, which every pod then gets')
+  }
+  if (given.runs && !given.login) {
+    throw usageError(
+      '--create-secret makes the secret from the registry login: add --registry-username USER --registry-password-stdin (the password piped into kod), or add --list-commands to print the step instead',
+    )
+  }
+  return [...new Set(given.names)]
+}
+
+/** The environment variable the printed --create-secret step reads the docker config.json's path from. */
+export const AUTH_FILE_VARIABLE = 'KOD_PULL_SECRET_AUTH_FILE'
+
+/** kubectl apply as kod runs it: server-side, as field manager kod, so a second deploy updates what the first created. */
+const APPLY = ['apply', '--server-side', '--force-conflicts', '--field-manager=kod']
+
+/** The namespaces the releases install into, each once; undefined: the current namespace of your kubeconfig (as for helm). */
+export function releaseNamespaces(pkg: OpenedPackage, request: Pick<DeployRequest, 'namespace'>): Array<string | undefined> {
+  const units = pkg.manifest.units.filter((unit) => unit.installed)
+  return [...new Set((units.length > 0 ? units : [{namespace: undefined}]).map((unit) => unit.namespace ?? request.namespace))]
+}
+
+/**
+ * The --create-secret step as printed (--list-commands, --no-install): per namespace, the namespace
+ * (helm would create it, but only after this step) and the secret, each made by kubectl --dry-run=client
+ * and applied. The secret's content is read from the docker config.json whose path is in
+ * $KOD_PULL_SECRET_AUTH_FILE: no password, no kod temporary file, in what is printed (docs/pull-secrets.md).
+ */
+export function createSecretLines(runner: ToolRunner, secret: CreateSecret, namespaces: Array<string | undefined>, target: Target): string[] {
+  const kubectl = runner.binary('kubectl')
+  const host = target.registry.split('/')[0]
+  const login = ['skopeo login --authfile FILE', ...(target.plainHttp || target.insecureSkipTlsVerify ? ['--tls-verify=false'] : []), ...(secret.username ? [`--username ${secret.username}`] : []), host]
+  // Inside "${VAR:?…}" the hint may hold no ", }, $, ` or \: a user name with one is left out.
+  const safe = login.filter((word) => !/["}$`\\]/.test(word)).join(' ')
+  const fromFile = `--from-file=.dockerconfigjson="\${${AUTH_FILE_VARIABLE}:?a docker config.json holding only the login for ${host}, made with: ${safe}}"`
+  return namespaces.flatMap((namespace) => {
+    const where = namespace ? ['--namespace', namespace] : []
+    return [
+      ...(namespace ? [`${shellCommand([kubectl, 'create', 'namespace', namespace, '--dry-run=client', '-o', 'yaml'])} | ${shellCommand([kubectl, 'apply', '--server-side', '--field-manager=kod', '-f', '-'])}`] : []),
+      `${shellCommand([kubectl, 'create', 'secret', 'generic', secret.name, '--type=kubernetes.io/dockerconfigjson'])} ${fromFile} ${shellCommand([...where, '--dry-run=client', '-o', 'yaml'])} | ${shellCommand([kubectl, ...APPLY, '-f', '-'])}`,
+    ]
+  })
+}
+
+/**
+ * --create-secret, run by kod before helm: kubectl makes the Secret of each namespace from the auth file
+ * (`create secret generic --from-file`, client-side: the password is in no argument), kod writes them,
+ * with the namespaces, into one 0600 file of its scratch directory, and kubectl applies that file.
+ * Under --dry-run the Secrets are made but nothing is applied (helm's dry run needs no cluster either).
+ */
+async function createPullSecret(ctx: SourceContext, secret: CreateSecret, namespaces: Array<string | undefined>, dryRun: boolean): Promise<void> {
+  if (!secret.authFile) throw new KodError('--create-secret: no registry login to make the secret from (kod bug: the command checks it)', {exit: ExitCode.usage})
+  const documents: string[] = []
+  for (const namespace of namespaces) {
+    if (namespace) documents.push(YAML.stringify({apiVersion: 'v1', kind: 'Namespace', metadata: {name: namespace}}))
+    const {stdout} = await ctx.tools.run('kubectl', [
+      'create',
+      'secret',
+      'generic',
+      secret.name,
+      '--type=kubernetes.io/dockerconfigjson',
+      `--from-file=.dockerconfigjson=${secret.authFile}`,
+      ...(namespace ? ['--namespace', namespace] : []),
+      '--dry-run=client',
+      '-o',
+      'yaml',
+    ])
+    documents.push(stdout)
+  }
+  const where = namespaces.map((namespace) => (namespace ? `namespace ${namespace}` : 'the current namespace')).join(', ')
+  if (dryRun) {
+    ctx.log.info(`dry run: pull secret ${secret.name} made for ${where}, not applied`)
+    return
+  }
+  const dir = path.join(ctx.tmpDir, 'pull-secret')
+  await mkdir(dir, {recursive: true, mode: 0o700})
+  const file = path.join(dir, 'secret.yaml')
+  await writeFile(file, documents.map((document) => document.replace(/^---\s*\n/, '').trimEnd()).join('\n---\n') + '\n', {mode: 0o600})
+  await ctx.tools.run('kubectl', [...APPLY, '-f', file])
+  ctx.log.info(`pull secret ${secret.name} created or updated in ${where}`)
+}
+
 /**
  * kod deploy: the source writes the relocation values and renders the chart with them; the render check
  * refuses any image from outside the registry not accepted with --allow-external. Then:
@@ -169,17 +288,18 @@ export async function deployAction(
     images: plan.renderedImages.map((image) => image.ref),
     pushes: planCommands(populate).map((command) => formatCommand(ctx.tools, command)),
     install: plan.install.map((command) => formatCommand(ctx.tools, command)),
+    createSecret: options.createSecret ? createSecretLines(ctx.tools, options.createSecret, releaseNamespaces(pkg, request), request.target) : [],
     external: accepted.map((image) => image.ref),
     populated: false,
     installed: false,
   }
   if (options.listCommands && !options.noInstall) {
-    for (const line of [...result.pushes, ...result.install]) options.print(line)
+    for (const line of [...result.pushes, ...result.createSecret, ...result.install]) options.print(line)
     return result
   }
   if (!options.noInstall) {
-    // Before pushing gigabytes: the tool that installs must be there.
-    for (const tool of new Set(plan.install.map((command) => command.tool))) {
+    // Before pushing gigabytes: the tools that install must be there.
+    for (const tool of new Set([...plan.install.map((command) => command.tool), ...(options.createSecret ? (['kubectl'] as const) : [])])) {
       if (!(await toolAvailable(ctx.tools, tool))) throw missingTool(ctx.tools, tool)
     }
   }
@@ -187,9 +307,10 @@ export async function deployAction(
   result.populated = true
   await registryCheck(ctx, inRegistry, request.target, several)
   if (options.noInstall) {
-    if (options.listCommands) for (const line of result.install) options.print(line)
+    if (options.listCommands) for (const line of [...result.createSecret, ...result.install]) options.print(line)
     return result
   }
+  if (options.createSecret) await createPullSecret(ctx, options.createSecret, releaseNamespaces(pkg, request), request.dryRun)
   for (const command of plan.install) {
     await ctx.tools.run(command.tool, command.args, {env: command.env, stream: options.stream})
   }
