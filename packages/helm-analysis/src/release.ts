@@ -262,14 +262,12 @@ async function pullSecretPlan(
 /** The values kod writes for the pull secrets, and one header line for each: which pods it reaches, what it keeps. */
 export function pullSecretSection(plan: PullSecretPlan, names: readonly string[]): {values: Values; reasons: string[]} {
   const values: Values = {}
-  const reasons: string[] = []
+  const reasons = [`Pull secrets (--image-pull-secret): the values, found by rendering, that reach each pod (docs/pull-secrets.md):`]
   for (const entry of plan.chosen) {
     setPath(values, entry.keys, entry.value)
     const listed = Array.isArray(entry.value) ? entry.value.map((item) => (isMap(item) ? String(item.name) : String(item))) : [String(entry.value)]
     const kept = listed.filter((name) => !names.includes(name))
-    reasons.push(
-      `${entry.path}: pull secret ${names.filter((name) => listed.includes(name)).join(', ')}${kept.length > 0 ? ` (keeping ${kept.join(', ')})` : ''} for ${entry.reaches.join(', ')} (found by rendering, docs/pull-secrets.md)`,
-    )
+    reasons.push(`  ${entry.path}: ${names.filter((name) => listed.includes(name)).join(', ')}${kept.length > 0 ? ` (keeping ${kept.join(', ')})` : ''} for ${entry.reaches.join(', ')}`)
   }
   return {values, reasons}
 }
