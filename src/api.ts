@@ -364,9 +364,17 @@ export interface PackagedImage {
    * name is `name`.
    */
   layoutName?: string
-  /** Digest of the top manifest or index, as pulled and as pushed. */
+  /** Digest of the top manifest or index, as stored and as pushed (an index kod trimmed to some platforms: that index's). */
   digest: string
+  /** Platforms stored, os/arch[/variant]. */
   platforms: string[]
+  /**
+   * Format 4, present when kod stored fewer platforms than the source's index: the digest of that index,
+   * as the source served it (and as a chart pinning it names it). `digest` is the trimmed index's.
+   */
+  sourceDigest?: string
+  /** Format 4, with sourceDigest: the platforms of the source's index that were not packaged. */
+  droppedPlatforms?: string[]
   /** Ids of the units that run it. */
   units: string[]
 }
@@ -409,6 +417,13 @@ export interface PackageManifest {
   units: Unit[]
   hints: string[]
   images: PackagedImage[]
+  /**
+   * Format 4: the platforms kod package kept of multi-platform images (os/arch[/variant]), or `all`
+   * (--all-platforms). Absent in older packages, which kept every platform.
+   */
+  platforms?: string[] | 'all'
+  /** Format 4: true when `platforms` is the packaging machine's, chosen by default (no --platform given). */
+  platformsFromHost?: true
   /**
    * What kod found at package time and could not package or relocate, one line each: shown by inspect and
    * repeated by populate and deploy on the air-gapped side.

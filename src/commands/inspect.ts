@@ -15,7 +15,7 @@ import {checkSignature} from '../lib/signing.js'
 export default class Inspect extends KodCommand {
   static override summary = 'Show what a package holds, after verifying every checksum.'
 
-  static override description = `Reads a package file (without unpacking it; recognised by its content, whatever its name) or an unpacked package directory, checks every file against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms, and the values paths that set it, then what the operator must know: images kod cannot relocate through values, and the warnings recorded at package time. --json prints the whole manifest (kod-package.yaml) as JSON, warnings included.`
+  static override description = `Reads a package file (without unpacking it; recognised by its content, whatever its name) or an unpacked package directory, checks every file against SHA256SUMS, and lists the charts and images: each image's original reference, digest, platforms (and those dropped at package time, with the source index's digest), and the values paths that set it, then what the operator must know: images kod cannot relocate through values, and the warnings recorded at package time. --json prints the whole manifest (kod-package.yaml) as JSON, warnings included.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',
@@ -76,6 +76,7 @@ export default class Inspect extends KodCommand {
       this.log(`  ${unit.release}${unit.id === unit.release ? '' : ` (${unit.id})`}  ${details.join(', ')}`)
       for (const file of unit.values) this.log(`    values ${file}`)
     }
+    this.log(`Platforms: ${platformsLine(manifest)}`)
     this.log(`Images (${manifest.images.length}):`)
     const rows = [['IMAGE', 'DIGEST', 'PLATFORMS', 'SET BY']]
     for (const image of manifest.images) {
@@ -87,9 +88,17 @@ export default class Inspect extends KodCommand {
             return several ? `${unit.id}: ${paths}` : paths
           }),
       )
-      rows.push([image.ref, image.digest.slice(0, 19), image.platforms.join(',') || '-', setBy.join('; ')])
+      const dropped = image.droppedPlatforms?.length ? ` (dropped ${image.droppedPlatforms.join(',')})` : ''
+      rows.push([image.ref, image.digest.slice(0, 19), `${image.platforms.join(',') || '-'}${dropped}`, setBy.join('; ')])
     }
     for (const line of table(rows)) this.log(`  ${line}`)
+    const trimmed = manifest.images.filter((image) => image.sourceDigest)
+    if (trimmed.length > 0) {
+      this.log(`Trimmed to the platforms kept (${trimmed.length}):`)
+      for (const image of trimmed) {
+        this.log(`  ${image.ref}: stored as ${image.digest} (${image.platforms.join(', ')}), from the source's ${image.sourceDigest} (dropped ${image.droppedPlatforms?.join(', ') ?? '-'})`)
+      }
+    }
     // Image notes and the package's warnings, each once: what populate and deploy repeat.
     const warnings = packageWarnings(manifest)
     if (warnings.length > 0) {
@@ -102,4 +111,12 @@ export default class Inspect extends KodCommand {
     }
     return manifest
   }
+}
+
+/** The platforms a package kept, and how they were chosen. */
+function platformsLine(manifest: PackageManifest): string {
+  const {platforms} = manifest
+  if (platforms === undefined) return `all (format ${manifest.formatVersion}: kod kept every platform then)`
+  if (platforms === 'all') return 'all (--all-platforms)'
+  return `${platforms.join(', ')}${manifest.platformsFromHost ? " (the packaging machine's, by default)" : ' (--platform)'}`
 }

@@ -7,6 +7,7 @@ import {chartFlags, KodCommand, packageRequestFrom} from '../lib/base-command.js
 import {parseMirrors} from '../lib/images.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize} from '../lib/format.js'
+import {platformChoice} from '../lib/platforms.js'
 import {loadSigningKey} from '../lib/signing.js'
 
 export default class Package extends KodCommand {
@@ -19,6 +20,8 @@ A helmfile (-c helmfile.yaml, or a directory holding one) is packaged release by
 Progress goes to stderr: a live display when stderr is a terminal, one line per finished step (each pulled image with its count and size) when it is not, nothing under --json. stdout holds only the result line, or the JSON.
 
 Image registry credentials come from the usual auth files (skopeo login / docker login). A chart repository (-r) or oci:// chart registry that needs a login: --username USER --password-stdin, the password piped into kod; helm gets it in temporary files, for that host only, and it is never recorded (without them, helm uses your own helm registry login for oci://). An image no value can relocate (hard-coded in a template) would be pulled by the cluster from outside the private registry: kod package stops (exit 6) before pulling anything, naming each such image and where the chart has it. Relocate it with a hint (--hints) or your -f values, or accept it with --allow-external IMAGE: it is packaged and recorded, and deploy lets it through with a warning.
+
+Platforms: a multi-platform image (an image index) is stored with only the platforms the cluster needs. kod cannot know the cluster's, so by default it keeps this machine's (linux/amd64 on an x86-64 machine, linux/arm64 on an ARM64 one) and says so; --platform os/arch[/variant] (repeatable) chooses, --all-platforms keeps every one, byte for byte. A trimmed index is a new image index (a new digest); when the chart pins the image by its index's digest in the value that relocates it, deploy's values point at the trimmed one, which populate pushes (when the digest is a value of its own, kod keeps every platform of that image, and says so). An image with none of the platforms asked for is refused (exit 2), naming the platforms it has; a single-platform image built for another platform is packaged as it is, with a warning the package records.
 
 The file appears only when complete: a failed or interrupted run leaves nothing behind; a run killed outright leaves at most a hidden staging directory, whose pulled image blobs the next run into the same directory reuses.`
 
@@ -61,6 +64,14 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
       command: '<%= config.bin %> <%= command.id %> -c ./mychart --allow-external docker.io/library/busybox:1.36',
     },
     {
+      description: 'Images for ARM64 and x86-64 nodes (the default is this machine\'s platform only):',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --platform linux/arm64 --platform linux/amd64',
+    },
+    {
+      description: 'Every platform of every image, exactly as the registry serves it:',
+      command: '<%= config.bin %> <%= command.id %> -c ./mychart --all-platforms',
+    },
+    {
       description: 'Pull images from a registry that serves plain HTTP:',
       command: '<%= config.bin %> <%= command.id %> -c ./mychart --insecure-registry registry.lab:5000',
     },
@@ -85,17 +96,35 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
       multiple: true,
       multipleNonGreedy: true,
     }),
+    platform: Flags.string({
+      summary: "Keep this platform of multi-platform images, os/arch[/variant] (repeatable), e.g. linux/arm64. Default: this machine's platform, which kod says.",
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    'all-platforms': Flags.boolean({
+      summary: 'Keep every platform of multi-platform images, byte for byte as the registry serves them (not with --platform).',
+    }),
     'sign-key': Flags.string({summary: 'Sign the package with this Ed25519 private key (unencrypted PEM): SHA256SUMS.sig beside SHA256SUMS (docs/security.md).'}),
   }
 
-  public async run(): Promise<{file: string; name: string; version: string; images: number; bytes: number; warnings: string[]}> {
+  public async run(): Promise<{
+    file: string
+    name: string
+    version: string
+    images: number
+    bytes: number
+    warnings: string[]
+    platforms: string[] | 'all'
+    platformsFromHost: boolean
+  }> {
     const {flags, sourceFlags} = await this.parseWithSourceFlags(Package, 'package')
     const info = await stat(flags.output).catch(() => undefined)
     const isDirectory = Boolean(info?.isDirectory())
     if (info && !isDirectory && !/\.(kodpkg|tgz|tar)$/.test(flags.output)) {
       throw usageError(`-o ${flags.output} is an existing file, not a directory: give a directory to write the package into, or a file name ending in .kodpkg`)
     }
-    // A bad key is said before any work.
+    // A bad platform or key is said before any work.
+    const platforms = platformChoice(flags.platform, flags['all-platforms'])
     const signingKey = flags['sign-key'] === undefined ? undefined : await loadSigningKey(flags['sign-key'])
     const result = await packageAction(await this.context(), await this.sources(), {
       signingKey,
@@ -103,6 +132,7 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
       request: await packageRequestFrom(flags, await this.hints(flags.hints)),
       mirrors: parseMirrors(flags['registry-mirror'] ?? []),
       allowExternal: flags['allow-external'],
+      platforms,
       kind: flags.kind,
       sourceFlags,
       kodVersion: this.config.version,
@@ -111,6 +141,15 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
     })
     const {manifest} = result
     this.log(`${path.relative(process.cwd(), result.file) || result.file}: ${manifest.name} ${manifest.version}, ${manifest.images.length} image(s), ${formatSize(result.bytes)}`)
-    return {file: result.file, name: manifest.name, version: manifest.version, images: manifest.images.length, bytes: result.bytes, warnings: manifest.warnings ?? []}
+    return {
+      file: result.file,
+      name: manifest.name,
+      version: manifest.version,
+      images: manifest.images.length,
+      bytes: result.bytes,
+      warnings: manifest.warnings ?? [],
+      platforms: manifest.platforms ?? 'all',
+      platformsFromHost: Boolean(manifest.platformsFromHost),
+    }
   }
 }

@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto'
 
 import type {ImageRef, PackagedImage, PlannedCommand, Target, ToolRunner} from '../api.js'
+import {ANSWER_MS, inspectFlags, isTimeout} from './bounds.js'
 import {loginSuggestion} from './credentials.js'
 import {ExitCode, KodError, usageError} from './errors.js'
 import {findImage, imagePlatforms, imageSize} from './oci.js'
@@ -99,14 +100,32 @@ export function pullCommand(
   }
 }
 
-/** Where populate pushes an image: the relocated repository, with its tag, or its digest when it has no tag. */
-export function pushReference(ref: ImageRef, target: Target): string {
+/** How many hex digits of the digest the tag of an image pinned by digest alone carries (all of a sha256). */
+const DIGEST_TAG_HEX = 64
+
+/**
+ * The tag populate gives an image the chart pins by digest alone: `kod-` and the hex of the digest
+ * stored (a sha256's 64 digits). Registries that garbage-collect untagged manifests (zot, after an hour
+ * by default) then keep it. Deterministic, so a re-run finds it, and never the `sha256-<hex>` form the
+ * OCI referrers API reserves for its fallback tags. The chart still pulls it by digest.
+ */
+export function digestTag(digest: string): string {
+  const hex = digest.slice(digest.indexOf(':') + 1).toLowerCase()
+  return `kod-${hex.slice(0, DIGEST_TAG_HEX)}`
+}
+
+/**
+ * Where populate pushes an image: the relocated repository with its tag, or with digestTag of the digest
+ * stored (`stored`, the package's images[].digest; else the reference's) when it has none.
+ */
+export function pushReference(ref: ImageRef, target: Target, stored?: string): string {
   const repository = relocatedRepository(ref, target)
-  return ref.tag ? `${repository}:${ref.tag}` : `${repository}@${ref.digest}`
+  const digest = stored ?? ref.digest
+  return ref.tag || !digest ? `${repository}:${ref.tag ?? 'latest'}` : `${repository}:${digestTag(digest)}`
 }
 
 /** The push of one packaged image: from its layout name (see layoutNameOf) to where pushReference says. */
-export function pushCommand(layout: string, image: Pick<PackagedImage, 'name' | 'layoutName'>, target: Target): PlannedCommand {
+export function pushCommand(layout: string, image: Pick<PackagedImage, 'name' | 'layoutName'> & Partial<Pick<PackagedImage, 'digest'>>, target: Target): PlannedCommand {
   const ref = parseRef(image.name)
   return {
     tool: 'skopeo',
@@ -114,8 +133,56 @@ export function pushCommand(layout: string, image: Pick<PackagedImage, 'name' | 
       ...COPY,
       ...(isInsecure(target) ? ['--dest-tls-verify=false'] : []),
       `oci:${layout}:${layoutNameOf(image)}`,
-      `docker://${pushReference(ref, target)}`,
+      `docker://${pushReference(ref, target, image.digest)}`,
     ],
+  }
+}
+
+/**
+ * The top manifest or index the source serves for a pull (skopeo inspect --raw, with the pull's
+ * source flags), bounded like the pull's first answer: a registry that does not answer within ANSWER_MS
+ * fails here, named; any other failure gives undefined, and the pull itself says why. skopeo's output
+ * may have lost the manifest's final newline: manifestDigest tells which bytes were served.
+ */
+export async function sourceManifest(tools: ToolRunner, pull: PlannedCommand): Promise<string | undefined> {
+  const source = pull.args.at(-2) ?? ''
+  try {
+    return (await tools.run('skopeo', ['inspect', '--raw', ...inspectFlags(pull.args, '--src-'), source], {env: pull.env, timeoutMs: ANSWER_MS})).stdout
+  } catch (error) {
+    if (isTimeout(error)) throw error
+    return undefined
+  }
+}
+
+function sha256(bytes: string): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+}
+
+/**
+ * The digest of a manifest skopeo printed (whose final newline it may have dropped): `expected` when
+ * the bytes, with or without that newline, have it; otherwise the digest of the bytes as printed.
+ */
+export function manifestDigest(raw: string, expected?: string): {digest: string; matches: boolean} {
+  const candidates = [sha256(raw), sha256(`${raw}\n`)]
+  if (expected && candidates.includes(expected)) return {digest: expected, matches: true}
+  return {digest: candidates[0], matches: false}
+}
+
+/**
+ * The digest of the index a pull's source serves, as the registry names it (skopeo inspect's Digest:
+ * the hash of the exact bytes), asked for one platform it holds so skopeo can describe it. Undefined
+ * when skopeo cannot say.
+ */
+export async function sourceDigest(tools: ToolRunner, pull: PlannedCommand, platform: {os: string; architecture: string; variant?: string}): Promise<string | undefined> {
+  const source = pull.args.at(-2) ?? ''
+  const overrides = ['--override-os', platform.os, '--override-arch', platform.architecture, ...(platform.variant ? ['--override-variant', platform.variant] : [])]
+  try {
+    const {stdout} = await tools.run('skopeo', [...overrides, 'inspect', '--format', '{{.Digest}}', ...inspectFlags(pull.args, '--src-'), source], {env: pull.env, timeoutMs: ANSWER_MS})
+    const digest = stdout.trim()
+    return /^sha256:[a-f0-9]{64}$/.test(digest) ? digest : undefined
+  } catch (error) {
+    if (isTimeout(error)) throw error
+    return undefined
   }
 }
 

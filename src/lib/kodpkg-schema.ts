@@ -1,5 +1,5 @@
 /**
- * JSON Schemas (draft-07) of kod-package.yaml. `manifestSchema` is format 3, the one kod writes and
+ * JSON Schemas (draft-07) of kod-package.yaml. `manifestSchema` is formats 3 and 4, format 4 the one kod writes and
  * `kod inspect --schema` prints; `legacyManifestSchema` is formats 1 and 2 (one chart; 2 adds
  * images[].layoutName and warnings), which kod still reads. docs/kodpkg.md describes each field.
  */
@@ -82,6 +82,8 @@ export const legacyManifestSchema = {
 } as const
 
 const layoutName = {type: 'string', pattern: '^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*$'}
+/** os/arch[/variant], as kod records a platform. */
+const platform = {type: 'string', pattern: '^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$'}
 const unitId = {type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$'}
 
 export const manifestSchema = {
@@ -90,7 +92,8 @@ export const manifestSchema = {
   required: ['formatVersion', 'kodVersion', 'created', 'source', 'name', 'version', 'charts', 'units', 'hints', 'images'],
   additionalProperties: false,
   properties: {
-    // Format 4 added units[].images[].external; a format-3 manifest is a format-4 one without it.
+    // Format 4 added units[].images[].external, images[].sourceDigest and droppedPlatforms, platforms and
+    // platformsFromHost; a format-3 manifest is a format-4 one without them.
     formatVersion: {enum: [3, 4]},
     kodVersion: legacyManifestSchema.properties.kodVersion,
     created: legacyManifestSchema.properties.created,
@@ -147,10 +150,17 @@ export const manifestSchema = {
           layoutName,
           digest: {type: 'string', pattern: '^[a-z0-9]+:[a-f0-9]{32,}$'},
           platforms: {type: 'array', items: {type: 'string'}},
+          // Format 4: an index stored with fewer platforms than the source's: the source's digest, and what was dropped.
+          sourceDigest: {type: 'string', pattern: '^[a-z0-9]+:[a-f0-9]{32,}$'},
+          droppedPlatforms: {type: 'array', minItems: 1, items: {type: 'string', minLength: 1}},
           units: {type: 'array', minItems: 1, items: unitId},
         },
+        dependencies: {sourceDigest: ['droppedPlatforms'], droppedPlatforms: ['sourceDigest']},
       },
     },
+    // Format 4: the platforms kod package kept (--platform, or the packaging machine's), or all of them.
+    platforms: {oneOf: [{const: 'all'}, {type: 'array', minItems: 1, items: platform}]},
+    platformsFromHost: {const: true},
     warnings: {type: 'array', items: {type: 'string', minLength: 1}},
     sourceData: {type: 'object'},
   },

@@ -1,12 +1,17 @@
-import {readFile} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {packageError} from './errors.js'
 
-/** Reading (never writing) an OCI image layout: skopeo writes it, kod only looks. */
+/**
+ * Reading an OCI image layout: skopeo writes it, kod looks. kod writes only what skopeo cannot: the
+ * index of an image whose platforms it trimmed (writeImageIndex), and it removes blobs no image reaches
+ * (pruneLayout).
+ */
 export const REF_NAME = 'org.opencontainers.image.ref.name'
 
-interface Descriptor {
+export interface Descriptor {
   mediaType?: string
   digest: string
   size: number
@@ -21,6 +26,8 @@ interface IndexLike {
   layers?: Descriptor[]
 }
 
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+
 const INDEX_TYPES = new Set([
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -32,6 +39,12 @@ export async function readJson<T>(file: string): Promise<T> {
   } catch (error) {
     throw packageError(`cannot read ${file}: ${(error as Error).message}`)
   }
+}
+
+/** Whether a manifest (parsed JSON, with its descriptor's media type) is an image index or manifest list. */
+export function isIndex(manifest: {mediaType?: unknown; manifests?: unknown; config?: unknown}, descriptorType?: string): boolean {
+  const mediaType = typeof manifest.mediaType === 'string' ? manifest.mediaType : (descriptorType ?? '')
+  return INDEX_TYPES.has(mediaType) || (Array.isArray(manifest.manifests) && !manifest.config)
 }
 
 function blobPath(layout: string, digest: string): string {
@@ -86,8 +99,7 @@ function platformString(platform: {os: string; architecture: string; variant?: s
 /** The platforms an image (or image index) provides, e.g. ["linux/amd64", "linux/arm64/v8"]. */
 export async function imagePlatforms(layout: string, descriptor: Descriptor): Promise<string[]> {
   const manifest = await readJson<IndexLike>(blobPath(layout, descriptor.digest))
-  const mediaType = manifest.mediaType ?? descriptor.mediaType ?? ''
-  if (INDEX_TYPES.has(mediaType) || (manifest.manifests && !manifest.config)) {
+  if (isIndex(manifest, descriptor.mediaType)) {
     return (manifest.manifests ?? [])
       .filter((entry) => entry.platform && entry.platform.architecture !== 'unknown')
       .map((entry) => platformString(entry.platform!))
@@ -99,6 +111,65 @@ export async function imagePlatforms(layout: string, descriptor: Descriptor): Pr
   return config.os && config.architecture
     ? [platformString({os: config.os, architecture: config.architecture, variant: config.variant})]
     : []
+}
+
+/** Writes index.json whole (a temporary file renamed over it, so a crash leaves the old one). */
+async function writeLayoutIndex(layout: string, index: IndexLike & Record<string, unknown>): Promise<void> {
+  const file = path.join(layout, 'index.json')
+  const partial = `${file}.kod-${process.pid}`
+  await writeFile(partial, JSON.stringify(index))
+  await rename(partial, file)
+}
+
+/**
+ * Stores an image index kod wrote (an index trimmed to some platforms, whose entries are already in the
+ * layout) as the image named `name`, and drops the names in `scratch` (what its entries were pulled
+ * under) from index.json. Returns the index's descriptor. The JSON is written compactly, as it will be
+ * pushed: its digest is the image's digest from now on.
+ */
+export async function writeImageIndex(layout: string, name: string, index: Record<string, unknown>, scratch: readonly string[] = []): Promise<Descriptor> {
+  const bytes = Buffer.from(JSON.stringify(index))
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+  await writeFile(blobPath(layout, digest), bytes)
+  const layoutIndexJson = await readJson<IndexLike & Record<string, unknown>>(path.join(layout, 'index.json'))
+  const drop = new Set([name, ...scratch])
+  const descriptor: Descriptor = {
+    mediaType: typeof index.mediaType === 'string' ? index.mediaType : OCI_INDEX,
+    digest,
+    size: bytes.length,
+    annotations: {[REF_NAME]: name},
+  }
+  const manifests = (layoutIndexJson.manifests ?? []).filter((entry) => !drop.has(entry.annotations?.[REF_NAME] ?? ''))
+  await writeLayoutIndex(layout, {...layoutIndexJson, manifests: [...manifests, descriptor]})
+  return descriptor
+}
+
+/**
+ * Removes every blob of the layout that no image of index.json reaches (platforms kod dropped, blobs an
+ * interrupted run pulled for images this run does not keep). Returns how many it removed and their bytes.
+ */
+export async function pruneLayout(layout: string): Promise<{blobs: number; bytes: number}> {
+  const reached = new Set<string>()
+  const visit = async (entry: Descriptor, depth: number): Promise<void> => {
+    if (reached.has(entry.digest) || depth > 8) return
+    reached.add(entry.digest)
+    const manifest = await readJson<IndexLike>(blobPath(layout, entry.digest))
+    for (const child of manifest.manifests ?? []) await visit(child, depth + 1)
+    for (const blob of [manifest.config, ...(manifest.layers ?? [])]) if (blob) reached.add(blob.digest)
+  }
+  for (const entry of await layoutIndex(layout)) await visit(entry, 0)
+  const dir = path.join(layout, 'blobs', 'sha256')
+  const files = await readdir(dir).catch(() => [] as string[])
+  let blobs = 0
+  let bytes = 0
+  for (const file of files) {
+    if (reached.has(`sha256:${file}`)) continue
+    const size = (await stat(path.join(dir, file)).catch(() => undefined))?.size ?? 0
+    await rm(path.join(dir, file), {force: true})
+    blobs++
+    bytes += size
+  }
+  return {blobs, bytes}
 }
 
 /** OCI descriptors as a package's layout must hold them: sha256 digests only (what skopeo writes). */

@@ -87,6 +87,8 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
       out,
       '--insecure-registry',
       upstream.host,
+      // Every platform of "am", byte for byte: its digest is the one the registry served (platforms.e2e trims).
+      '--all-platforms',
     ])
     expect(packaged.stderr, packaged.stderr).to.not.match(/Warning/)
     expect(packaged.exitCode, packaged.stderr).to.equal(0)
@@ -111,6 +113,7 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
       unitImages(manifest).map((image) => [image.name.split('/').at(-1)!.split(/[:@]/)[0], image]),
     )
     expect(Object.keys(byRepo).sort()).to.deep.equal(['am', 'job', 'pinned', 'web', 'worker'])
+    expect(manifest.platforms).to.equal('all')
     for (const [name, image] of Object.entries(byRepo) as Array<[string, {digest: string; platforms: string[]}]>) {
       expect(image.digest, name).to.equal(digests[name])
       expect(image.platforms, name).to.deep.equal(name === 'am' ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'])

@@ -46,7 +46,9 @@ export function unitImages(manifest: {units: Array<{id: string; images: Array<Om
  * names must be changed to the images' `name` too (see renameLayoutImages).
  */
 export function toFormat1(manifest: Record<string, unknown>): {manifest: Record<string, unknown>; layoutNames: Map<string, string>} {
-  const {units, images, ...rest} = manifest as {units: Array<Record<string, unknown>>; images: Array<Record<string, unknown>>}
+  const {units, images, ...all} = manifest as {units: Array<Record<string, unknown>>; images: Array<Record<string, unknown>>}
+  // Format 1 had no platform choice: platforms and platformsFromHost are format 4's.
+  const rest = Object.fromEntries(Object.entries(all).filter(([key]) => key !== 'platforms' && key !== 'platformsFromHost'))
   const [unit] = units
   const unitImages = unit.images as Array<Record<string, unknown>>
   const layoutNames = new Map<string, string>()

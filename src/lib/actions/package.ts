@@ -7,9 +7,11 @@ import {makeDirectories, runPull} from '../bounds.js'
 import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {commandHost, withRetries} from '../retry.js'
 import {formatSize} from '../format.js'
-import {describeImage, layoutNameFor, type Mirror, pullCommand, pullSource} from '../images.js'
+import {describeImage, layoutNameFor, manifestDigest, type Mirror, pullCommand, pullSource, sourceDigest, sourceManifest} from '../images.js'
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
 import {stagingPrefix, sweepPackageLeftovers} from '../leftovers.js'
+import {isIndex, pruneLayout, readBlob, writeImageIndex} from '../oci.js'
+import {formatPlatform, type IndexEntry, type IndexSelection, noPlatformMessage, type PlatformChoice, recordedPlatforms, selectPlatforms, servesAny} from '../platforms.js'
 import {countedSubtasks, keepSaying, runSteps} from '../progress.js'
 import {normalizeRef, parseRef, sameImage} from '../refs.js'
 import {optionsFor, type SourceFlagsGiven} from '../source-flags.js'
@@ -34,6 +36,8 @@ export interface PackageOptions {
   signingKey?: KeyObject
   /** --allow-external: images (any spelling) that cannot be relocated and are accepted all the same. */
   allowExternal?: string[]
+  /** --platform / --all-platforms, or the packaging host's platform (default: every platform, as before platforms could be chosen). */
+  platforms?: PlatformChoice
 }
 
 export interface PackageResult {
@@ -146,34 +150,159 @@ export function outputTarget(output: string, isDirectory: boolean): {outDir: str
 }
 
 /**
+ * Whether kod may store an image with fewer platforms than its source index (a new index, so a new
+ * digest). Always, unless the chart pins the image by digest: then every value that relocates it must
+ * carry that digest, so that deploy writes the stored digest in its place (pointAtStored); an image whose
+ * digest the chart renders from another value (image.digest beside image.registry) keeps every platform,
+ * as only the source's own index has the digest the chart asks for.
+ */
+export function canTrim(name: string, units: readonly Unit[]): boolean {
+  const pinned = parseRef(name).digest
+  if (!pinned) return true
+  return units.every((unit) =>
+    unit.images
+      .filter((image) => image.name === name)
+      .every((image) => (image.values.length > 0 || image.note !== undefined) && image.values.every((binding) => binding.value.slice(binding.replace).includes(pinned))),
+  )
+}
+
+/**
+ * After platforms were trimmed from an index the chart pins by digest: each value that carried the
+ * source's digest carries the stored index's instead (the part deploy keeps, after the location it
+ * replaces), so the relocated reference names a digest the private registry holds.
+ */
+export function pointAtStored(units: readonly Unit[], images: readonly PackagedImage[]): Unit[] {
+  const stored = new Map(images.filter((image) => image.sourceDigest && parseRef(image.name).digest === image.sourceDigest).map((image) => [image.name, image]))
+  if (stored.size === 0) return [...units]
+  return units.map((unit) => ({
+    ...unit,
+    images: unit.images.map((entry) => {
+      const image = stored.get(entry.name)
+      if (!image) return entry
+      const values = entry.values.map((binding) => ({
+        ...binding,
+        value: binding.value.slice(0, binding.replace) + binding.value.slice(binding.replace).replaceAll(image.sourceDigest!, image.digest),
+      }))
+      return {...entry, values}
+    }),
+  }))
+}
+
+/** What pulling one image gave: the stored image, its bytes, and a warning to record. */
+interface Pulled {
+  image: PackagedImage
+  bytes: number
+  warning?: string
+}
+
+/**
  * Pulls one image into the layout under its layout name (layoutNameFor: valid whatever the
  * reference's spelling) and describes what was stored, refusing a digest other than the pinned one.
+ *
+ * With a choice of platforms (not --all-platforms), the source's top manifest is read first. An index
+ * holding platforms that were not asked for is stored trimmed (when canTrim): each kept entry is pulled
+ * by digest under a scratch name, then kod writes the index of exactly those entries (the source's
+ * media type and fields kept) under the image's name. An index with none of the platforms asked for is
+ * refused (exit 2) before it is pulled; a single-platform image for another platform is kept, with a
+ * warning the package records.
  */
-async function pullImage(ctx: SourceContext, image: StoredImage, layout: string, options: PackageOptions): Promise<{image: PackagedImage; bytes: number}> {
+async function pullImage(ctx: SourceContext, image: StoredImage, layout: string, options: PackageOptions, trimmable: boolean): Promise<Pulled> {
   const ref = parseRef(image.name)
   const layoutName = layoutNameFor(image.name)
   const via = pullSource(ref, options.mirrors).via
-  const command = pullCommand(ref, layout, layoutName, options.request.insecureRegistries, options.mirrors)
-  await withRetries(commandHost(command.args), `pulling ${image.ref}`, ctx.log, () => runPull(ctx.tools, command), {signal: ctx.cancelSignal}).catch((error: unknown) => {
+  const insecure = options.request.insecureRegistries
+  const command = pullCommand(ref, layout, layoutName, insecure, options.mirrors)
+  const cannotPull = (error: unknown): never => {
     const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
     throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
       exit: (error as KodError).exit,
     })
-  })
-  const {digest, platforms, bytes} = await describeImage(layout, layoutName)
-  if (ref.digest && digest !== ref.digest) {
-    throw new KodError(`${via ?? ref.host} served ${digest} for ${image.ref}, which is pinned to ${ref.digest}: refusing it`, {
-      exit: ExitCode.toolFailed,
-    })
+  }
+  // Copies are retried while a registry that answered comes back; a look at a manifest is not (its failure
+  // leaves the choice to what the copy stores), and does not count as an answer.
+  const pulling = <T>(work: () => Promise<T>): Promise<T> => withRetries(commandHost(command.args), `pulling ${image.ref}`, ctx.log, work, {signal: ctx.cancelSignal}).catch(cannotPull)
+  const looking = <T>(work: () => Promise<T>): Promise<T> => work().catch(cannotPull)
+  const servedOther = (digest: string): KodError =>
+    new KodError(`${via ?? ref.host} served ${digest} for ${image.ref}, which is pinned to ${ref.digest}: refusing it`, {exit: ExitCode.toolFailed})
+  const choice = options.platforms ?? {all: true}
+  const wanted = choice.all ? undefined : choice.platforms
+  const fromHost = !choice.all && choice.fromHost
+  const asIndex = (raw: string | undefined): (Record<string, unknown> & {manifests: IndexEntry[]}) | undefined => {
+    if (raw === undefined) return undefined
+    try {
+      const parsed = JSON.parse(raw) as Record<string, unknown>
+      return parsed && isIndex(parsed) && Array.isArray(parsed.manifests) ? (parsed as Record<string, unknown> & {manifests: IndexEntry[]}) : undefined
+    } catch {
+      return undefined
+    }
+  }
+  /** Which entries of an index to keep; refuses an index that has none of the platforms asked for. */
+  const choose = (index: {manifests: IndexEntry[]} | undefined): IndexSelection | undefined => {
+    const selection = index && wanted ? selectPlatforms(index.manifests, wanted) : undefined
+    if (selection && selection.keptPlatforms.length === 0) throw usageError(noPlatformMessage(image.ref, selection.available, wanted!, fromHost))
+    return selection && selection.droppedPlatforms.length > 0 ? selection : undefined
+  }
+  const keptWhole = (selection: IndexSelection): string =>
+    `${image.ref} is pinned to the digest of a multi-platform index by a value that does not also set where it is pulled from (the digest is set apart), so kod cannot point it at a trimmed copy: kept all its platforms (${selection.available.join(', ')}), not only ${selection.keptPlatforms.join(', ')}`
+
+  const raw = wanted ? await looking(() => sourceManifest(ctx.tools, command)) : undefined
+  const index = asIndex(raw)
+  const selection = choose(index)
+  let trimmed: {sourceDigest: string; droppedPlatforms: string[]} | undefined
+  if (selection && trimmable && index && raw !== undefined) {
+    const served = manifestDigest(raw, ref.digest)
+    if (ref.digest && !served.matches) throw servedOther(served.digest)
+    const firstKept = selection.kept.map((entry) => entry.platform).find((platform) => platform?.os && platform.architecture)
+    const named =
+      ref.digest || !firstKept
+        ? undefined
+        : await looking(() => sourceDigest(ctx.tools, command, {os: firstKept.os!, architecture: firstKept.architecture!, variant: firstKept.variant}))
+    const source = named && manifestDigest(raw, named).matches ? named : served.digest
+    const scratch: string[] = []
+    for (const [position, entry] of selection.kept.entries()) {
+      const name = `${layoutName}-p${position}`
+      const child = pullCommand({...ref, tag: undefined, digest: entry.digest}, layout, name, insecure, options.mirrors)
+      await pulling(() => runPull(ctx.tools, child))
+      scratch.push(name)
+    }
+    await writeImageIndex(layout, layoutName, {...index, manifests: selection.kept}, scratch)
+    trimmed = {sourceDigest: source, droppedPlatforms: selection.droppedPlatforms}
+  } else {
+    await pulling(() => runPull(ctx.tools, command))
+    if (selection) ctx.log.warn(keptWhole(selection))
+  }
+  let described = await describeImage(layout, layoutName)
+  if (wanted && raw === undefined) {
+    // The source did not show its manifest before the pull (which then worked): choose from what was stored.
+    const stored = asIndex((await readBlob(layout, described.digest)).toString('utf8'))
+    const late = choose(stored)
+    if (late && trimmable && stored) {
+      if (ref.digest && described.digest !== ref.digest) throw servedOther(described.digest)
+      await writeImageIndex(layout, layoutName, {...stored, manifests: late.kept})
+      trimmed = {sourceDigest: described.digest, droppedPlatforms: late.droppedPlatforms}
+      described = await describeImage(layout, layoutName)
+    } else if (late) {
+      ctx.log.warn(keptWhole(late))
+    }
+  }
+  const {digest, platforms, bytes} = described
+  if (!trimmed && ref.digest && digest !== ref.digest) throw servedOther(digest)
+  let warning: string | undefined
+  if (wanted && !index && platforms.length > 0 && !servesAny(platforms, wanted)) {
+    warning = `${image.ref} is built for ${platforms.join(', ')} only, not for ${wanted.map((platform) => formatPlatform(platform)).join(', ')}${fromHost ? " (this machine's platform, the default)" : ''}: packaged as it is`
+    ctx.log.warn(warning)
   }
   return {
     bytes,
+    ...(warning ? {warning} : {}),
     image: {
       ref: image.ref,
       name: image.name,
       layoutName,
       digest,
+      ...(trimmed ? {sourceDigest: trimmed.sourceDigest} : {}),
       platforms,
+      ...(trimmed ? {droppedPlatforms: trimmed.droppedPlatforms} : {}),
       units: image.units,
     },
   }
@@ -224,6 +353,8 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
   let units: Unit[] = []
   let images: StoredImage[] = []
   const pulled: PackagedImage[] = []
+  const platformWarnings: string[] = []
+  const choice = options.platforms ?? {all: true}
   try {
     await runSteps(
       [
@@ -242,24 +373,36 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
         },
         {
           title: 'Pull images',
-          task: (_, task) =>
-            countedSubtasks(
+          task: (_, task) => {
+            // The target's platform is unknown here: the default is said, with the way to choose another.
+            if (!choice.all && choice.fromHost) {
+              ctx.log.info(
+                `Platform ${choice.platforms.map((platform) => formatPlatform(platform)).join(', ')}: this machine's, the default (kod cannot know the cluster's); multi-platform images keep only it. Choose with --platform os/arch (repeatable) or --all-platforms`,
+              )
+            }
+            return countedSubtasks(
               task,
               images.map((image) => ({
                 title: image.name,
                 run: async () => {
-                  const done = await pullImage(ctx, image, layout, options)
+                  const done = await pullImage(ctx, image, layout, options, canTrim(image.name, units))
                   pulled.push(done.image)
+                  if (done.warning) platformWarnings.push(done.warning)
                   return done.bytes
                 },
               })),
               {doing: 'Pull', did: 'pulled', noun: 'image(s)'},
-            ),
+            )
+          },
         },
         {
           title: 'Write package',
           task: async (_, task) => {
             const pkg = packaged!
+            // Blobs no kept image reaches (dropped platforms, an interrupted run's pulls for other images) are not packaged.
+            const pruned = await pruneLayout(layout)
+            if (pruned.blobs > 0) ctx.log.debug(`removed ${pruned.blobs} blob(s), ${formatSize(pruned.bytes)}, that no packaged image uses`)
+            const warnings = [...(pkg.warnings ?? []), ...platformWarnings]
             const hintPaths: string[] = []
             const used = pkg.hintsUsed ?? []
             if (used.length > 0) await mkdir(path.join(staging, 'hints'), {recursive: true})
@@ -281,10 +424,12 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               name: pkg.name,
               version: pkg.version,
               charts: pkg.charts,
-              units,
+              units: pointAtStored(units, pulled),
               hints: hintPaths,
               images: [...pulled].sort((a, b) => a.name.localeCompare(b.name)),
-              ...(pkg.warnings?.length ? {warnings: pkg.warnings} : {}),
+              platforms: recordedPlatforms(choice),
+              ...(!choice.all && choice.fromHost ? {platformsFromHost: true as const} : {}),
+              ...(warnings.length > 0 ? {warnings} : {}),
               ...(pkg.data ? {sourceData: pkg.data} : {}),
             }
             const file = options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)

@@ -45,7 +45,7 @@ export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedP
     images: pkg.manifest.images.map((image) => ({
       name: image.name,
       layoutName: layoutNameOf(image),
-      to: pushReference(parseRef(image.name), target),
+      to: pushReference(parseRef(image.name), target, image.digest),
       command: pushCommand(layout, image, target),
     })),
     charts,
