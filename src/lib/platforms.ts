@@ -1,3 +1,5 @@
+import {endianness} from 'node:os'
+
 import {usageError} from './errors.js'
 
 /**
@@ -75,7 +77,7 @@ export function hostPlatform(
   arch: string = process.arch,
   os: string = process.platform,
   armVersion: unknown = (process.config.variables as Record<string, unknown>).arm_version,
-  littleEndian = true,
+  littleEndian = endianness() === 'LE',
 ): Platform {
   const platformOs = os === 'win32' ? 'windows' : 'linux'
   const names: Record<string, string> = {

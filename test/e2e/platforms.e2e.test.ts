@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
 import {createHash} from 'node:crypto'
-import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import * as tar from 'tar'
@@ -10,7 +10,7 @@ import YAML from 'yaml'
 import {imagesInManifests} from '../../packages/helm-analysis/src/render.js'
 import {formatPlatform, hostPlatform} from '../../src/lib/platforms.js'
 import {oneLineError} from '../support/assertions.js'
-import {kod, TOOLS_BIN} from '../support/kod.js'
+import {kod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 
@@ -90,11 +90,11 @@ describe('platforms: a two-platform image packaged for one, relocated and served
   }
 
   /** Packages the chart with these flags into a directory of its own; the manifest as inspect --json prints it. */
-  async function packageWith(key: string, flags: string[]): Promise<void> {
+  async function packageWith(key: string, flags: string[], env?: Record<string, string>, from = chart): Promise<void> {
     const out = path.join(work, `out-${key}`)
-    const result = await kod(['package', '-c', chart, '-o', out, '--insecure-registry', upstream.host, ...flags])
+    const result = await kod(['package', '-c', from, '-o', out, '--insecure-registry', upstream.host, ...flags], {env})
     expect(result.exitCode, result.stderr).to.equal(0)
-    const file = path.join(out, 'kod-plat-0.1.0.kodpkg')
+    const file = path.join(out, (await readdir(out))[0])
     const inspected = await kod(['inspect', '-c', file, '--json'])
     expect(inspected.exitCode, inspected.stderr).to.equal(0)
     packages[key] = {file, manifest: JSON.parse(inspected.stdout) as Manifest, stdout: result.stdout, stderr: result.stderr}
@@ -129,6 +129,16 @@ describe('platforms: a two-platform image packaged for one, relocated and served
     })
 
     await packageWith('arm64', ['--platform', 'linux/arm64'])
+    // A source that will not show its manifest before the pull (skopeo inspect fails; the copy works): kod
+    // chooses from what the copy stored, trimming it in the layout.
+    const shims = path.join(work, 'shims')
+    await mkdir(shims)
+    const realSkopeo = String((await execa('sh', ['-c', 'command -v skopeo'])).stdout).trim()
+    await writeFile(path.join(shims, 'skopeo'), `#!/bin/sh\nif [ "$1" = inspect ]; then echo 'simulated: no manifest for you' >&2; exit 1; fi\nexec '${realSkopeo}' "$@"\n`)
+    await chmod(path.join(shims, 'skopeo'), 0o755)
+    const taggedOnly = path.join(work, 'tagged-only')
+    await writeChart(taggedOnly, {tagged: ref('other', ':2.0')})
+    await packageWith('late', ['--platform', 'linux/arm64'], {PATH: toolPath([shims])}, taggedOnly)
     await packageWith('all', ['--all-platforms'])
     defaulted = await kod(['package', '-c', chart, '-o', path.join(work, 'out-default'), '--insecure-registry', upstream.host, '--json'])
 
@@ -203,6 +213,21 @@ describe('platforms: a two-platform image packaged for one, relocated and served
     const mismatch = `${ref('single', `@${digests.single}`)} is built for linux/amd64 only, not for linux/arm64: packaged as it is`
     expect(stderr).to.include(`Warning: ${mismatch}`)
     expect(manifest.warnings).to.deep.equal([mismatch])
+  })
+
+  it('when the source shows no manifest before the pull, trims what the copy stored: the same index, the dropped blobs gone', async function () {
+    const {manifest, file} = packages.late
+    const stored = image(manifest, 'other')
+    expect(stored.digest).to.equal(image(packages.arm64.manifest, 'other').digest)
+    expect(stored.sourceDigest).to.equal(digests.other)
+    expect(stored.droppedPlatforms).to.deep.equal(['linux/amd64'])
+    const dir = path.join(work, 'extracted-late')
+    await mkdir(dir)
+    await tar.extract({file, cwd: dir})
+    // The trimmed index, the arm64 manifest, its config, the layer: the source index and amd64's blobs were removed.
+    expect(await readdir(path.join(dir, 'images', 'blobs', 'sha256'))).to.have.length(4)
+    const verified = await kod(['inspect', '-c', file])
+    expect(verified.exitCode, verified.stderr).to.equal(0)
   })
 
   it('kod inspect shows the platforms kept, per image, and those dropped', async function () {
