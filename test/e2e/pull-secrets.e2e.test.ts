@@ -132,6 +132,7 @@ describe('deploy --image-pull-secret and --create-secret (e2e)', function () {
   let upstream: TestRegistry
   let airgap: TestRegistry
   let fixture: string
+  let helmfilePackage: string
   let helmEnv: Record<string, string>
 
   before(async function () {
@@ -150,6 +151,17 @@ describe('deploy --image-pull-secret and --create-secret (e2e)', function () {
     const packaged = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'pullsecrets'), '-f', base, '-o', path.join(work, 'out'), '--insecure-registry', upstream.host])
     expect(packaged.exitCode, packaged.stderr).to.equal(0)
     fixture = path.join(work, 'out', 'kod-pullsecrets-0.1.0.kodpkg')
+    // A helmfile: the same chart as two releases in two namespaces.
+    const project = path.join(work, 'project')
+    await mkdir(path.join(project, 'charts'), {recursive: true})
+    await execa('cp', ['-r', path.join(FIXTURES, 'charts', 'pullsecrets'), path.join(project, 'charts')])
+    await writeFile(
+      path.join(project, 'helmfile.yaml'),
+      `releases:\n${['front:web', 'back:jobs'].map((pair) => `  - name: ${pair.split(':')[0]}\n    namespace: ${pair.split(':')[1]}\n    chart: ./charts/pullsecrets\n    values:\n      - registry: ${upstream.host}\n`).join('')}`,
+    )
+    const helmfile = await kod(['package', '-c', project, '--version', '1.0.0', '-o', path.join(work, 'out'), '--insecure-registry', upstream.host, '--json'])
+    expect(helmfile.exitCode, helmfile.stderr).to.equal(0)
+    helmfilePackage = JSON.parse(helmfile.stdout).file
     await upstream.stop()
   })
 
@@ -254,6 +266,27 @@ describe('deploy --image-pull-secret and --create-secret (e2e)', function () {
     const specs = new Map(podSpecs(String(ran.stdout)).map((spec) => [spec.id, spec.secrets]))
     expect(specs.get('Deployment/pullsecrets-web')).to.deep.equal(['mine'])
     expect(specs.get('CronJob/pullsecrets-worker')).to.deep.equal(['corp-worker', SECRET])
+  })
+
+  it('a helmfile package: the values of every release, and the secret step for each release namespace', async function () {
+    const cwd = await mkdtemp(path.join(work, 'helmfile-'))
+    const result = await kod(['deploy', '--helm', '--list-commands', '-c', helmfilePackage, '-r', airgap.host, '--plain-http', '--image-pull-secret', SECRET, '--create-secret'], {cwd, env: helmEnv})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    const lines = result.stdout.trim().split('\n').filter((line) => !/^(skopeo|helm push) /.test(line))
+    expect(lines.map((line) => line.split(' | ')[0].replace(/ --from-file=[^"]*"[^"]*" /, ' '))).to.deep.equal([
+      'kubectl create namespace web --dry-run=client -o yaml',
+      'kubectl create secret generic regcred --type=kubernetes.io/dockerconfigjson --namespace web --dry-run=client -o yaml',
+      'kubectl create namespace jobs --dry-run=client -o yaml',
+      'kubectl create secret generic regcred --type=kubernetes.io/dockerconfigjson --namespace jobs --dry-run=client -o yaml',
+      ...lines.slice(4),
+    ])
+    expect(lines.slice(4).map((line) => line.split(' ').slice(0, 4).join(' '))).to.deep.equal(['helm upgrade --install front', 'helm upgrade --install back'])
+    for (const [index, release] of ['front', 'back'].entries()) {
+      const ran = await execa('bash', ['-c', `${lines[4 + index]} --dry-run=client`], {cwd, env: {...helmEnv, PATH: toolPath()}, stdin: 'ignore'})
+      const specs = podSpecs(String(ran.stdout)).filter((spec) => spec.id !== `Job/${release}-migrate`)
+      expect(specs.map((spec) => spec.id)).to.have.length(4)
+      for (const spec of specs) expect(spec.secrets, `${release}: ${spec.id}`).to.deep.equal([SECRET])
+    }
   })
 
   describe('--create-secret run by kod (kubectl for real; apply recorded, there is no API server)', function () {
