@@ -70,6 +70,9 @@ spec:
   image: x
   imagePullSecrets: [{name: a}]
 ---
+# Source: c/templates/flow.yaml
+{apiVersion: batch/v1, kind: Job, metadata: {name: flow}, spec: {template: {spec: {imagePullSecrets: [{name: f}], containers: [{name: j, image: x}]}}}}
+---
 # Source: c/templates/cron.yaml
 apiVersion: batch/v1
 kind: CronJob
@@ -92,6 +95,8 @@ spec:
       // A bare string is no valid entry: Kubernetes takes {name} maps.
       ['Deployment/strings', true, []],
       ['Prometheus/prom', false, ['a']],
+      // Flow style, on one line, is read too.
+      ['Job/flow', true, ['f']],
       ['CronJob/cron', true, []],
     ])
     expect(targets.find((target) => target.id === 'CronJob/cron')!.serviceAccount).to.equal('default')
@@ -103,7 +108,7 @@ spec:
     const byId = new Map(targets.map((target) => [target.id, effectiveSecrets(target, serviceAccounts)]))
     expect(byId.get('Deployment/bare')).to.deep.equal(['from-sa'])
     expect(byId.get('Deployment/own')).to.deep.equal(['c'])
-    expect(missingSecrets(output, ['a']).map((target) => target.id)).to.deep.equal(['Deployment/bare', 'Deployment/own', 'Deployment/strings', 'CronJob/cron'])
+    expect(missingSecrets(output, ['a']).map((target) => target.id)).to.deep.equal(['Deployment/bare', 'Deployment/own', 'Deployment/strings', 'Job/flow', 'CronJob/cron'])
   })
 })
 

@@ -117,7 +117,7 @@ function documents(output: string): Array<{template: string; document: Document}
   const found: Array<{template: string; document: Document}> = []
   for (const chunk of output.split(/^---\s*$/m)) {
     if (/^kind:\s*CustomResourceDefinition\s*$/m.test(chunk)) continue
-    if (!/^\s*-?\s*(?:containers|imagePullSecrets):/m.test(chunk) && !/^kind:\s*ServiceAccount\s*$/m.test(chunk)) continue
+    if (!/\b(?:containers|imagePullSecrets|ServiceAccount)\b/.test(chunk)) continue
     const template = /^# Source: (.+)$/m.exec(chunk)?.[1]?.trim() ?? '(unknown template)'
     try {
       for (const parsed of YAML.parseAllDocuments(chunk)) {
