@@ -19,7 +19,8 @@ import {
 import {mergeValues, setPath, type Values} from '../../packages/helm-analysis/src/values.js'
 import {checkPullSecretFlags, createSecretLines, releaseNamespaces} from '../../src/lib/actions/deploy.js'
 import {refHelpers} from '../../src/lib/refs.js'
-import {createToolRunner} from '../../src/lib/tools.js'
+import {defaultTimeoutMs} from '../../src/lib/bounds.js'
+import {createToolRunner, missingTool} from '../../src/lib/tools.js'
 import {refusal} from '../support/assertions.js'
 import {FIXTURES, TOOLS_BIN} from '../support/kod.js'
 
@@ -214,6 +215,16 @@ describe('deploy --image-pull-secret and --create-secret flags', function () {
     // A user name that would break the shell quoting is left out of the hint; plain HTTP adds --tls-verify=false.
     const [line] = createSecretLines(runner, {name: 'regcred', username: 'ro"bot}'}, [undefined], {...target, plainHttp: true})
     expect(line).to.include('made with: skopeo login --authfile FILE --tls-verify=false harbor.corp:8443}"')
+  })
+
+  it('kubectl is a tool kod runs: KOD_KUBECTL, its own install hint, two minutes', function () {
+    expect(defaultTimeoutMs('kubectl', ['apply', '--server-side', '-f', 'x.yaml'])).to.equal(2 * 60 * 1000)
+    const runner = {binary: () => '/nowhere/kubectl', run: async () => ({stdout: '', stderr: ''})}
+    const missing = missingTool(runner, 'kubectl')
+    expect(missing.exit).to.equal(3)
+    expect(missing.message).to.equal(
+      'kubectl not found at /nowhere/kubectl: install kubectl (https://kubernetes.io/docs/tasks/tools/) or set KOD_KUBECTL to its path; only kod deploy --create-secret runs it',
+    )
   })
 
   it('the namespaces are those of the releases, each once', function () {
