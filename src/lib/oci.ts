@@ -149,6 +149,8 @@ export async function writeImageIndex(layout: string, name: string, index: Recor
  * interrupted run pulled for images this run does not keep). Returns how many it removed and their bytes.
  */
 export async function pruneLayout(layout: string): Promise<{blobs: number; bytes: number}> {
+  // No image pulled, no layout.
+  if (!(await stat(path.join(layout, 'index.json')).catch(() => undefined))) return {blobs: 0, bytes: 0}
   const reached = new Set<string>()
   const visit = async (entry: Descriptor, depth: number): Promise<void> => {
     if (reached.has(entry.digest) || depth > 8) return

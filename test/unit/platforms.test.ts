@@ -164,6 +164,8 @@ describe('a trimmed index in the layout', function () {
     expect(after).to.not.include(amd.digest.slice(7))
     expect(after).to.include(arm.digest.slice(7))
     expect(await pruneLayout(dir)).to.deep.equal({blobs: 0, bytes: 0})
+    // A package of no image has no layout: nothing to prune.
+    expect(await pruneLayout(path.join(dir, 'none'))).to.deep.equal({blobs: 0, bytes: 0})
   })
 })
 
