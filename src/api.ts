@@ -301,6 +301,12 @@ export interface DeployRequest {
   render?: RenderKnobs
   /** Values of the flags this source declares for deploy. */
   options?: SourceOptions
+  /**
+   * --image-pull-secret: names of pull secrets every pod of every release should get. A helm-based source
+   * finds the values that set them by rendering (docs/pull-secrets.md) and writes them with its relocation
+   * values, keeping the secrets the values already give. Absent or empty: no pull-secret values.
+   */
+  imagePullSecrets?: string[]
 }
 
 /** A deployment a source prepared: the commands to run and the render check to pass before them. */
@@ -311,12 +317,6 @@ export interface DeployPlan {
   valuesFiles?: string[]
   /** Commands that install, in order. */
   install: PlannedCommand[]
-  /**
-   * --image-pull-secret: names of pull secrets every pod of every release should get. A helm-based source
-   * finds the values that set them by rendering (docs/pull-secrets.md) and writes them with its relocation
-   * values, keeping the secrets the values already give. Absent or empty: no pull-secret values.
-   */
-  imagePullSecrets?: string[]
   /** Every image reference the deployment will run, as rendered with the generated values, and the unit that runs it. */
   renderedImages: Array<{ref: string; foundIn: string[]; unit: string}>
 }
