@@ -213,7 +213,8 @@ export async function makeDirectories(dir: string): Promise<string | undefined> 
   let current = path.resolve(dir)
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     const info = await stat(current).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined
+      // ENOTDIR: something above is a file; walking up finds it and names it.
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined
       throw error
     })
     if (info) {

@@ -36,6 +36,8 @@ export function parseTarget(flags: TargetFlags): Target {
     value = value.slice(scheme[0].length)
   }
   value = value.replace(/\/+$/, '')
+  const port = /^[^/]*:(\d+)(?:\/|$)/.exec(value)?.[1]
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535)) throw usageError(`-r ${shown}: port ${port} is out of range (1-65535); use host[:port][/path], e.g. registry.local:5000`)
   try {
     // A registry is valid when an image can be named below it.
     const probe = parseRef(`${value}/kod-probe:tag`)

@@ -1,4 +1,4 @@
-import {constants} from 'node:fs'
+import {constants, statSync} from 'node:fs'
 import {access} from 'node:fs/promises'
 import path from 'node:path'
 import {execa, type ExecaError} from 'execa'
@@ -114,7 +114,7 @@ export interface RunnerOptions {
 async function resolveExecutable(file: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const candidates = file.includes(path.sep) ? [path.resolve(file)] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.resolve(dir, file))
   for (const candidate of candidates) {
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate
+    if (await access(candidate, constants.X_OK).then(() => statSync(candidate).isFile(), () => false)) return candidate
   }
   return undefined
 }
@@ -157,7 +157,8 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
           env: runOptions.env,
           stdin: 'ignore',
           stdout: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
-          stderr: runOptions.stream ? ['pipe', 'inherit'] : 'pipe',
+          // A streamed tool's own error lines are marked as its (`helm: Error: …`): kod's one `Error:` line stays the only one.
+          stderr: runOptions.stream ? [prefixLines(tool), 'pipe', 'inherit'] : 'pipe',
           timeout: timeoutMs,
           cancelSignal: options.cancelSignal,
           // kod cancels its tools itself (SIGINT aborts cancelSignal); execa's own exit hook would make
@@ -172,6 +173,13 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
     },
   }
   return runner
+}
+
+/** An execa line transform marking each line as the tool's. */
+function prefixLines(tool: ToolName): (line: unknown) => Generator<string> {
+  return function* (line: unknown) {
+    yield `${tool}: ${String(line)}`
+  }
 }
 
 /** A tool that ran out of time, with how long it waited and for what (the registry, when it talks to one). */
@@ -197,9 +205,16 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
       cause: error,
     })
   }
-  // A streamed tool has already said why, on the user's terminal: say so instead of repeating it.
+  // Killed by someone else (the OOM killer, an operator): its output says nothing useful, the signal does.
+  if (error.signal) {
+    return new KodError(`${tool} ${args[0] ?? ''} was killed by ${error.signal} before it finished (by the system or another process, not by kod); run kod again`, {
+      exit: ExitCode.toolFailed,
+      cause: error,
+    })
+  }
+  // A streamed tool has said it all above, its lines marked as its own: the cause is repeated here, cut.
   const detail = streamed
-    ? `exit ${error.exitCode ?? '?'}, its own message is above`
+    ? errorDetail(String(error.stderr ?? '').replaceAll(new RegExp(`^${tool}: `, 'gm'), '')) || `exit ${error.exitCode ?? '?'}, its own message is above`
     : errorDetail(String(error.stderr ?? '')) || errorDetail(String(error.stdout ?? '')) || errorDetail(error.shortMessage ?? '')
   return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail}`, {exit: ExitCode.toolFailed, cause: error})
 }
@@ -212,5 +227,16 @@ export async function toolAvailable(runner: ToolRunner, tool: ToolName, env: Nod
 /** The one-line error for a tool that is not there (the same as running it gives). */
 export function missingTool(runner: ToolRunner, tool: ToolName): KodError {
   const file = runner.binary(tool)
+  // Named as a path that is there, but no executable file (a directory, a file without x): say so.
+  const there = file.includes(path.sep) ? (() => {
+    try {
+      return statSync(file)
+    } catch {
+      return undefined
+    }
+  })() : undefined
+  if (there) {
+    return new KodError(`${tool} at ${file} is not an executable file (${there.isDirectory() ? 'it is a directory' : 'it cannot be run'}): ${INSTALL_HINT[tool]}`, {exit: ExitCode.toolMissing})
+  }
   return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {exit: ExitCode.toolMissing})
 }

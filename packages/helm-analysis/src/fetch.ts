@@ -1,5 +1,6 @@
 import {cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
+import {gunzipSync} from 'node:zlib'
 import YAML from 'yaml'
 
 import type {ChartCredentials, ChartEntry, PackageRequest, SourceContext} from 'kod'
@@ -126,6 +127,45 @@ export async function missingDependencies(chartDir: string): Promise<string[]> {
   return wanted.filter((name) => !present.has(name))
 }
 
+/** SemVer 2 as helm requires of a chart's version (a leading "v" allowed, as helm allows it). */
+const SEMVER = /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[\da-z-]+(?:\.[\da-z-]+)*)?(?:\+[\da-z-]+(?:\.[\da-z-]+)*)?$/i
+
+/**
+ * The chart directory's Chart.yaml, checked before anything is copied or run: valid YAML with apiVersion,
+ * name and a SemVer version, as helm requires; a problem is bad input naming the user's file and field.
+ */
+export async function checkChartYaml(chartDir: string): Promise<void> {
+  const file = path.join(chartDir, 'Chart.yaml')
+  const text = await readFile(file, 'utf8').catch(() => undefined)
+  if (text === undefined) return
+  const problem = yamlProblem(text)
+  if (problem) throw badInput(`${file} is not valid YAML: ${problem}`)
+  const chart = YAML.parse(text, {uniqueKeys: false}) as Record<string, unknown> | null
+  if (!chart || typeof chart !== 'object' || Array.isArray(chart)) throw badInput(`${file} is not a chart's Chart.yaml: it holds no fields; it needs apiVersion, name and version`)
+  for (const field of ['apiVersion', 'name', 'version']) {
+    const value = chart[field]
+    if (value === undefined || value === null || String(value).trim() === '') throw badInput(`${file} has no ${field}: helm needs apiVersion, name and version in Chart.yaml`)
+  }
+  if (!SEMVER.test(String(chart.version))) throw badInput(`${file}: version "${String(chart.version)}" is not SemVer (e.g. 1.2.3), which helm requires of a chart's version`)
+}
+
+/**
+ * A chart archive given as -c, checked before helm reads it: empty, not gzip, damaged or truncated, or
+ * gzip holding no tar archive are bad input naming the file.
+ */
+export async function checkChartArchive(file: string): Promise<void> {
+  const bytes = await readFile(file)
+  if (bytes.length === 0) throw badInput(`${file} is empty: a chart archive is a .tgz as helm package writes it`)
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) throw badInput(`${file} is not a chart archive: it is not gzip-compressed (a chart .tgz is what helm package writes)`)
+  let tar: Buffer
+  try {
+    tar = gunzipSync(bytes)
+  } catch (error) {
+    throw badInput(`${file} is damaged or truncated: ${(error as Error).message}; get a fresh copy of the chart`)
+  }
+  if (tar.length < 512 || tar.subarray(257, 262).toString('latin1') !== 'ustar') throw badInput(`${file} is gzip-compressed but holds no tar archive: it is not a chart archive`)
+}
+
 /** The YAML files helm loads from a chart directory, its own and its unpacked subcharts'. */
 async function chartYamlFiles(chartDir: string): Promise<string[]> {
   const own = ['Chart.yaml', 'values.yaml', 'requirements.yaml'].map((name) => path.join(chartDir, name))
@@ -232,13 +272,26 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
   const version = request.version ? ['--version', request.version] : []
   switch (input.type) {
     case 'directory': {
+      await checkChartYaml(input.path)
       const copy = path.join(download, 'src', path.basename(input.path))
       await cp(input.path, copy, {recursive: true})
-      if ((await missingDependencies(copy)).length > 0) await ctx.tools.run('helm', ['dependency', 'build', copy])
+      if ((await missingDependencies(copy)).length > 0) {
+        await ctx.tools.run('helm', ['dependency', 'build', copy]).catch(async (error: unknown) => {
+          // helm names its cache; the user needs the dependencies and where they come from.
+          const chart = (await readValuesYaml(path.join(copy, 'Chart.yaml'), 'chart file')) as {dependencies?: Array<{name?: string; repository?: string}>} | null
+          const missing = await missingDependencies(copy)
+          const named = (chart?.dependencies ?? []).filter((dependency) => dependency.name && missing.includes(dependency.name))
+          if (error instanceof Error && named.length > 0) {
+            error.message = `cannot fetch ${named.map((dependency) => `dependency ${dependency.name} from ${dependency.repository ?? 'no repository'}`).join(', ')} of ${input.path}: ${error.message.replace(/^helm dependency failed: /, '')}; check the repository in Chart.yaml, or put the chart in charts/`
+          }
+          throw error
+        })
+      }
       await ctx.tools.run('helm', ['package', copy, '--destination', download]).catch((error: unknown) => explainLoadFailure(error, input.path, copy))
       break
     }
     case 'archive': {
+      await checkChartArchive(input.path)
       await cp(input.path, path.join(download, path.basename(input.path).replace(/\.tar\.gz$/, '.tgz')))
       break
     }

@@ -213,6 +213,8 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   const insecure = options.request.insecureRegistries
   const command = pullCommand(ref, layout, layoutName, insecure, options.mirrors)
   const cannotPull = (error: unknown): never => {
+    // A missing tool is said as it is, the same everywhere (exit 3).
+    if ((error as KodError).exit === ExitCode.toolMissing) throw error
     const detail = messageOf(error).replace(/^skopeo copy failed: /, '')
     throw new KodError(`cannot pull ${image.ref}${via ? ` through mirror ${via}` : ''}: ${detail}`, {
       exit: (error as KodError).exit,
@@ -311,11 +313,22 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
 /** A kod package given to kod package (it recognises packages by content, whatever their name) is a mix-up worth naming. */
 async function refuseKodPackage(ref: string, signal?: AbortSignal): Promise<void> {
   const info = await stat(ref).catch(() => undefined)
-  if (!info) return
+  // Only files and directories are looked into: reading a FIFO would wait for a writer.
+  if (!info || (!info.isFile() && !info.isDirectory())) return
   const isPackage = info.isDirectory()
     ? await access(path.join(ref, MANIFEST_FILE)).then(() => true, () => false)
     : await readArchiveHead(ref, signal).then(() => true, () => false)
   if (isPackage) throw usageError(`${ref} is a kod package already, not a package source: deploy it with kod deploy -c ${ref}, or look inside with kod inspect -c ${ref}`)
+}
+
+/** The package file's place: free, or an earlier kod package (replaced); anything else is the user's and stays. */
+async function checkReplaceable(file: string, signal?: AbortSignal): Promise<void> {
+  const info = await stat(file).catch(() => undefined)
+  if (!info) return
+  if (!info.isFile()) throw usageError(`${file} already exists and is no file: choose another name with -o`)
+  if (!(await readArchiveHead(file, signal).then(() => true, () => false))) {
+    throw usageError(`${file} already exists and is not a kod package: kod package replaces only an earlier package; move it away, or choose another name with -o`)
+  }
 }
 
 /**
@@ -325,6 +338,7 @@ async function refuseKodPackage(ref: string, signal?: AbortSignal): Promise<void
  */
 export async function packageAction(ctx: SourceContext, sources: SourceRegistry, options: PackageOptions): Promise<PackageResult> {
   await refuseKodPackage(options.request.ref, ctx.cancelSignal)
+  if (options.outFile) await checkReplaceable(options.outFile, ctx.cancelSignal)
   const source = await sources.pick(options.request, options.kind)
   const request: PackageRequest = {...options.request, options: optionsFor(source, options.sourceFlags ?? [])}
   let result: PackageResult | undefined
@@ -332,6 +346,10 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
   const notWritable = (error: unknown): never => {
     if (isNotWritable(error)) throw usageError(`cannot write the package into ${options.outDir}: it is not writable; choose a directory you can write to with -o`)
     const code = (error as NodeJS.ErrnoException | null)?.code
+    // mkdtemp in a directory that takes no new entries (/proc): name that directory, not kod's temporary name.
+    if (code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'mkdtemp') {
+      throw usageError(`cannot write the package into ${options.outDir}: it takes no new files; choose a directory you can write to with -o`)
+    }
     if (code === 'EEXIST' || code === 'ENOTDIR') {
       throw usageError(`cannot write the package into ${options.outDir}: ${(error as NodeJS.ErrnoException).path ?? options.outDir} is a file, not a directory; choose a directory with -o, or a file name ending in ${EXTENSION}`)
     }
@@ -433,6 +451,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               ...(pkg.data ? {sourceData: pkg.data} : {}),
             }
             const file = options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
+            await checkReplaceable(file, ctx.cancelSignal)
             task.title = `Write ${path.basename(file)}`
             const written = await writePackage(staging, manifest, file, ctx.cancelSignal, options.signingKey)
             result = {file, manifest, bytes: written.bytes}
