@@ -282,9 +282,19 @@ export interface SourcePackage {
 
 /** A package as the core hands it to a source at deploy time. */
 export interface OpenedPackage {
-  /** Absolute path of the unpacked, verified package directory. */
+  /**
+   * Absolute path of the verified package directory. A package used from a registry (-c oci://…) holds
+   * only its metadata and charts there: its images are in the registry (see `registry`).
+   */
   dir: string
   manifest: PackageManifest
+  /** Set when the package is used from a registry: where it is, and where helm takes its charts from. */
+  registry?: {
+    /** host/…/packages/<name>:<version> */
+    reference: string
+    /** helm's arguments naming the chart stored as `file` in the registry, in place of the file: oci://…, --version, TLS flags. */
+    chartArgs(file: string): string[]
+  }
 }
 
 export interface DeployRequest {

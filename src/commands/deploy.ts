@@ -9,7 +9,7 @@ import {ExitCode, KodError} from '../lib/errors.js'
 import {checkNamespace, checkReleaseName} from '../lib/names.js'
 import {checkReleaseFlag, scopedValuesFile, valuesFilesByUnit} from '../lib/units.js'
 import {missingTool, toolAvailable} from '../lib/tools.js'
-import {KodCommand, packageFlag, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
+import {KodCommand, renderFlags, renderKnobsFrom, targetFlags, targetFrom, valuesFilesFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 
 export default class Deploy extends KodCommand {
   static override summary = 'Populate the private registry, then install the chart (or every release of a helmfile), every image pointed at that registry.'
@@ -37,6 +37,10 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 -n mynamespace -d myrelease',
+    {
+      description: 'Deploy what an earlier populate put into the registry, with no local package (images checked by digest, the chart installed from the registry):',
+      command: '<%= config.bin %> <%= command.id %> -c oci://registry.local:5000/kod/packages/mychart:1.2.3 -r registry.local:5000 -n mynamespace -d myrelease',
+    },
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg -r registry.local:5000 --plain-http -f prod.yaml --wait',
     {
       description: 'Fill the registry, then print the helm command to extend and run yourself:',
@@ -73,7 +77,11 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
   static override enableJsonFlag = true
 
   static override flags = {
-    package: packageFlag,
+    package: Flags.string({
+      char: 'c',
+      summary: 'The package: a .kodpkg file, an unpacked package directory, or oci://<registry>/<prefix>/packages/<name>:<version> where populate put it (nothing local needed: docs/registry.md).',
+      required: true,
+    }),
     'verify-key': verifyKeyFlag,
     ...targetFlags,
     namespace: Flags.string({char: 'n', summary: "Namespace to install into (helm's -n; created if missing); with several releases, the namespace of each release that names none."}),
@@ -135,6 +143,14 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       verifyKey: await verifyKeyFrom(flags['verify-key']),
       unpackTo: {parent: process.cwd()},
       reuse: true,
+      // -c oci://…: the metadata and charts from the registry; kept beside the user only when printed helm commands name them.
+      registry: {
+        tools: ctx.tools,
+        scratch: ctx.tmpDir,
+        insecure: {plainHttp: target.plainHttp, skipTlsVerify: target.insecureSkipTlsVerify},
+        charts: true,
+        ...(flags['list-commands'] || flags['no-install'] ? {keep: process.cwd()} : {}),
+      },
       quiet: this.quiet(flags) || (flags['list-commands'] && !flags['no-install']),
       signal: this.abort.signal,
     })

@@ -1,9 +1,11 @@
 import {Flags} from '@oclif/core'
+import type {KeyObject} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {PackageManifest} from '../api.js'
-import {directorySignature, packageWarnings} from '../lib/actions/open.js'
+import {checkPackageInput, directorySignature, openPackage, packageWarnings} from '../lib/actions/open.js'
+import {isRegistryInput} from '../lib/actions/registry-package.js'
 import {KodCommand, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize, table} from '../lib/format.js'
@@ -20,15 +22,22 @@ export default class Inspect extends KodCommand {
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-mychart-1.2.3.kodpkg',
     '<%= config.bin %> <%= command.id %> -c ./kod-mychart-1.2.3 --json',
+    {description: 'A package populate put into a registry (its metadata, verified; images and charts stay there):', command: '<%= config.bin %> <%= command.id %> -c oci://registry.local:5000/kod/packages/mychart:1.2.3 --plain-http'},
     {description: 'Print the JSON Schema of kod-package.yaml:', command: '<%= config.bin %> <%= command.id %> --schema'},
   ]
 
   static override enableJsonFlag = true
 
   static override flags = {
-    package: Flags.string({char: 'c', summary: 'The package: a package file (.kodpkg, or any name) or an unpacked package directory.', exactlyOne: ['package', 'schema']}),
+    package: Flags.string({
+      char: 'c',
+      summary: 'The package: a package file (.kodpkg, or any name), an unpacked package directory, or oci://<registry>/<prefix>/packages/<name>:<version> where populate put it.',
+      exactlyOne: ['package', 'schema'],
+    }),
     schema: Flags.boolean({summary: 'Print the JSON Schema of kod-package.yaml and exit.'}),
     'verify-key': verifyKeyFlag,
+    'plain-http': Flags.boolean({summary: 'With -c oci://…: talk to the registry over plain HTTP.', exclusive: ['insecure-skip-tls-verify']}),
+    'insecure-skip-tls-verify': Flags.boolean({summary: "With -c oci://…: use HTTPS but don't verify the registry's certificate."}),
   }
 
   public async run(): Promise<PackageManifest | typeof manifestSchema> {
@@ -38,10 +47,29 @@ export default class Inspect extends KodCommand {
       return manifestSchema
     }
     const input = flags.package!
+    await checkPackageInput(input)
+    const verifyKey = await verifyKeyFrom(flags['verify-key'])
+    const summary = isRegistryInput(input) ? await this.fromRegistry(input, flags, verifyKey) : await this.verifyLocal(input, verifyKey, flags)
+    return this.show(summary)
+  }
+
+  /** A package in a registry: its metadata (kodinfo) pulled into scratch space and verified. */
+  private async fromRegistry(input: string, flags: {json?: boolean; 'plain-http'?: boolean; 'insecure-skip-tls-verify'?: boolean}, verifyKey?: KeyObject): Promise<Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>> {
+    const ctx = await this.context()
+    const opened = await openPackage(input, {
+      unpackTo: {parent: process.cwd()},
+      verifyKey,
+      quiet: this.quiet(flags),
+      signal: this.abort.signal,
+      registry: {tools: ctx.tools, scratch: ctx.tmpDir, insecure: {plainHttp: Boolean(flags['plain-http']), skipTlsVerify: Boolean(flags['insecure-skip-tls-verify'])}, charts: false},
+    })
+    return {manifest: opened.manifest}
+  }
+
+  private async verifyLocal(input: string, verifyKey: KeyObject | undefined, flags: {json?: boolean}): Promise<Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>> {
     const info = await stat(input).catch(() => {
       throw usageError(`package not found: ${input}`)
     })
-    const verifyKey = await verifyKeyFrom(flags['verify-key'])
     if (verifyKey) {
       // Before anything else: the signature over SHA256SUMS, whose every line the verification then checks.
       const signed = info.isDirectory() ? await directorySignature(input) : await readArchiveHead(input, this.abort.signal).then((head) => ({sums: head.sumsBytes, signature: head.signature}))
@@ -57,7 +85,11 @@ export default class Inspect extends KodCommand {
       ],
       {quiet: this.quiet(flags)},
     )
-    const {manifest, files, bytes} = summary as Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>
+    return summary as Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>
+  }
+
+  private show(summary: Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>): PackageManifest {
+    const {manifest, files, bytes} = summary
     this.log(`${manifest.name} ${manifest.version}  (${manifest.source.kind} from ${manifest.source.ref}${manifest.source.version ? ` ${manifest.source.version}` : ''})`)
     this.log(`created ${manifest.created} by kod ${manifest.kodVersion}, format ${manifest.formatVersion}`)
     this.log(`checksums verified${files === undefined || bytes === undefined ? '' : `: ${files} files, ${formatSize(bytes)}`}`)

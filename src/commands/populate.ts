@@ -1,8 +1,17 @@
 import {Flags} from '@oclif/core'
 
-import {describeOutcome, planCommands, planPopulate, runPopulate} from '../lib/actions/populate.js'
+import {stat} from 'node:fs/promises'
+import path from 'node:path'
+
+import type {SourceContext, Target} from '../api.js'
 import {openPackage, packageWarnings} from '../lib/actions/open.js'
+import {describeOutcome, planCommands, planPopulate, prepareKodinfo, pushArtifact, runPopulate} from '../lib/actions/populate.js'
 import {KodCommand, packageFlag, targetFlags, targetFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
+import {usageError} from '../lib/errors.js'
+import {ARCHIVE_TAG_SUFFIX, artifactPushCommand, kodinfoReference, writeArchiveArtifact} from '../lib/kodinfo.js'
+import {packageBaseName, readArchiveHead, verifyArchive} from '../lib/kodpkg.js'
+import {runSteps, step} from '../lib/progress.js'
+import {checkSignature} from '../lib/signing.js'
 import {formatCommand} from '../lib/tools.js'
 
 export default class Populate extends KodCommand {
@@ -36,6 +45,9 @@ What the registry already holds under the same tag with the same digest is not p
       summary: 'Move tags the registry already holds with other content to this package\'s images and charts (refused otherwise, exit 7).',
       aliases: ['force-push'],
     }),
+    'as-artifact': Flags.boolean({
+      summary: 'Push the package file itself as one OCI artifact to <registry>/<prefix>/packages/<name>:<version>.kodpkg (kod pull gets it back), instead of its images and charts.',
+    }),
     'list-commands': Flags.boolean({
       summary: 'Print the commands, one per line, instead of running them; a package file is unpacked into ./kod-<chart>-<version> so they stay valid. They rely on your own skopeo and helm registry logins, never on --registry-username.',
     }),
@@ -47,6 +59,7 @@ What the registry already holds under the same tag with the same digest is not p
     await this.loginTarget(flags, target)
     const ctx = await this.context()
     const listCommands = flags['list-commands']
+    if (flags['as-artifact']) return this.asArtifact(flags, target, ctx)
     // Unpacked where deploy unpacks, never into a temporary copy: printed commands name its files and
     // must outlive this run, and a populate that is interrupted resumes from it without extracting again.
     const pkg = await openPackage(flags.package, {
@@ -60,7 +73,7 @@ What the registry already holds under the same tag with the same digest is not p
     const warnings = packageWarnings(pkg.manifest)
     for (const warning of warnings) ctx.log.warn(warning)
     const source = (await this.sources()).get(pkg.manifest.source.kind)
-    const plan = planPopulate(ctx, source, pkg, target)
+    const plan = planPopulate(ctx, source, pkg, target, await prepareKodinfo(ctx, pkg, target))
     const commands = planCommands(plan).map((command) => formatCommand(ctx.tools, command))
     if (listCommands) {
       for (const line of commands) this.log(line)
@@ -68,6 +81,39 @@ What the registry already holds under the same tag with the same digest is not p
       const outcome = await runPopulate(ctx, plan, {quiet: this.quiet(flags), force: flags.force})
       this.logToStderr(describeOutcome(outcome, target.registry))
     }
-    return {registry: target.registry, images: plan.images.map((image) => image.to), commands, warnings}
+    return {registry: target.registry, images: plan.images.map((image) => image.to), commands, warnings, ...(plan.kodinfo ? {package: `oci://${plan.kodinfo.to}`} : {})}
+  }
+
+  /**
+   * --as-artifact: the package file itself, verified, pushed as one OCI artifact to
+   * <registry>/<prefix>/packages/<name>:<version>.kodpkg, for sites that stage packages in the registry
+   * (kod pull gets it back). Nothing is unpacked and no image is pushed.
+   */
+  private async asArtifact(
+    flags: {package: string; 'verify-key'?: string; 'list-commands': boolean; force: boolean; json?: boolean},
+    target: Target,
+    ctx: SourceContext,
+  ): Promise<{registry: string; images: string[]; commands: string[]; warnings: string[]; package: string}> {
+    const file = flags.package
+    const info = await stat(file).catch(() => undefined)
+    if (!info) throw usageError(`package not found: ${file}`)
+    if (!info.isFile()) throw usageError(`--as-artifact pushes a package file, and ${file} is a directory: give the .kodpkg file with -c`)
+    const verifyKey = await verifyKeyFrom(flags['verify-key'])
+    const head = await readArchiveHead(file, this.abort.signal)
+    if (verifyKey) checkSignature(head.sumsBytes, head.signature, verifyKey, file)
+    await runSteps([step(`Verify ${path.basename(file)}`, `Verified ${path.basename(file)}`, () => verifyArchive(file, this.abort.signal))], {quiet: this.quiet(flags) || flags['list-commands']})
+    const to = kodinfoReference(target, head.manifest, ARCHIVE_TAG_SUFFIX)
+    // Printed commands name the layout: it goes beside the user then, else into scratch space.
+    const layoutDir = flags['list-commands'] ? path.join(process.cwd(), `${packageBaseName(head.manifest.name, head.manifest.version)}.artifact`) : path.join(ctx.tmpDir, 'artifact')
+    const layout = await writeArchiveArtifact(layoutDir, file, head.manifest)
+    const command = artifactPushCommand(layout.layout, layout.name, to, target)
+    const line = formatCommand(ctx.tools, command)
+    if (flags['list-commands']) {
+      this.log(line)
+    } else {
+      await pushArtifact(ctx, {layout: layout.layout, name: layout.name, digest: layout.digest, to, command}, target, {quiet: this.quiet(flags), force: flags.force})
+      this.logToStderr(`pushed ${path.basename(file)} to ${to}; get it back with kod pull -c oci://${to}`)
+    }
+    return {registry: target.registry, images: [], commands: [line], warnings: [], package: `oci://${to}`}
   }
 }

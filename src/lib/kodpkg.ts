@@ -86,7 +86,9 @@ export function parseManifest(text: string, origin: string): PackageManifest {
   const check = legacy ? validateLegacy : validate
   if (!check(data)) {
     const first = check.errors?.[0]
-    throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${first?.instancePath || '/'} ${first?.message ?? ''}`.trim())
+    const extra = (first?.params as {additionalProperty?: string} | undefined)?.additionalProperty
+    const what = extra ? `${first?.instancePath || ''}/${extra} is a field this kod does not know (made by hand, tampered with, or by a newer kod)` : `${first?.instancePath || '/'} ${first?.message ?? ''}`
+    throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${what}`.trim())
   }
   const manifest = legacy ? upgradeManifest(data as LegacyManifest) : (data as PackageManifest)
   checkConsistency(manifest, origin)
@@ -298,6 +300,17 @@ export class PackageRefusal extends KodError {
  * beside its own files, named <dir>/kod-<dir>.yaml. SHA256SUMS cannot list them, so a package
  * directory may hold them; an archive may not.
  */
+/**
+ * The directory populate writes the package's kodinfo layout into (kodinfo.ts), inside an unpacked
+ * package: generated, like the values files, and never verified.
+ */
+export const GENERATED_DIR = 'kod-info'
+
+/** Whether a path inside an unpacked package is, or is below, GENERATED_DIR. */
+export function inGeneratedDir(name: string): boolean {
+  return name === GENERATED_DIR || name.startsWith(`${GENERATED_DIR}/`)
+}
+
 export function generatedFiles(manifest: PackageManifest, listed: Iterable<string>): string[] {
   const ids = new Set([manifest.name, ...manifest.charts.map((chart) => chart.name), ...manifest.units.map((unit) => unit.id)])
   const directories = new Set([...listed].map((file) => path.posix.dirname(file)).filter((dir) => dir !== '.'))
@@ -398,6 +411,8 @@ export class PackageVerifier {
     const name = this.checkName(entry)
     const shown = JSON.stringify(name).slice(1, -1)
     if (name === '' && entry.type === 'directory') return ''
+    // What populate generates in an unpacked package (its kodinfo layout) is kod's own, not the package's.
+    if (this.options.onDisk && inGeneratedDir(name) && !this.sums.has(name) && !this.directories.has(name)) return undefined
     if (this.seen.has(name)) this.refuse(shown, `${shown} appears twice in the archive; a package holds each file once`)
     this.seen.add(name)
     if (this.seen.size > LIMITS.entries) this.refuse(shown, `it holds more than ${LIMITS.entries} entries`)
@@ -617,6 +632,8 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
   let first: string | undefined
   let chart: string | undefined
   let tooLarge: string | undefined
+  /** A manifest or checksum entry that is not a regular file (a link placed where kod-package.yaml belongs). */
+  let notAFile: {name: string; type: string} | undefined
   const enough = new AbortController()
   const parser = new tar.Parser({
     strict: true,
@@ -630,6 +647,7 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
         enough.abort()
         return
       }
+      if (entry.type !== 'File' && (name === MANIFEST_FILE || name === SUMS_FILE || name === SIGNATURE_FILE)) notAFile ??= {name, type: entry.type}
       // Read into memory: bounded, and only the first of each (verification refuses a second).
       if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE && name !== SIGNATURE_FILE) || texts.has(name)) {
         entry.resume()
@@ -655,6 +673,10 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
     signal?.throwIfAborted()
   }
   if (tooLarge) throw packageError(`${file}: ${tooLarge} is larger than ${LIMITS.textBytes} bytes; kod refuses such a package`)
+  if (notAFile) {
+    const what = notAFile.type === 'SymbolicLink' ? 'a symbolic link' : notAFile.type === 'Link' ? 'a hard link' : `a ${notAFile.type} entry`
+    throw packageError(`${file}: ${notAFile.name} is ${what}; a package holds only regular files, so this one was made by hand or tampered with: get a fresh copy`)
+  }
   const manifestBytes = texts.get(MANIFEST_FILE)
   const sumsBytes = texts.get(SUMS_FILE)
   const manifestText = manifestBytes?.toString('utf8')

@@ -400,7 +400,7 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
       expect(populated.exitCode, populated.stderr).to.equal(0)
       const catalog = (await (await fetch(`http://${airgap.host}/v2/_catalog`)).json()) as {repositories: string[]}
       expect(catalog.repositories.sort()).to.deep.equal(
-        [...['app', 'cache', 'metrics'].map((name) => `kod/${component}/kodtest/${name}`), 'kod/charts/app', 'kod/charts/cache', 'kod/charts/metrics'].sort(),
+        [...['app', 'cache', 'metrics'].map((name) => `kod/${component}/kodtest/${name}`), 'kod/charts/app', 'kod/charts/cache', 'kod/charts/metrics', 'kod/packages/shop'].sort(),
       )
     })
 

@@ -69,7 +69,8 @@ describe('opening packages on the air-gapped side (e2e)', function () {
     expect(listed.stderr).to.include(`unpacked ${first} into kod-hello-0.1.0`)
     expect(await readdir(cwd)).to.deep.equal(['kod-hello-0.1.0'])
     const lines = listed.stdout.trim().split('\n')
-    expect(lines).to.have.length(2)
+    // The image, the chart, and the package's metadata (docs/registry.md).
+    expect(lines).to.have.length(3)
     for (const line of lines) {
       expect(line).to.include(path.join(cwd, 'kod-hello-0.1.0'))
       const ran = await execa('sh', ['-c', line], {cwd, env: {...env, PATH: toolPath()}, reject: false})
@@ -246,11 +247,12 @@ describe('opening packages on the air-gapped side (e2e)', function () {
       'Warning: registry.invalid/extra:1 is named in a ConfigMap and was not packaged',
       `Warning: ${manifest.units[0].images[0].ref} cannot be relocated through values: hard-coded in templates/deployment.yaml`,
     ]
-    const listed = await kod(['populate', '-c', dir, ...target(), '--list-commands'], {env})
+    // Under a prefix of its own: its metadata differs from the package populated above, under the same version.
+    const listed = await kod(['populate', '-c', dir, ...target(), '--prefix', 'warned', '--list-commands'], {env})
     expect(listed.exitCode, listed.stderr).to.equal(0)
     for (const line of expected) expect(listed.stderr.split('\n')).to.include(line)
     expect(listed.stdout).to.not.match(/Warning/)
-    const populated = await kod(['populate', '-c', dir, ...target(), '--json'], {env})
+    const populated = await kod(['populate', '-c', dir, ...target(), '--prefix', 'warned', '--json'], {env})
     expect(populated.exitCode, populated.stderr).to.equal(0)
     for (const line of expected) expect(populated.stderr.split('\n')).to.include(line)
     expect(JSON.parse(populated.stdout).images).to.have.length(1)

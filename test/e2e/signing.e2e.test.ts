@@ -80,7 +80,7 @@ describe('signed packages (e2e)', function () {
     expect(await catalog()).to.deep.equal([])
     const pushed = await kod(['populate', '-c', signed, '-r', registry.host, '--plain-http', '--verify-key', key('key.pub')], {cwd: work})
     expect(pushed.exitCode, pushed.stderr).to.equal(0)
-    expect(await catalog()).to.deep.equal(['kod/charts/plain'])
+    expect(await catalog()).to.deep.equal(['kod/charts/plain', 'kod/packages/plain'])
   })
 
   it('unpack and deploy check an unpacked directory too; a SHA256SUMS changed after signing is refused', async function () {

@@ -182,7 +182,8 @@ describe('walking skeleton: package → populate → deploy (e2e)', function () 
       .map((line) => line.split('\u001E').filter(Boolean))
       .filter(([tool, verb, flag]) => (tool === 'skopeo' && verb === 'copy') || (tool === 'helm' && (verb === 'push' || flag === '--install')))
     const printed = listed.stdout.trim().split('\n').map((line) => line.split(' '))
-    expect(printed).to.have.length(5 + 1 + 1)
+    // Five images, the chart, the package's metadata (kodinfo), the install.
+    expect(printed).to.have.length(5 + 1 + 1 + 1)
     expect(listed.stdout).to.not.match(/'/)
     expect(ran).to.deep.equal(printed)
 

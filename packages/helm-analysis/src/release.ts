@@ -212,13 +212,15 @@ export async function planRelease(ctx: SourceContext, pkg: OpenedPackage, unit: 
   const output = await render(ctx, chartPath, renderOptions)
   if (secrets) warnMissingSecrets(ctx, output, names, secrets, release)
   const renderedImages = imagesToCheck(ctx.refs, output, unit.images).map((image) => ({...image, unit: unit.id}))
+  // A package used from the registry installs its chart from there (oci://…/charts/<name> --version …).
+  const fromRegistry = pkg.registry?.chartArgs(unit.chart) ?? []
   const install: PlannedCommand = {
     tool: 'helm',
     args: [
       'upgrade',
       '--install',
       release,
-      chartPath,
+      ...(fromRegistry.length > 0 ? fromRegistry : [chartPath]),
       ...(namespace ? ['--namespace', namespace] : []),
       ...(settings.createNamespace === false ? [] : ['--create-namespace']),
       ...valuesFiles.flatMap((file) => ['-f', file]),

@@ -11,7 +11,8 @@ import {shellCommand} from '../shell.js'
 import {formatCommand, missingTool, toolAvailable} from '../tools.js'
 import {packageWarnings} from './open.js'
 import {asKodError} from './package.js'
-import {planCommands, planPopulate, runPopulate} from './populate.js'
+import {planCommands, planPopulate, prepareKodinfo, runPopulate} from './populate.js'
+import {checkImagesByDigest} from './registry-package.js'
 
 /** How many images are checked in the target registry at once. */
 const CHECK_CONCURRENCY = 4
@@ -280,13 +281,16 @@ export async function deployAction(
   })
   const several = new Set(plan.renderedImages.map((image) => image.unit)).size > 1
   const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options, several)
-  const populate = planPopulate(ctx, source, pkg, request.target)
+  // A package used from the registry (-c oci://…) is there already: nothing to push, its images checked by digest.
+  const populate = pkg.registry
+    ? undefined
+    : planPopulate(ctx, source, pkg, request.target, await prepareKodinfo(ctx, pkg, request.target))
   const result: DeployResult = {
     valuesFiles: plan.valuesFiles ?? [...new Set(plan.install.flatMap((command) => command.args.filter((_, index, args) => args[index - 1] === '-f')))],
     generated: plan.generated,
     warnings,
     images: plan.renderedImages.map((image) => image.ref),
-    pushes: planCommands(populate).map((command) => formatCommand(ctx.tools, command)),
+    pushes: populate ? planCommands(populate).map((command) => formatCommand(ctx.tools, command)) : [],
     install: plan.install.map((command) => formatCommand(ctx.tools, command)),
     createSecret: options.createSecret ? createSecretLines(ctx.tools, options.createSecret, releaseNamespaces(pkg, request), request.target) : [],
     external: accepted.map((image) => image.ref),
@@ -303,7 +307,8 @@ export async function deployAction(
       if (!(await toolAvailable(ctx.tools, tool))) throw missingTool(ctx.tools, tool)
     }
   }
-  await runPopulate(ctx, populate, {quiet: options.quiet, force: options.force})
+  if (populate) await runPopulate(ctx, populate, {quiet: options.quiet, force: options.force})
+  else await checkImagesByDigest(ctx.tools, pkg.manifest, request.target)
   result.populated = true
   await registryCheck(ctx, inRegistry, request.target, several)
   if (options.noInstall) {

@@ -1,8 +1,8 @@
 import type {KeyObject} from 'node:crypto'
-import {lstat, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
+import {cp, lstat, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {OpenedPackage, PackageManifest} from '../../api.js'
+import type {OpenedPackage, PackageManifest, ToolRunner} from '../../api.js'
 import {isNotWritable, messageOf, packageError, usageError} from '../errors.js'
 import {formatSize} from '../format.js'
 import {
@@ -11,6 +11,7 @@ import {
   extractPackage,
   firstDifference,
   generatedFiles,
+  inGeneratedDir,
   MANIFEST_FILE,
   packageBaseName,
   PackageRefusal,
@@ -25,14 +26,29 @@ import {
 import {sweepUnpackLeftovers} from '../leftovers.js'
 import {runSteps, step} from '../progress.js'
 import {checkSignature} from '../signing.js'
+import {isRegistryInput, openFromRegistry} from './registry-package.js'
 
-async function kindOf(file: string): Promise<'directory' | 'file' | undefined> {
+async function kindOf(file: string): Promise<'directory' | 'file' | 'other' | undefined> {
   try {
     const info = await stat(file)
-    return info.isDirectory() ? 'directory' : 'file'
+    return info.isDirectory() ? 'directory' : info.isFile() ? 'file' : 'other'
   } catch {
     return undefined
   }
+}
+
+/** What a path that is neither a file nor a directory is, for the refusal (never read: a FIFO would block). */
+export async function specialKind(file: string): Promise<string | undefined> {
+  const info = await stat(file).catch(() => undefined)
+  if (!info || info.isFile() || info.isDirectory()) return undefined
+  return info.isFIFO() ? 'a FIFO (named pipe)' : info.isSocket() ? 'a socket' : info.isCharacterDevice() ? 'a character device' : info.isBlockDevice() ? 'a block device' : 'no regular file'
+}
+
+/** -c checked before anything reads it: given, and a file or directory. */
+export async function checkPackageInput(input: string): Promise<void> {
+  if (input.trim() === '') throw usageError('-c is empty: name a package file, an unpacked package directory, or oci://<registry>/<prefix>/packages/<name>:<version>')
+  const special = await specialKind(input)
+  if (special) throw usageError(`${input} is not a kod package: it is ${special}; give a package file or directory`)
 }
 
 export interface OpenOptions {
@@ -49,6 +65,70 @@ export interface OpenOptions {
   /** --verify-key: the package must be signed with it, checked before anything else (docs/security.md). */
   verifyKey?: KeyObject
   signal?: AbortSignal
+  /**
+   * How to reach a package in a registry (-c oci://…); without it such an input is refused. Its metadata
+   * (and, with `charts`, its charts) go into scratch space, or into `keep`/kod-<name>-<version>-from-registry
+   * when printed commands must outlive the run.
+   */
+  registry?: {tools: ToolRunner; scratch: string; insecure: {plainHttp: boolean; skipTlsVerify: boolean}; charts: boolean; keep?: string}
+}
+
+/**
+ * Where a package comes from, like helm's getters keyed by scheme: each getter recognises the inputs it
+ * takes (-c), and opens them into a verified package directory. The local getter takes package files
+ * (recognised by content) and unpacked directories; the registry getter oci:// references.
+ */
+export interface PackageGetter {
+  /** What it takes, for messages: "a package file or directory", "oci://…". */
+  name: string
+  handles(input: string): boolean
+  open(input: string, options: OpenOptions): Promise<Opened>
+}
+
+const registryGetter: PackageGetter = {
+  name: 'oci://<registry>/<prefix>/packages/<name>:<version>',
+  handles: isRegistryInput,
+  async open(input, options) {
+    const registry = options.registry
+    if (!registry) throw usageError(`-c ${input}: this command takes a package file or directory, not a package in a registry`)
+    const scratchDir = path.join(registry.scratch, 'from-registry')
+    const opened = await openFromRegistry(input, {
+      tools: registry.tools,
+      scratch: registry.scratch,
+      dir: scratchDir,
+      insecure: registry.insecure,
+      verifyKey: options.verifyKey,
+      charts: registry.charts,
+      quiet: Boolean(options.quiet),
+      signal: options.signal,
+    })
+    if (!registry.keep) return {...opened, unpacked: false}
+    // Printed commands name these files: they go beside the user, replacing only an earlier copy of the same package.
+    const dir = path.join(registry.keep, `${packageBaseName(opened.manifest.name, opened.manifest.version)}-from-registry`)
+    const earlier = await readDirectoryHead(dir).catch(() => ({manifestText: undefined, sumsText: undefined}))
+    if (await kindOf(dir)) {
+      const mine = await readFile(path.join(scratchDir, SUMS_FILE), 'utf8')
+      if (earlier.sumsText !== mine) throw usageError(`${shown(dir)} already exists and holds something else: remove it, or run kod from another directory`)
+      await rm(dir, {recursive: true, force: true})
+    }
+    await rename(scratchDir, dir).catch(async () => {
+      await cp(scratchDir, dir, {recursive: true})
+    })
+    return {...opened, dir, unpacked: false, note: `${opened.note}; its values and charts are in ${shown(dir)}`}
+  },
+}
+
+const localGetter: PackageGetter = {
+  name: 'a package file or an unpacked package directory',
+  handles: () => true,
+  open: openLocal,
+}
+
+const getters: PackageGetter[] = [registryGetter, localGetter]
+
+/** Opens -c with the first getter that takes it (see PackageGetter). */
+export async function openPackage(input: string, options: OpenOptions): Promise<Opened> {
+  return getters.find((getter) => getter.handles(input))!.open(input, options)
 }
 
 /** A directory's SHA256SUMS and SHA256SUMS.sig, as the signature check reads them. */
@@ -81,6 +161,7 @@ async function firstExtra(dir: string, allowed: Set<string>): Promise<string | u
   const entries = await readdir(dir, {recursive: true, withFileTypes: true})
   const extras = entries
     .map((entry) => ({entry, name: path.relative(dir, path.join(entry.parentPath, entry.name)).split(path.sep).join('/')}))
+    .filter(({name}) => !inGeneratedDir(name))
     .filter(({entry, name}) => (entry.isDirectory() ? !needed.has(name) : !(entry.isFile() && allowed.has(name))))
     .map(({name}) => name)
     .sort()
@@ -144,8 +225,9 @@ function replaceable(found: OtherPackage): Set<string> {
  * replaced: the new package is extracted beside it and verified, then swapped in, then the old one
  * removed. Anything else in the way is refused with exit 2 and the way out. Long steps show progress.
  */
-export async function openPackage(input: string, options: OpenOptions): Promise<Opened> {
+async function openLocal(input: string, options: OpenOptions): Promise<Opened> {
   const {signal} = options
+  await checkPackageInput(input)
   const kind = await kindOf(input)
   if (kind === undefined) throw usageError(`package not found: ${input}`)
   const quiet = Boolean(options.quiet)

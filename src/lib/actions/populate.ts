@@ -1,13 +1,14 @@
 import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
+import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {ChartEntry, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
 import {ANSWER_MS, inspectFlags, isTimeout, runPush} from '../bounds.js'
 import {loginSuggestion} from '../credentials.js'
-import {ExitCode, KodError, messageOf} from '../errors.js'
+import {ExitCode, isNotWritable, KodError, messageOf} from '../errors.js'
 import {describeImage, layoutNameOf, pushCommand, pushReference} from '../images.js'
-import {IMAGES_DIR} from '../kodpkg.js'
+import {artifactPushCommand, kodinfoReference, writeKodinfo} from '../kodinfo.js'
+import {IMAGES_DIR, parseSums, SIGNATURE_FILE, SUMS_FILE} from '../kodpkg.js'
 import {findImage, readBlob} from '../oci.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {parseRef} from '../refs.js'
@@ -24,6 +25,24 @@ export interface PopulatePlan {
   /** The target registry (host[:port][/path]), named when it refuses kod for want of a login. */
   registry: string
   target: Target
+  /** The package's metadata as an OCI artifact (kodinfo.ts), pushed last: its presence says the rest is there. */
+  kodinfo?: {layout: string; name: string; digest: string; to: string; command: PlannedCommand}
+}
+
+/**
+ * Writes the package's kodinfo layout for planPopulate into the unpacked package (kod-info/, generated
+ * like deploy's values files), so that the push --list-commands prints is exactly the one that runs;
+ * into scratch space when the package directory cannot be written.
+ */
+export async function prepareKodinfo(ctx: SourceContext, pkg: OpenedPackage, target: Target): Promise<PopulatePlan['kodinfo']> {
+  const sums = parseSums(await readFile(path.join(pkg.dir, SUMS_FILE), 'utf8'))
+  const signed = await stat(path.join(pkg.dir, SIGNATURE_FILE)).then(() => true, () => false)
+  const written = await writeKodinfo(pkg.dir, pkg.manifest, sums, signed).catch(async (error: unknown) => {
+    if (!isNotWritable(error)) throw error
+    return writeKodinfo(pkg.dir, pkg.manifest, sums, signed, ctx.tmpDir)
+  })
+  const to = kodinfoReference(target, pkg.manifest)
+  return {...written, to, command: artifactPushCommand(written.layout, written.name, to, target)}
 }
 
 /** The OCI tag helm push gives a chart version (OCI tags take no "+"). */
@@ -32,7 +51,7 @@ function chartTag(version: string): string {
 }
 
 /** The pushes that put a package's images and charts into the target registry. */
-export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedPackage, target: Target): PopulatePlan {
+export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedPackage, target: Target, kodinfo?: PopulatePlan['kodinfo']): PopulatePlan {
   const layout = path.join(pkg.dir, IMAGES_DIR)
   const charts = source.pushCharts(ctx, pkg, target).map((command) => {
     const [verb, file, repository] = command.args
@@ -51,11 +70,12 @@ export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedP
     charts,
     registry: target.registry,
     target,
+    ...(kodinfo ? {kodinfo} : {}),
   }
 }
 
 export function planCommands(plan: PopulatePlan): PlannedCommand[] {
-  return [...plan.images.map((image) => image.command), ...plan.charts.map((chart) => chart.command)]
+  return [...plan.images.map((image) => image.command), ...plan.charts.map((chart) => chart.command), ...(plan.kodinfo ? [plan.kodinfo.command] : [])]
 }
 
 export interface PopulateOptions {
@@ -131,6 +151,8 @@ export interface PopulateOutcome {
   pushed: {images: number; charts: number}
   /** Those the registry already held with the same content. */
   kept: {images: number; charts: number}
+  /** Where the package's metadata is in the registry (deploy -c oci://… takes it), when pushed or there. */
+  kodinfo?: string
 }
 
 export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, options: PopulateOptions): Promise<PopulateOutcome> {
@@ -138,7 +160,9 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   const push = async (command: PlannedCommand, what: string, bytes?: number): Promise<void> => {
     await withRetries(commandHost(command.args), `pushing ${what}`, ctx.log, () => runPush(ctx.tools, command, bytes, {answered: true}), {signal: ctx.cancelSignal}).catch(
       (error: unknown) => {
-        const message = messageOf(error)
+        if ((error as KodError).exit === ExitCode.toolMissing) throw error
+        // helm's push names no destination: say where it was pushing.
+        const message = messageOf(error).replace(/^helm push failed: /, `helm push to ${command.args[2] ?? plan.registry} failed: `)
         // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
         const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, plan.registry)
         throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
@@ -146,6 +170,17 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
     )
   }
   const already = (where: string): {skipped: string} => ({skipped: `already in ${where} with the same digest, not pushed again`})
+  // A re-made package of the same version is said before anything is pushed, not after the images.
+  if (plan.kodinfo && !options.force) {
+    const info = plan.kodinfo
+    const current = await held(ctx, `the package's metadata`, `docker://${info.to}`, plan.target, info.command.env, info.command.args)
+    if (current !== undefined && !sameManifest(current, await readBlob(info.layout, info.digest))) {
+      throw new KodError(
+        `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force`,
+        {exit: ExitCode.tagConflict},
+      )
+    }
+  }
   // Sizes only feed the progress display: an image whose size cannot be read is pushed all the same.
   const sizes = await Promise.all(plan.images.map(async (image) => describeImage(plan.layout, image.layoutName).then((described) => described.bytes, () => undefined)))
   const pushImage = async (image: PopulatePlan['images'][number], bytes?: number): Promise<number | {skipped: string}> => {
@@ -203,14 +238,60 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
           task.title = `Pushed ${pushed} chart(s)${kept > 0 ? `, ${kept} already in ${plan.registry} with the same content` : ''}`
         },
       },
+      ...(plan.kodinfo
+        ? [
+            {
+              title: `Push the package's metadata to ${plan.kodinfo.to}`,
+              task: async (_: unknown, task: {title: string}) => {
+                const info = plan.kodinfo!
+                const pushed = await pushArtifactOnce(ctx, info, plan.target, `the package's metadata`, Boolean(options.force))
+                task.title = pushed ? `Pushed the package's metadata to ${info.to}` : `The package's metadata is in ${info.to} already`
+                outcome.kodinfo = info.to
+              },
+            },
+          ]
+        : []),
     ],
     {quiet: options.quiet},
   )
   return outcome
 }
 
+type Artifact = NonNullable<PopulatePlan['kodinfo']>
+
+/**
+ * Pushes an artifact layout (kodinfo, or a whole package file) unless the tag holds it already; a tag
+ * holding something else is refused unless `force`. Returns whether it pushed.
+ */
+async function pushArtifactOnce(ctx: SourceContext, info: Artifact, target: Target, what: string, force: boolean): Promise<boolean> {
+  const current = await held(ctx, what, `docker://${info.to}`, target, info.command.env, info.command.args)
+  if (current !== undefined && sameManifest(current, await readBlob(info.layout, info.digest))) return false
+  if (current !== undefined && !force) throw tagConflict(`${what} from this package`, info.to, info.digest)
+  await withRetries(commandHost(info.command.args), `pushing ${what}`, ctx.log, () => runPush(ctx.tools, info.command, undefined, {answered: true}), {signal: ctx.cancelSignal}).catch(
+    (error: unknown) => {
+      throw new KodError(`cannot push ${what}: ${messageOf(error)}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions: loginSuggestion(messageOf(error), target.registry)})
+    },
+  )
+  return true
+}
+
+/** populate --as-artifact: the package file's layout pushed as one artifact, with progress. */
+export async function pushArtifact(ctx: SourceContext, info: Artifact, target: Target, options: PopulateOptions): Promise<boolean> {
+  let pushed = false
+  await runSteps(
+    [{title: `Push ${info.to}`, task: async (_: unknown, task: {title: string}) => {
+      pushed = await pushArtifactOnce(ctx, info, target, 'the package file', Boolean(options.force))
+      task.title = pushed ? `Pushed ${info.to}` : `${info.to} holds this package already`
+    }}],
+    {quiet: options.quiet},
+  )
+  return pushed
+}
+
 /** One line: what a populate pushed and what the registry already held. */
 export function describeOutcome(outcome: PopulateOutcome, registry: string): string {
   const kept = outcome.kept.images + outcome.kept.charts
-  return `pushed ${outcome.pushed.images} image(s) and ${outcome.pushed.charts} chart(s) to ${registry}${kept > 0 ? `; ${outcome.kept.images} image(s) and ${outcome.kept.charts} chart(s) were there already with the same digest` : ''}`
+  const there = kept > 0 ? `; ${outcome.kept.images} image(s) and ${outcome.kept.charts} chart(s) were there already with the same digest` : ''
+  const deploy = outcome.kodinfo ? `; deploy from the registry with kod deploy -c oci://${outcome.kodinfo}` : ''
+  return `pushed ${outcome.pushed.images} image(s) and ${outcome.pushed.charts} chart(s) to ${registry}${there}${deploy}`
 }
