@@ -83,6 +83,19 @@ describe('signed packages (e2e)', function () {
     expect(await catalog()).to.deep.equal(['kod/charts/plain', 'kod/packages/plain'])
   })
 
+  it('the populated metadata carries the signature: inspect and deploy -c oci://… --verify-key accept the key and refuse another before anything else', async function () {
+    const reference = `oci://${registry.host}/kod/packages/plain:1.0.0`
+    const accepted = await kod(['inspect', '-c', reference, '--plain-http', '--verify-key', key('key.pub')], {cwd: work})
+    expect(accepted.exitCode, accepted.stderr).to.equal(0)
+    const refused = await kod(['inspect', '-c', reference, '--plain-http', '--verify-key', key('other.pub')], {cwd: work})
+    expect(refused.exitCode).to.equal(5)
+    expect(refused.stderr).to.match(/^Error: .*the signature does not match --verify-key/m)
+    const cwd = await mkdtemp(path.join(work, 'oci-deploy-'))
+    const deployRefused = await kod(['deploy', '-c', reference, '-r', registry.host, '--plain-http', '--list-commands', '--verify-key', key('other.pub')], {cwd})
+    expect(deployRefused.exitCode).to.equal(5)
+    expect(await readdir(cwd)).to.deep.equal([])
+  })
+
   it('unpack and deploy check an unpacked directory too; a SHA256SUMS changed after signing is refused', async function () {
     const cwd = await mkdtemp(path.join(work, 'cwd-'))
     const wrong = await kod(['unpack', '-c', signed, '--verify-key', key('other.pub')], {cwd})
