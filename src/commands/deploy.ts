@@ -204,8 +204,8 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
    * secret holds, passed to kubectl by its path.
    */
   private async targetLoginFile(): Promise<string> {
-    const file = path.join(await this.scratch(), 'target-login', 'auth.json')
-    if (!existsSync(file)) throw new KodError('--create-secret: the registry login file is missing (kod bug)', {exit: ExitCode.failure})
+    const file = this.targetAuthFile
+    if (!file || !existsSync(file)) throw new KodError('--create-secret: the registry login file is missing (kod bug)', {exit: ExitCode.failure})
     return file
   }
 }

@@ -356,7 +356,11 @@ export abstract class KodCommand extends Command {
     if (!login) return
     const file = await writeAuthFile(path.join(await this.scratch(), 'target-login'), target.registry.split('/')[0], login)
     this.toolEnv = authFileEnvironment(file)
+    this.targetAuthFile = file
   }
+
+  /** The auth file loginTarget wrote (a docker config.json, mode 0600, in scratch space), if it did. */
+  protected targetAuthFile?: string
 
   protected async context(): Promise<SourceContext> {
     return {
