@@ -173,7 +173,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   // A re-made package of the same version is said before anything is pushed, not after the images.
   if (plan.kodinfo && !options.force) {
     const info = plan.kodinfo
-    const current = await held(ctx, `the package's metadata`, `docker://${info.to}`, plan.target, info.command.env, info.command.args)
+    const current = await held(ctx, info.to, `docker://${info.to}`, plan.target, info.command.env, info.command.args)
     if (current !== undefined && !sameManifest(current, await readBlob(info.layout, info.digest))) {
       throw new KodError(
         `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force`,
