@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import './register-sdk.js'
+
 import {execute} from '@oclif/core'
 
 import {localPluginArgs} from './local-plugins.js'

@@ -14,8 +14,28 @@
 export const SOURCE_API = 'kod.source/v2'
 export type SourceApi = typeof SOURCE_API
 
-/** The tools kod wraps. Each resolves to a binary on PATH, or to the path in KOD_<TOOL> (e.g. KOD_HELM). */
-export type ToolName = 'helm' | 'helmfile' | 'skopeo' | 'regctl' | 'kubectl'
+/** The tools kod itself wraps. */
+export type BuiltinToolName = 'helm' | 'helmfile' | 'skopeo' | 'regctl' | 'kubectl'
+
+/**
+ * A tool kod runs: one of its own, or one a plugin declared with `registerTool` (kod/sdk). Each resolves to
+ * a binary on PATH, or to the path in its environment variable (KOD_<TOOL>, e.g. KOD_HELM).
+ */
+export type ToolName = BuiltinToolName | (string & {})
+
+/** A tool as a plugin declares it to kod (`registerTool` in kod/sdk); kod's own are declared the same way. */
+export interface ToolDefinition {
+  /** What the binary is called on PATH, and what kod calls it in messages: lower-case letters, digits, `-`, `_`. */
+  name: string
+  /** How to get it, for the one-line error when it is missing (e.g. "install zot from … or set KOD_ZOT to its path"). */
+  installHint: string
+  /** The environment variable naming its path, overriding PATH (default KOD_<NAME>, `-` as `_`). */
+  env?: string
+  /** The time limit of a call whose caller gives none (default: 30 minutes). */
+  timeoutMs?: number
+  /** Arguments that make it print its version (`--version`): tools with them can be bundled by kod package-tools. */
+  versionArgs?: string[]
+}
 
 /** One command kod runs or, under --list-commands, prints. */
 export interface PlannedCommand {

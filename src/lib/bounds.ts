@@ -4,6 +4,7 @@ import path from 'node:path'
 import type {PlannedCommand, RunResult, ToolName, ToolRunner} from '../api.js'
 import {KodError, usageError} from './errors.js'
 import {transferBytes} from './oci.js'
+import {toolDefinition} from './tool-registry.js'
 
 /**
  * Bounded waits (docs/security.md): every tool kod runs has a time limit, from what the call moves.
@@ -57,7 +58,10 @@ function flagValue(args: readonly string[], flag: string): string | undefined {
   return undefined
 }
 
-/** The limit of a call whose caller gave none, by what it does. */
+/**
+ * The limit of a call whose caller gave none, by what it does; for a tool a plugin declared, the limit it
+ * declared (registerTool's timeoutMs), else UNKNOWN_SIZE_MS.
+ */
 export function defaultTimeoutMs(tool: ToolName, args: readonly string[]): number {
   const command = args.find((arg) => !arg.startsWith('-')) ?? ''
   switch (tool) {
@@ -82,7 +86,7 @@ export function defaultTimeoutMs(tool: ToolName, args: readonly string[]): numbe
       return KUBECTL_MS
     }
     default: {
-      return UNKNOWN_SIZE_MS
+      return toolDefinition(tool).timeoutMs ?? UNKNOWN_SIZE_MS
     }
   }
 }

@@ -185,8 +185,7 @@ function referencedFiles(manifest: PackageManifest): string[] {
 
 /** Refuses (exit 5) a package whose checksums leave out a file its manifest names. */
 export function checkCoverage(manifest: PackageManifest, sums: Map<string, string>, origin: string): void {
-  const missing = referencedFiles(manifest).filter((file) => !sums.has(file))
-  if (missing.length > 0) throw packageError(`${origin}: ${missing[0]} is not covered by ${SUMS_FILE}; the package is incomplete or was tampered with`)
+  checkCovered(referencedFiles(manifest), sums, origin, 'package')
 }
 
 /**
@@ -201,7 +200,25 @@ export async function writePackage(
   /** --sign-key: SHA256SUMS.sig is written beside SHA256SUMS, and follows it in the archive. */
   signingKey?: KeyObject,
 ): Promise<{files: number; bytes: number}> {
-  await writeFile(path.join(staging, MANIFEST_FILE), stringifyManifest(manifest))
+  return writeArchive(staging, {manifestFile: MANIFEST_FILE, manifestText: stringifyManifest(manifest)}, outFile, signal, signingKey)
+}
+
+/**
+ * An archive in kod's format, whatever its manifest (a package's kod-package.yaml, a bundle's
+ * kod-bundle.yaml): writes `manifestText` as `manifestFile` and SHA256SUMS (over every file of `staging`)
+ * into `staging`, signs SHA256SUMS when given a key, then tars it into `outFile` atomically, the manifest
+ * first, then SHA256SUMS and its signature, then every other file in sorted order. Files keep their modes
+ * (an executable stays executable); links and special files are not written (listFiles takes files only).
+ */
+export async function writeArchive(
+  staging: string,
+  head: {manifestFile: string; manifestText: string},
+  outFile: string,
+  signal?: AbortSignal,
+  signingKey?: KeyObject,
+): Promise<{files: number; bytes: number}> {
+  const {manifestFile} = head
+  await writeFile(path.join(staging, manifestFile), head.manifestText)
   await rm(path.join(staging, SUMS_FILE), {force: true})
   await rm(path.join(staging, SIGNATURE_FILE), {force: true})
   const files = await listFiles(staging)
@@ -209,7 +226,7 @@ export async function writePackage(
   const sums = Buffer.from(formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
   await writeFile(path.join(staging, SUMS_FILE), sums)
   if (signingKey) await writeFile(path.join(staging, SIGNATURE_FILE), signSums(sums, signingKey))
-  const order = [MANIFEST_FILE, SUMS_FILE, ...(signingKey ? [SIGNATURE_FILE] : []), ...files.filter((file) => file !== MANIFEST_FILE)]
+  const order = [manifestFile, SUMS_FILE, ...(signingKey ? [SIGNATURE_FILE] : []), ...files.filter((file) => file !== manifestFile)]
   const partial = `${outFile}.partial-${process.pid}`
   try {
     await tar.create({cwd: staging, file: partial, portable: true, noDirRecurse: true}, order)
@@ -227,9 +244,9 @@ function entryName(entry: {path: string}): string {
   return entry.path.replace(/^\.\//, '')
 }
 
-/** -c names something that is no kod package at all: a usage error that says what it is instead. */
-function notAPackage(input: string, what: string): Error {
-  return usageError(`${input} is not a kod package: ${what}`)
+/** -c names something that is no kod package (or bundle) at all: a usage error that says what it is instead. */
+function notA(noun: string, input: string, what: string): Error {
+  return usageError(`${input} is not a kod ${noun}: ${what}`)
 }
 
 /**
@@ -365,42 +382,70 @@ function hashedContent(name: string, hex: string, size: number, content?: Buffer
   return {hex, size, links: blobLinks(content)}
 }
 
+/** What a verifier needs besides the checksums: where the archive came from and how it was read. */
+export interface VerifierOptions {
+  /** An unpacked directory rather than an archive as it streams. */
+  onDisk?: boolean
+  /** sha256 of SHA256SUMS and of the manifest as read from the archive's head: the stream must carry those very files. */
+  sumsDigest?: string
+  manifestDigest?: string
+}
+
 /**
- * The one place the rules of a package's content live (docs/kodpkg.md, "SHA256SUMS and
- * verification"), applied alike to an archive as it streams (inspect, unpack, populate, deploy) and to
- * an unpacked directory: every entry is a regular file or a directory with a plain, bounded, relative
- * name and no setuid/setgid/sticky bit, appears once, and is listed in SHA256SUMS (but SHA256SUMS and
- * SHA256SUMS.sig; in a directory, the files deploy writes); every listed file is there with its
- * checksum; every blob hashes to its name; index.json's graph is whole and agrees with the manifest.
- * Feed it with `admit` (the header, before any content is read or written), then `hashed` (once the
- * content has streamed past), then `finish`. Each refusal is a PackageRefusal naming the entry.
+ * The rules every archive in kod's format follows (docs/kodpkg.md, "SHA256SUMS and verification"), a
+ * package or a bundle alike, applied to an archive as it streams and to an unpacked directory: every
+ * entry is a regular file or a directory with a plain, bounded, relative name and no setuid/setgid/sticky
+ * bit, appears once, and is listed in SHA256SUMS (but SHA256SUMS and SHA256SUMS.sig); every listed file is
+ * there with its checksum; every file the manifest names is listed. Feed it with `admit` (the header,
+ * before any content is read or written), then `hashed` (once the content has streamed past), then
+ * `finish`. Each refusal is a PackageRefusal naming the entry. PackageVerifier adds a package's own rules.
  */
-export class PackageVerifier {
+export class ArchiveVerifier {
   private readonly seen = new Set<string>()
-  private readonly hashes = new Map<string, string>()
-  private readonly blobs = new Map<string, LayoutBlob>()
+  protected readonly hashes = new Map<string, string>()
   private readonly directories = new Set<string>()
-  private readonly generated: Set<string>
-  private index?: BlobLinks
   files = 0
   bytes = 0
 
   constructor(
-    private readonly origin: string,
-    private readonly manifest: PackageManifest,
-    private readonly sums: Map<string, string>,
-    private readonly options: {onDisk?: boolean; sumsDigest?: string; manifestDigest?: string} = {},
+    protected readonly origin: string,
+    protected readonly sums: Map<string, string>,
+    protected readonly options: VerifierOptions & {
+      /** The archive's manifest file (its first entry). */
+      manifestFile: string
+      /** What the archive is called in messages ("package", "bundle"). */
+      noun: string
+      /** The files the manifest names: SHA256SUMS must list each. */
+      covered: string[]
+    },
   ) {
-    this.generated = new Set(options.onDisk ? generatedFiles(manifest, sums.keys()) : [])
     for (const file of sums.keys()) {
       const parts = file.split('/')
       for (let depth = 1; depth < parts.length; depth++) this.directories.add(parts.slice(0, depth).join('/'))
     }
   }
 
-  private refuse(entry: string, why: string, kind: PackageRefusal['kind'] = 'refused'): never {
+  protected refuse(entry: string, why: string, kind: PackageRefusal['kind'] = 'refused'): never {
     throw new PackageRefusal(entry, kind, `${this.origin}: ${why}`)
   }
+
+  /** Whether a name in an unpacked directory is kod's own (written there after the archive) and not verified further. */
+  protected skippedOnDisk(_name: string): boolean {
+    return false
+  }
+
+  /** Whether a file of an unpacked directory that SHA256SUMS does not list is one kod writes there. */
+  protected generatedOnDisk(_name: string): boolean {
+    return false
+  }
+
+  /** Files read into memory whole (so bounded by LIMITS.textBytes). */
+  protected isText(name: string): boolean {
+    return name === this.options.manifestFile || name === SUMS_FILE
+  }
+
+  /** Rules of this kind of archive for one listed file's name. */
+  protected checkListed(_shown: string, _name: string): void {}
 
   /**
    * Checks an entry's header, before anything of it is read or written; returns its normalised name
@@ -408,39 +453,35 @@ export class PackageVerifier {
    * directory that is not verified further.
    */
   admit(entry: EntryInfo): string | undefined {
+    const {noun} = this.options
     const name = this.checkName(entry)
     const shown = JSON.stringify(name).slice(1, -1)
     if (name === '' && entry.type === 'directory') return ''
-    // What populate generates in an unpacked package (its kodinfo layout) is kod's own, not the package's.
-    if (this.options.onDisk && inGeneratedDir(name) && !this.sums.has(name) && !this.directories.has(name)) return undefined
-    if (this.seen.has(name)) this.refuse(shown, `${shown} appears twice in the archive; a package holds each file once`)
+    if (this.options.onDisk && this.skippedOnDisk(name) && !this.sums.has(name) && !this.directories.has(name)) return undefined
+    if (this.seen.has(name)) this.refuse(shown, `${shown} appears twice in the archive; a ${noun} holds each file once`)
     this.seen.add(name)
     if (this.seen.size > LIMITS.entries) this.refuse(shown, `it holds more than ${LIMITS.entries} entries`)
-    if (entry.type !== 'file' && entry.type !== 'directory') this.refuse(shown, `${shown} is ${entry.type}; a package holds only regular files and directories`)
+    if (entry.type !== 'file' && entry.type !== 'directory') this.refuse(shown, `${shown} is ${entry.type}; a ${noun} holds only regular files and directories`)
     this.checkMode(shown, entry)
     if (entry.type === 'directory') {
-      if (!this.directories.has(name)) this.refuse(shown, `directory ${shown} holds no file listed in ${SUMS_FILE}; the package holds something it does not account for`)
+      if (!this.directories.has(name)) this.refuse(shown, `directory ${shown} holds no file listed in ${SUMS_FILE}; the ${noun} holds something it does not account for`)
       return name
     }
     if (this.directories.has(name)) this.refuse(shown, `${shown} is a file, yet ${SUMS_FILE} lists files below it`)
     if (entry.size > LIMITS.fileBytes) this.refuse(shown, `${shown} is larger than ${LIMITS.fileBytes} bytes`)
-    if ((name === MANIFEST_FILE || name === SUMS_FILE || name === INDEX_FILE) && entry.size > LIMITS.textBytes) {
-      this.refuse(shown, `${shown} is larger than ${LIMITS.textBytes} bytes`)
-    }
-    if (this.generated.has(name) && !this.sums.has(name)) return undefined
+    if (this.isText(name) && entry.size > LIMITS.textBytes) this.refuse(shown, `${shown} is larger than ${LIMITS.textBytes} bytes`)
+    if (this.options.onDisk && this.generatedOnDisk(name) && !this.sums.has(name)) return undefined
     if (name !== SUMS_FILE && name !== SIGNATURE_FILE && !this.sums.has(name)) {
-      this.refuse(shown, `${shown} is not listed in ${SUMS_FILE}: the package holds a file it does not account for (added or tampered with); get a fresh copy`)
+      this.refuse(shown, `${shown} is not listed in ${SUMS_FILE}: the ${noun} holds a file it does not account for (added or tampered with); get a fresh copy`)
     }
-    if (name.startsWith(`${IMAGES_DIR}/blobs/`) && !BLOB_PATH.test(name)) {
-      this.refuse(shown, `${shown} is not a blob kod reads: a package's layout holds images/blobs/sha256/<64 hex digits> only`)
-    }
+    this.checkListed(shown, name)
     return name
   }
 
   /** A plain relative path: no absolute path, no "." or ".." or empty component, no control character or backslash, bounded. */
   private checkName(entry: EntryInfo): string {
     const shown = JSON.stringify(entry.path).slice(1, -1)
-    const bad = (why: string): never => this.refuse(shown, `entry ${shown} ${why}; kod refuses such a package`)
+    const bad = (why: string): never => this.refuse(shown, `entry ${shown} ${why}; kod refuses such a ${this.options.noun}`)
     let name = entry.path
     if (name.startsWith('/')) bad('is an absolute path')
     if (name.startsWith('./')) name = name.slice(2)
@@ -449,7 +490,7 @@ export class PackageVerifier {
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001F\u007F\\]/.test(name)) bad('holds a control character or a backslash')
     const parts = name.split('/')
-    if (parts.includes('..')) bad('climbs out of the package with ".."')
+    if (parts.includes('..')) bad(`climbs out of the ${this.options.noun} with ".."`)
     if (parts.some((part) => part === '' || part === '.')) bad('is not a plain path (an empty or "." component)')
     if (parts.length > LIMITS.depth) bad(`is ${parts.length} directories deep (at most ${LIMITS.depth})`)
     if (Buffer.byteLength(name) > LIMITS.pathBytes || parts.some((part) => Buffer.byteLength(part) > LIMITS.componentBytes)) {
@@ -473,20 +514,111 @@ export class PackageVerifier {
     ]
       .filter(([bit]) => bits & (bit as number))
       .map(([, label]) => label)
-    this.refuse(shown, `${shown} has the ${which.join(' and ')} bit set (mode ${entry.mode.toString(8)}); a package's files carry no special permissions`)
+    this.refuse(shown, `${shown} has the ${which.join(' and ')} bit set (mode ${entry.mode.toString(8)}); a ${this.options.noun}'s files carry no special permissions`)
   }
 
-  /** Checks a file once its content has streamed past: its checksum, and a blob's name. */
+  /** Whether a file's content must be read (not only hashed) for the rules of this kind of archive. */
+  keepsContent(_name: string, _size: number): boolean {
+    return false
+  }
+
+  /** What a streamed file's content says, once hashed (keepsContent decides whether `content` is given). */
+  describe(_name: string, hex: string, size: number, _content?: Buffer): Hashed {
+    return {hex, size}
+  }
+
+  /** Checks a file once its content has streamed past: its checksum (and what this kind of archive checks of it). */
   hashed(name: string, content: Hashed): void {
     this.files++
     this.bytes += content.size
     this.hashes.set(name, content.hex)
     const expected = name === SUMS_FILE ? this.options.sumsDigest : this.sums.get(name)
-    if (expected !== undefined && expected !== content.hex) this.refuse(name, mismatchText(name), 'mismatch')
+    const mismatch = `checksum mismatch for ${name}: the ${this.options.noun} was changed or damaged after it was written; get a fresh copy`
+    if (expected !== undefined && expected !== content.hex) this.refuse(name, mismatch, 'mismatch')
     // The manifest in use was parsed from the archive's head: it must be the very file the sums vouch for.
-    if (name === MANIFEST_FILE && this.options.manifestDigest !== undefined && this.options.manifestDigest !== content.hex) {
-      this.refuse(name, mismatchText(name), 'mismatch')
+    if (name === this.options.manifestFile && this.options.manifestDigest !== undefined && this.options.manifestDigest !== content.hex) {
+      this.refuse(name, mismatch, 'mismatch')
     }
+    this.checkContent(name, content)
+  }
+
+  /** What this kind of archive checks of a file's content, once its checksum matched. */
+  protected checkContent(_name: string, _content: Hashed): void {}
+
+  /** What only the whole archive can say: nothing listed is missing, the manifest's files are covered, and this kind's own rules. */
+  finish(): void {
+    const {noun} = this.options
+    for (const name of this.sums.keys()) if (!this.hashes.has(name)) this.refuse(name, `${name} is missing; the ${noun} is incomplete`, 'missing')
+    if (!this.hashes.has(SUMS_FILE) && !this.options.onDisk) this.refuse(SUMS_FILE, `${SUMS_FILE} is missing; the ${noun} is incomplete`, 'missing')
+    this.checkCoverage()
+    this.finishContent()
+  }
+
+  /** Refuses (exit 5) checksums that leave out a file the manifest names. */
+  checkCoverage(): void {
+    checkCovered(this.options.covered, this.sums, this.origin, this.options.noun)
+  }
+
+  /** This kind of archive's rules over the whole of it. */
+  protected finishContent(): void {}
+}
+
+/** Refuses (exit 5) an archive whose checksums leave out a file its manifest names. */
+function checkCovered(files: string[], sums: Map<string, string>, origin: string, noun: string): void {
+  const missing = files.filter((file) => !sums.has(file))
+  if (missing.length > 0) throw packageError(`${origin}: ${missing[0]} is not covered by ${SUMS_FILE}; the ${noun} is incomplete or was tampered with`)
+}
+
+/**
+ * The one place the rules of a package's content live (docs/kodpkg.md, "SHA256SUMS and
+ * verification"): ArchiveVerifier's, and a package's own: in a directory, the files deploy writes may be
+ * there unlisted; every blob hashes to its name; index.json's graph is whole and agrees with the manifest.
+ */
+export class PackageVerifier extends ArchiveVerifier {
+  private readonly blobs = new Map<string, LayoutBlob>()
+  private readonly generated: Set<string>
+  private index?: BlobLinks
+
+  constructor(
+    origin: string,
+    private readonly manifest: PackageManifest,
+    sums: Map<string, string>,
+    options: VerifierOptions = {},
+  ) {
+    super(origin, sums, {...options, manifestFile: MANIFEST_FILE, noun: 'package', covered: referencedFiles(manifest)})
+    this.generated = new Set(options.onDisk ? generatedFiles(manifest, sums.keys()) : [])
+  }
+
+  // What populate generates in an unpacked package (its kodinfo layout) is kod's own, not the package's.
+  protected override skippedOnDisk(name: string): boolean {
+    return inGeneratedDir(name)
+  }
+
+  protected override generatedOnDisk(name: string): boolean {
+    return this.generated.has(name)
+  }
+
+  protected override isText(name: string): boolean {
+    return super.isText(name) || name === INDEX_FILE
+  }
+
+  protected override checkListed(shown: string, name: string): void {
+    if (name.startsWith(`${IMAGES_DIR}/blobs/`) && !BLOB_PATH.test(name)) {
+      this.refuse(shown, `${shown} is not a blob kod reads: a package's layout holds images/blobs/sha256/<64 hex digits> only`)
+    }
+  }
+
+  /** index.json, and blobs small enough to be a manifest. */
+  override keepsContent(name: string, size: number): boolean {
+    return keepsContent(name, size)
+  }
+
+  override describe(name: string, hex: string, size: number, content?: Buffer): Hashed {
+    return hashedContent(name, hex, size, content)
+  }
+
+  /** A blob's name. */
+  protected override checkContent(name: string, content: Hashed): void {
     const blob = BLOB_PATH.exec(name)?.[1]
     if (blob) {
       if (blob !== content.hex) this.refuse(name, `${name} does not hash to its name (its sha256 is ${content.hex}): the blob was changed; get a fresh copy`, 'mismatch')
@@ -495,11 +627,8 @@ export class PackageVerifier {
     if (content.index) this.index = content.index
   }
 
-  /** What only the whole package can say: nothing listed is missing, the manifest is covered, the layout is whole. */
-  finish(): void {
-    for (const name of this.sums.keys()) if (!this.hashes.has(name)) this.refuse(name, `${name} is missing; the package is incomplete`, 'missing')
-    if (!this.hashes.has(SUMS_FILE) && !this.options.onDisk) this.refuse(SUMS_FILE, `${SUMS_FILE} is missing; the package is incomplete`, 'missing')
-    checkCoverage(this.manifest, this.sums, this.origin)
+  /** The layout is whole. */
+  protected override finishContent(): void {
     if (!this.hashes.has(INDEX_FILE)) {
       if (this.blobs.size > 0) this.refuse(INDEX_FILE, `${INDEX_FILE} is missing, yet the package holds image blobs`, 'missing')
       return
@@ -523,45 +652,82 @@ export class PackageVerifier {
   }
 }
 
-function mismatchText(file: string): string {
-  return `checksum mismatch for ${file}: the package was changed or damaged after it was written; get a fresh copy`
-}
-
 /** Hashes a file on disk, reading its content too when the rules need it. */
-async function hashFile(file: string, name: string, size: number): Promise<Hashed> {
+async function hashFile(verifier: ArchiveVerifier, file: string, name: string, size: number): Promise<Hashed> {
   const hash = createHash('sha256')
-  const kept: Buffer[] | undefined = keepsContent(name, size) ? [] : undefined
+  const kept: Buffer[] | undefined = verifier.keepsContent(name, size) ? [] : undefined
   let read = 0
   for await (const chunk of createReadStream(file)) {
     hash.update(chunk as Buffer)
     read += (chunk as Buffer).length
     kept?.push(chunk as Buffer)
   }
-  return hashedContent(name, hash.digest('hex'), read, kept && Buffer.concat(kept))
+  return verifier.describe(name, hash.digest('hex'), read, kept && Buffer.concat(kept))
 }
+
+/**
+ * What kind of archive in kod's format a reader expects (a package, a bundle): its manifest file, how it
+ * is named in messages, how its manifest is read, and its verifier.
+ */
+export interface ArchiveFormat<M> {
+  manifestFile: string
+  /** "package", "bundle". */
+  noun: string
+  /** Reads and checks the manifest text (a bad one: exit 5, naming `origin`). */
+  parse(text: string, origin: string): M
+  verifier(origin: string, manifest: M, sums: Map<string, string>, options: VerifierOptions): ArchiveVerifier
+  /** What an archive or directory lacking the manifest is, when it is recognisably something else (a Helm chart, another kind of archive). */
+  otherwise?(found: {first?: string; chart?: string; directory?: boolean}, input: string): string | undefined
+}
+
+/** A kod package (.kodpkg): kod-package.yaml, verified by PackageVerifier. */
+export const PACKAGE_FORMAT: ArchiveFormat<PackageManifest> = {
+  manifestFile: MANIFEST_FILE,
+  noun: 'package',
+  parse: parseManifest,
+  verifier: (origin, manifest, sums, options) => new PackageVerifier(origin, manifest, sums, options),
+  otherwise(found, input) {
+    if (found.chart) {
+      return found.directory
+        ? `it is a Helm chart directory; make a package from it with kod package -c ${input}`
+        : `it is a Helm chart archive (${found.chart}); make a package from it with kod package -c ${input}`
+    }
+    if (found.first === BUNDLE_MANIFEST_FILE) return `it is a kod bundle (${BUNDLE_MANIFEST_FILE}), not a package: give it to the command that deploys it (kod deploy-tools for kod package-tools' bundles)`
+    return undefined
+  },
+}
+
+/** The manifest of a bundle (docs/plugins.md): the archive format of packages, carrying what a plugin packs. */
+export const BUNDLE_MANIFEST_FILE = 'kod-bundle.yaml'
 
 /**
  * Verifies an unpacked package directory by the rules of PackageVerifier: every entry admitted (in
  * sorted order, so the first bad one is reported), then every file hashed, four at a time.
  */
 export async function verifyDirectory(dir: string, signal?: AbortSignal): Promise<PackageManifest> {
+  return verifyDirectoryAs(PACKAGE_FORMAT, dir, signal)
+}
+
+/** Verifies an unpacked directory of any archive format (verifyDirectory for packages). */
+export async function verifyDirectoryAs<M>(format: ArchiveFormat<M>, dir: string, signal?: AbortSignal): Promise<M> {
   const origin = dir
-  const {manifestText, sumsText} = await readDirectoryHead(dir)
+  const {noun, manifestFile} = format
+  const read = (file: string): Promise<string | undefined> => readFile(path.join(dir, file), 'utf8').catch(() => undefined)
+  const manifestText = await read(manifestFile)
+  const sumsText = await read(SUMS_FILE)
   if (manifestText === undefined) {
     const chart = await stat(path.join(dir, 'Chart.yaml')).then(
       () => true,
       () => false,
     )
-    throw notAPackage(
-      dir,
-      chart ? `it is a Helm chart directory; make a package from it with kod package -c ${dir}` : `it holds no ${MANIFEST_FILE}`,
-    )
+    const first = (await stat(path.join(dir, MANIFEST_FILE)).then(() => MANIFEST_FILE, () => undefined)) ?? (await stat(path.join(dir, BUNDLE_MANIFEST_FILE)).then(() => BUNDLE_MANIFEST_FILE, () => undefined))
+    throw notA(noun, dir, format.otherwise?.({chart: chart ? 'Chart.yaml' : undefined, directory: true, first}, dir) ?? `it holds no ${manifestFile}`)
   }
-  if (sumsText === undefined) throw packageError(`${origin}: ${SUMS_FILE} is missing; the package is incomplete`)
+  if (sumsText === undefined) throw packageError(`${origin}: ${SUMS_FILE} is missing; the ${noun} is incomplete`)
   const sums = parseSums(sumsText)
-  const manifest = parseManifest(manifestText, origin)
-  checkCoverage(manifest, sums, origin)
-  const verifier = new PackageVerifier(origin, manifest, sums, {onDisk: true})
+  const manifest = format.parse(manifestText, origin)
+  const verifier = format.verifier(origin, manifest, sums, {onDisk: true})
+  verifier.checkCoverage()
   const entries = (await readdir(dir, {recursive: true, withFileTypes: true}))
     .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
     .sort()
@@ -574,7 +740,7 @@ export async function verifyDirectory(dir: string, signal?: AbortSignal): Promis
     const name = verifier.admit(info)
     return name && info.type === 'file' ? [{name, size: info.size}] : []
   })
-  const hashed = await mapLimit(files, 4, ({name, size}) => hashFile(path.join(dir, name), name, size).catch((error: Error) => {
+  const hashed = await mapLimit(files, 4, ({name, size}) => hashFile(verifier, path.join(dir, name), name, size).catch((error: Error) => {
     throw packageError(`${origin}: cannot read ${name} (${messageOf(error)})`)
   }), signal)
   for (const [index, {name}] of files.entries()) verifier.hashed(name, hashed[index])
@@ -582,9 +748,9 @@ export async function verifyDirectory(dir: string, signal?: AbortSignal): Promis
   return manifest
 }
 
-/** The head of a package archive: its manifest, and the manifest and checksums exactly as stored. */
-export interface ArchiveHead {
-  manifest: PackageManifest
+/** The head of a package archive (or of another archive in kod's format): its manifest, and the manifest and checksums exactly as stored. */
+export interface ArchiveHead<M = PackageManifest> {
+  manifest: M
   manifestText: string
   /** Absent when the archive holds no SHA256SUMS (verification then refuses it). */
   sumsText?: string
@@ -603,17 +769,17 @@ const MAGIC: Array<[number[], string]> = [
   [[0x28, 0xb5, 0x2f, 0xfd], 'it is zstd-compressed, which this kod cannot read: decompress it (zstd -d) and give the tar inside'],
   [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'it is xz-compressed: decompress it (xz -d) and give the tar inside'],
   [[0x42, 0x5a, 0x68], 'it is bzip2-compressed: decompress it (bunzip2) and give the tar inside'],
-  [[0x50, 0x4b, 0x03, 0x04], 'it is a zip archive; a kod package is a tar archive'],
+  [[0x50, 0x4b, 0x03, 0x04], 'it is a zip archive; a kod NOUN is a tar archive'],
 ]
 
 /** What a file that is not a tar archive is, from its first bytes. */
-async function describeNonTar(file: string): Promise<string> {
+async function describeNonTar(file: string, noun: string): Promise<string> {
   const handle = await open(file, 'r')
   try {
     const {buffer, bytesRead} = await handle.read(Buffer.alloc(8), 0, 8, 0)
     if (bytesRead === 0) return 'it is empty'
     const found = MAGIC.find(([magic]) => magic.every((byte, index) => buffer[index] === byte))
-    return found?.[1] ?? 'it is not a tar archive'
+    return found?.[1].replace('NOUN', noun) ?? 'it is not a tar archive'
   } finally {
     await handle.close()
   }
@@ -628,6 +794,12 @@ async function describeNonTar(file: string): Promise<string> {
  * A package whose manifest is invalid or of an unknown format is refused as a bad package (exit 5).
  */
 export async function readArchiveHead(file: string, signal?: AbortSignal): Promise<ArchiveHead> {
+  return readArchiveHeadAs(PACKAGE_FORMAT, file, signal)
+}
+
+/** readArchiveHead for any archive format: recognised by its manifest (the first entry), read as far as it must. */
+export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: string, signal?: AbortSignal): Promise<ArchiveHead<M>> {
+  const {manifestFile, noun} = format
   const texts = new Map<string, Buffer>()
   let first: string | undefined
   let chart: string | undefined
@@ -642,14 +814,14 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       first ??= name
       if (!chart && /^[^/]+\/Chart\.yaml$/.test(name)) chart = name
       // Past the signature's place: a package kod wrote has nothing more to read here.
-      if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE) && name !== SIGNATURE_FILE) {
+      if (first === manifestFile && texts.has(manifestFile) && texts.has(SUMS_FILE) && name !== SIGNATURE_FILE) {
         entry.resume()
         enough.abort()
         return
       }
-      if (entry.type !== 'File' && (name === MANIFEST_FILE || name === SUMS_FILE || name === SIGNATURE_FILE)) notAFile ??= {name, type: entry.type}
+      if (entry.type !== 'File' && (name === manifestFile || name === SUMS_FILE || name === SIGNATURE_FILE)) notAFile ??= {name, type: entry.type}
       // Read into memory: bounded, and only the first of each (verification refuses a second).
-      if (entry.type !== 'File' || (name !== MANIFEST_FILE && name !== SUMS_FILE && name !== SIGNATURE_FILE) || texts.has(name)) {
+      if (entry.type !== 'File' || (name !== manifestFile && name !== SUMS_FILE && name !== SIGNATURE_FILE) || texts.has(name)) {
         entry.resume()
         return
       }
@@ -662,7 +834,7 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       entry.on('data', (chunk: Buffer) => chunks.push(chunk))
       entry.on('end', () => {
         texts.set(name, Buffer.concat(chunks))
-        if (first === MANIFEST_FILE && texts.has(MANIFEST_FILE) && texts.has(SUMS_FILE) && texts.has(SIGNATURE_FILE)) enough.abort()
+        if (first === manifestFile && texts.has(manifestFile) && texts.has(SUMS_FILE) && texts.has(SIGNATURE_FILE)) enough.abort()
       })
     },
   })
@@ -672,18 +844,18 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
     // Stopped on purpose, interrupted, or not (entirely) a tar archive: what was read decides below.
     signal?.throwIfAborted()
   }
-  if (tooLarge) throw packageError(`${file}: ${tooLarge} is larger than ${LIMITS.textBytes} bytes; kod refuses such a package`)
+  if (tooLarge) throw packageError(`${file}: ${tooLarge} is larger than ${LIMITS.textBytes} bytes; kod refuses such a ${noun}`)
   if (notAFile) {
     const what = notAFile.type === 'SymbolicLink' ? 'a symbolic link' : notAFile.type === 'Link' ? 'a hard link' : `a ${notAFile.type} entry`
-    throw packageError(`${file}: ${notAFile.name} is ${what}; a package holds only regular files, so this one was made by hand or tampered with: get a fresh copy`)
+    throw packageError(`${file}: ${notAFile.name} is ${what}; a ${noun} holds only regular files, so this one was made by hand or tampered with: get a fresh copy`)
   }
-  const manifestBytes = texts.get(MANIFEST_FILE)
+  const manifestBytes = texts.get(manifestFile)
   const sumsBytes = texts.get(SUMS_FILE)
   const manifestText = manifestBytes?.toString('utf8')
   const sumsText = sumsBytes?.toString('utf8')
-  if (manifestBytes !== undefined && manifestText !== undefined && (first === MANIFEST_FILE || sumsText !== undefined)) {
+  if (manifestBytes !== undefined && manifestText !== undefined && (first === manifestFile || sumsText !== undefined)) {
     return {
-      manifest: parseManifest(manifestText, file),
+      manifest: format.parse(manifestText, file),
       manifestText,
       sumsText,
       manifestDigest: sha256(manifestBytes),
@@ -691,14 +863,15 @@ export async function readArchiveHead(file: string, signal?: AbortSignal): Promi
       ...(texts.has(SIGNATURE_FILE) ? {signature: texts.get(SIGNATURE_FILE)} : {}),
     }
   }
-  if (first === undefined) throw notAPackage(file, await describeNonTar(file))
-  if (chart) throw notAPackage(file, `it is a Helm chart archive (${chart}); make a package from it with kod package -c ${file}`)
-  if (manifestText !== undefined) throw notAPackage(file, `it is a tar archive holding ${MANIFEST_FILE} but no ${SUMS_FILE}`)
-  throw notAPackage(file, `it is a tar archive without ${MANIFEST_FILE}`)
+  if (first === undefined) throw notA(noun, file, await describeNonTar(file, noun))
+  const other = format.otherwise?.({first, chart}, file)
+  if (other) throw notA(noun, file, other)
+  if (manifestText !== undefined) throw notA(noun, file, `it is a tar archive holding ${manifestFile} but no ${SUMS_FILE}`)
+  throw notA(noun, file, `it is a tar archive without ${manifestFile}`)
 }
 
-export interface ArchiveSummary {
-  manifest: PackageManifest
+export interface ArchiveSummary<M = PackageManifest> {
+  manifest: M
   files: number
   bytes: number
 }
@@ -713,9 +886,9 @@ function unreadable(file: string, error: unknown): Error {
  * `into` when extracting (a new file: 'wx' never follows or overwrites anything). `stop` ends the
  * reading when another entry was refused or the archive broke off.
  */
-async function consumeEntry(entry: tar.ReadEntry, name: string, into: string | undefined, stop: AbortSignal): Promise<Hashed> {
+async function consumeEntry(verifier: ArchiveVerifier, entry: tar.ReadEntry, name: string, into: string | undefined, stop: AbortSignal, keepModes = false): Promise<Hashed> {
   const hash = createHash('sha256')
-  const kept: Buffer[] | undefined = keepsContent(name, entry.size ?? 0) ? [] : undefined
+  const kept: Buffer[] | undefined = verifier.keepsContent(name, entry.size ?? 0) ? [] : undefined
   let read = 0
   const destroy = (): void => void entry.destroy()
   stop.addEventListener('abort', destroy, {once: true})
@@ -725,7 +898,8 @@ async function consumeEntry(entry: tar.ReadEntry, name: string, into: string | u
     if (into) {
       const target = path.join(into, name)
       await mkdir(path.dirname(target), {recursive: true})
-      handle = await open(target, 'wx')
+      // A bundle's files keep their permissions (an executable stays one), less the umask; admit refused special bits.
+      handle = await open(target, 'wx', keepModes ? (entry.mode ?? 0o644) & 0o777 : 0o666)
     }
     // A destroyed entry's iteration ends only if it was waiting for data: check before each wait.
     stop.throwIfAborted()
@@ -742,7 +916,7 @@ async function consumeEntry(entry: tar.ReadEntry, name: string, into: string | u
     stop.removeEventListener('abort', destroy)
     await handle?.close()
   }
-  return hashedContent(name, hash.digest('hex'), read, kept && Buffer.concat(kept))
+  return verifier.describe(name, hash.digest('hex'), read, kept && Buffer.concat(kept))
 }
 
 /**
@@ -751,9 +925,16 @@ async function consumeEntry(entry: tar.ReadEntry, name: string, into: string | u
  * so the first bad entry stops the reading with its reason. With `into`, every admitted entry is
  * written below that directory as it streams (the caller removes it if this throws).
  */
-async function streamArchive(file: string, head: ArchiveHead, signal: AbortSignal | undefined, into?: string): Promise<ArchiveSummary> {
-  if (head.sumsText === undefined) throw packageError(`${file}: ${SUMS_FILE} is missing; the package is incomplete`)
-  const verifier = new PackageVerifier(file, head.manifest, parseSums(head.sumsText), {manifestDigest: head.manifestDigest, sumsDigest: head.sumsDigest})
+async function streamArchive<M>(
+  format: ArchiveFormat<M>,
+  file: string,
+  head: ArchiveHead<M>,
+  signal: AbortSignal | undefined,
+  into?: string,
+  keepModes = false,
+): Promise<ArchiveSummary<M>> {
+  if (head.sumsText === undefined) throw packageError(`${file}: ${SUMS_FILE} is missing; the ${format.noun} is incomplete`)
+  const verifier = format.verifier(file, head.manifest, parseSums(head.sumsText), {manifestDigest: head.manifestDigest, sumsDigest: head.sumsDigest})
   const stop = new AbortController()
   // One listener per file still being read: many small files may be in flight at once.
   setMaxListeners(0, stop.signal)
@@ -778,7 +959,7 @@ async function streamArchive(file: string, head: ArchiveHead, signal: AbortSigna
         return
       }
       const admitted = name
-      pending.push(consumeEntry(entry, admitted, into, stop.signal).then((hashed) => verifier.hashed(admitted, hashed)).catch(fail))
+      pending.push(consumeEntry(verifier, entry, admitted, into, stop.signal, keepModes).then((hashed) => verifier.hashed(admitted, hashed)).catch(fail))
     },
   })
   try {
@@ -802,7 +983,12 @@ async function streamArchive(file: string, head: ArchiveHead, signal: AbortSigna
  * read once, every entry checked as it streams past (the same rules as unpack, populate and deploy).
  */
 export async function verifyArchive(file: string, signal?: AbortSignal): Promise<ArchiveSummary> {
-  return streamArchive(file, await readArchiveHead(file, signal), signal)
+  return streamArchive(PACKAGE_FORMAT, file, await readArchiveHead(file, signal), signal)
+}
+
+/** verifyArchive for any archive format; `known` is its head when the caller has read it already. */
+export async function verifyArchiveAs<M>(format: ArchiveFormat<M>, file: string, signal?: AbortSignal, known?: ArchiveHead<M>): Promise<ArchiveSummary<M>> {
+  return streamArchive(format, file, known ?? (await readArchiveHeadAs(format, file, signal)), signal)
 }
 
 /**
@@ -813,13 +999,21 @@ export async function verifyArchive(file: string, signal?: AbortSignal): Promise
  * archive's head when the caller has read it already (a hand-made archive's head may take a full read).
  */
 export async function extractPackage(file: string, dir: string, signal?: AbortSignal, known?: ArchiveHead): Promise<PackageManifest> {
+  return extractArchiveAs(PACKAGE_FORMAT, file, dir, signal, known)
+}
+
+/**
+ * extractPackage for any archive format. `keepModes`: files keep their permission bits (less the umask),
+ * as a bundle's executables must; a package's files are written 0666 less the umask.
+ */
+export async function extractArchiveAs<M>(format: ArchiveFormat<M>, file: string, dir: string, signal?: AbortSignal, known?: ArchiveHead<M>, keepModes = false): Promise<M> {
   // The head the caller read, if any: the stream is checked against those very files, so it cannot differ.
-  const head = known ?? (await readArchiveHead(file, signal))
+  const head = known ?? (await readArchiveHeadAs(format, file, signal))
   const partial = `${dir}.partial-${process.pid}`
   await discard(partial)
   await makeDirectories(partial)
   try {
-    const {manifest} = await streamArchive(file, head, signal, partial)
+    const {manifest} = await streamArchive(format, file, head, signal, partial, keepModes)
     signal?.throwIfAborted()
     await rename(partial, dir)
     return manifest

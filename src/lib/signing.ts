@@ -58,12 +58,12 @@ export function signSums(sums: Buffer, key: KeyObject): Buffer {
 }
 
 /**
- * Refuses a package whose SHA256SUMS is not signed by the key: unsigned, or signed by another key, or
- * changed after signing. Exit 5, as for any package that is not what it claims to be.
+ * Refuses a package (or a bundle: `noun`) whose SHA256SUMS is not signed by the key: unsigned, or signed
+ * by another key, or changed after signing. Exit 5, as for any package that is not what it claims to be.
  */
-export function checkSignature(sums: Buffer | undefined, signature: Buffer | undefined, key: KeyObject, origin: string): void {
-  if (sums === undefined) throw packageError(`${origin}: SHA256SUMS is missing; the package cannot be verified`)
-  if (signature === undefined) throw packageError(`${origin} is not signed (no ${SIGNATURE_FILE}); --verify-key accepts only packages signed with its key`)
+export function checkSignature(sums: Buffer | undefined, signature: Buffer | undefined, key: KeyObject, origin: string, noun = 'package'): void {
+  if (sums === undefined) throw packageError(`${origin}: SHA256SUMS is missing; the ${noun} cannot be verified`)
+  if (signature === undefined) throw packageError(`${origin} is not signed (no ${SIGNATURE_FILE}); --verify-key accepts only ${noun}s signed with its key`)
   let valid = false
   try {
     valid = signature.length === 64 && verify(null, sums, key, signature)

@@ -7,21 +7,22 @@ import type {PlannedCommand, RunOptions, RunResult, ToolName, ToolRunner} from '
 import {defaultTimeoutMs, formatDuration, registryHosts} from './bounds.js'
 import {ExitCode, KodError} from './errors.js'
 import {shellCommand} from './shell.js'
+import {toolDefinition} from './tool-registry.js'
 
+export {isRegisteredTool, registeredTools, registerTool, toolDefinition} from './tool-registry.js'
 
-const INSTALL_HINT: Record<ToolName, string> = {
-  helm: 'install helm (https://helm.sh/docs/intro/install/) or set KOD_HELM to its path',
-  helmfile: 'install helmfile or set KOD_HELMFILE to its path (a helmfile package also deploys without it: kod deploy --helm)',
-  skopeo: 'install skopeo (apt-get install skopeo) or set KOD_SKOPEO to its path',
-  regctl: 'install regctl or set KOD_REGCTL to its path',
-  kubectl: 'install kubectl (https://kubernetes.io/docs/tasks/tools/) or set KOD_KUBECTL to its path; only kod deploy --create-secret runs it',
+/** What to tell a user who lacks a tool: its install hint (registerTool), or a generic one. */
+function installHint(tool: ToolName): string {
+  return toolDefinition(tool).installHint
 }
+
 
 /** How many trailing stderr lines an error carries. */
 const STDERR_TAIL_LINES = 3
 
+/** The binary kod runs for a tool: the path its environment variable names (KOD_HELM, …), else its name (PATH). */
 export function toolBinary(tool: ToolName, env: NodeJS.ProcessEnv = process.env): string {
-  return env[`KOD_${tool.toUpperCase()}`] || tool
+  return env[toolDefinition(tool).env] || tool
 }
 
 /** The command line as a user would paste it. */
@@ -108,10 +109,12 @@ export interface RunnerOptions {
   onRun?: (commandLine: string) => void
   /** setpriv's path, to test without it (default: found on PATH, see deathSignalWrapper). */
   setpriv?: string | false
+  /** Binaries to run for some tools instead of what KOD_<TOOL> or PATH gives (e.g. a file about to be bundled). */
+  binaries?: Partial<Record<ToolName, string>>
 }
 
 /** The first executable `file` on PATH (or `file` itself when it is a path), else undefined. */
-async function resolveExecutable(file: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function resolveExecutable(file: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const candidates = file.includes(path.sep) ? [path.resolve(file)] : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.resolve(dir, file))
   for (const candidate of candidates) {
     if (await access(candidate, constants.X_OK).then(() => statSync(candidate).isFile(), () => false)) return candidate
@@ -138,7 +141,7 @@ export async function deathSignalWrapper(): Promise<string | undefined> {
 
 export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
   const runner: ToolRunner = {
-    binary: (tool) => toolBinary(tool),
+    binary: (tool) => options.binaries?.[tool] ?? toolBinary(tool),
     async run(tool: ToolName, args: string[], runOptions: RunOptions = {}): Promise<RunResult> {
       const file = runner.binary(tool)
       // The command runs as planned (what --list-commands prints): kod, not skopeo's --command-timeout, keeps
@@ -190,7 +193,7 @@ export class ToolTimeout extends KodError {
 function toolError(tool: ToolName, file: string, args: string[], error: ExecaError, streamed: boolean, elapsedMs: number): KodError {
   const code = (error as {code?: string}).code
   if (code === 'ENOENT') {
-    return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {
+    return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${installHint(tool)}`, {
       exit: ExitCode.toolMissing,
       cause: error,
     })
@@ -236,7 +239,7 @@ export function missingTool(runner: ToolRunner, tool: ToolName): KodError {
     }
   })() : undefined
   if (there) {
-    return new KodError(`${tool} at ${file} is not an executable file (${there.isDirectory() ? 'it is a directory' : 'it cannot be run'}): ${INSTALL_HINT[tool]}`, {exit: ExitCode.toolMissing})
+    return new KodError(`${tool} at ${file} is not an executable file (${there.isDirectory() ? 'it is a directory' : 'it cannot be run'}): ${installHint(tool)}`, {exit: ExitCode.toolMissing})
   }
-  return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${INSTALL_HINT[tool]}`, {exit: ExitCode.toolMissing})
+  return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${installHint(tool)}`, {exit: ExitCode.toolMissing})
 }

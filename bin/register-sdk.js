@@ -1,0 +1,5 @@
+// Makes kod/sdk importable by every plugin, from the running kod (sdk-hooks.js). Imported first by run.js and
+// dev.js, before oclif loads any plugin.
+import {register} from 'node:module'
+
+register('./sdk-hooks.js', import.meta.url, {data: {host: new URL('./run.js', import.meta.url).href}})
