@@ -1,3 +1,4 @@
+import {Ajv} from 'ajv'
 import {expect} from 'chai'
 import {execa} from 'execa'
 import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -8,7 +9,7 @@ import {binaryKind, parseVersion} from '../../plugins/plugin-zot/src/binary.js'
 import {configTemplate} from '../../plugins/plugin-zot/src/config.js'
 import {checkHtpasswd} from '../../plugins/plugin-zot/src/htpasswd.js'
 import {PATHS} from '../../plugins/plugin-zot/src/layout.js'
-import {BUNDLE_KIND, manifestProblems} from '../../plugins/plugin-zot/src/manifest.js'
+import {type ZotBundleFields, zotBundleFiles, zotBundleProblem, zotBundleSchema} from '../../plugins/plugin-zot/src/manifest.js'
 import {planInstall, useraddArgs} from '../../plugins/plugin-zot/src/plan.js'
 import {DEFAULT_UNIT, renderUnit} from '../../plugins/plugin-zot/src/unit.js'
 
@@ -130,24 +131,28 @@ describe('zot binaries', () => {
 
 describe('zot bundle manifest', () => {
   const sha = 'a'.repeat(64)
-  const manifest = {
-    kind: BUNDLE_KIND,
-    createdBy: 'kod 0.1.0',
-    binaries: [{name: 'zot', file: 'bin/zot', sha256: sha, size: 10, platform: 'linux/amd64', version: 'v2.1.2', verify: true}],
+  const fields: ZotBundleFields = {
+    binaries: [
+      {name: 'zot', file: 'bin/zot', sha256: sha, size: 10, platform: 'linux/amd64', version: 'v2.1.2', verify: true},
+      {name: 'zli', file: 'bin/zli', sha256: sha, size: 10, note: 'a script (#!), not a zot release binary'},
+    ],
     config: {file: 'zot/config.json', sha256: sha},
     unit: {file: 'zot/zot.service', sha256: sha},
   }
+  const validate = new Ajv({allErrors: true}).compile({type: 'object', ...zotBundleSchema})
 
-  it('accepts a complete manifest', () => {
-    expect(manifestProblems(manifest)).to.deep.equal([])
+  it('has a schema that accepts what package-zot writes, and names every file', () => {
+    expect(validate(fields), JSON.stringify(validate.errors)).to.equal(true)
+    expect(zotBundleProblem(fields)).to.equal(undefined)
+    expect(zotBundleFiles(fields)).to.deep.equal(['bin/zot', 'bin/zli', 'zot/config.json', 'zot/zot.service'])
   })
 
-  it('names what is wrong', () => {
-    expect(manifestProblems({...manifest, kind: 'other'})).to.deep.equal(['kind is "other", not kod.zot-bundle/v1'])
-    expect(manifestProblems({...manifest, binaries: []})).to.deep.equal(['binaries holds no zot'])
-    expect(manifestProblems({...manifest, binaries: [{...manifest.binaries[0], file: '../zot'}]})).to.deep.equal(['binaries[0].file is "../zot", not bin/zot'])
-    expect(manifestProblems({...manifest, config: {file: 'zot/config.json', sha256: 'x'}})).to.deep.equal(['config.sha256 is no sha256'])
-    expect(manifestProblems('text')).to.deep.equal(['it is not a mapping'])
+  it('refuses a file outside its place, and a bundle without zot', () => {
+    expect(validate({...fields, config: {file: '../etc/passwd', sha256: sha}})).to.equal(false)
+    expect(validate({...fields, binaries: [{...fields.binaries[0], extra: 1}]})).to.equal(false)
+    expect(zotBundleProblem({...fields, binaries: [fields.binaries[1]]})).to.equal('binaries holds no zot')
+    expect(zotBundleProblem({...fields, binaries: [fields.binaries[0], fields.binaries[0]]})).to.equal('a binary is listed twice')
+    expect(zotBundleProblem({...fields, binaries: [{...fields.binaries[0], file: 'bin/zli'}]})).to.equal('binary zot is at bin/zli, not bin/zot')
   })
 })
 

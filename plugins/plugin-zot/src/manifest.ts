@@ -1,9 +1,10 @@
 /**
- * The zot bundle's manifest (docs/zot.md): what package-zot put in the bundle, so deploy-zot and a reader
- * without kod know what each file is. Every file it names is also in the bundle's SHA256SUMS; the sha256
- * here is checked against the file as well.
+ * The zot bundle's manifest, kod-bundle.yaml (docs/zot.md): the fields every kod bundle has (apiVersion,
+ * kind, bundleFormat, kodVersion, created, name, version: kod/sdk's bundles) and the zot bundle's own,
+ * which say what each file is, so deploy-zot and a reader without kod know. Every file it names is also in
+ * the bundle's SHA256SUMS, and the sha256 here is checked against the file as well.
  */
-export const BUNDLE_KIND = 'kod.zot-bundle/v1'
+export const ZOT_BUNDLE_KIND = 'ZotBundle'
 
 /** Where each file sits in the bundle. */
 export const BUNDLE_FILES = {
@@ -36,10 +37,8 @@ export interface BundledFile {
   sha256: string
 }
 
-export interface ZotBundleManifest {
-  kind: typeof BUNDLE_KIND
-  /** kod's version that wrote the bundle. */
-  createdBy: string
+/** The zot bundle's own fields. */
+export interface ZotBundleFields {
   binaries: BundledBinary[]
   /** The config template deploy-zot starts from (zot's JSON format, with kod's defaults). */
   config: BundledFile
@@ -47,51 +46,55 @@ export interface ZotBundleManifest {
   unit: BundledFile
 }
 
-const SHA256 = /^[\da-f]{64}$/
+const sha256 = {type: 'string', pattern: '^[0-9a-f]{64}$'}
+const file = (path: string) => ({type: 'object', required: ['file', 'sha256'], additionalProperties: false, properties: {file: {const: path}, sha256}})
 
-/** The manifest's problems (one line each), or none. */
-export function manifestProblems(data: unknown): string[] {
-  const problems: string[] = []
-  const record = data as Record<string, unknown> | null
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) return ['it is not a mapping']
-  if (record.kind !== BUNDLE_KIND) problems.push(`kind is ${JSON.stringify(record.kind)}, not ${BUNDLE_KIND}`)
-  if (typeof record.createdBy !== 'string') problems.push('createdBy is missing')
-  const file = (value: unknown, at: string, expected: string): void => {
-    const entry = value as Partial<BundledFile> | undefined
-    if (typeof entry !== 'object' || entry === null) {
-      problems.push(`${at} is missing`)
-      return
-    }
-    if (entry.file !== expected) problems.push(`${at}.file is ${JSON.stringify(entry.file)}, not ${expected}`)
-    if (typeof entry.sha256 !== 'string' || !SHA256.test(entry.sha256)) problems.push(`${at}.sha256 is no sha256`)
-  }
-  file(record.config, 'config', BUNDLE_FILES.config)
-  file(record.unit, 'unit', BUNDLE_FILES.unit)
-  if (!Array.isArray(record.binaries)) {
-    problems.push('binaries is missing')
-    return problems
-  }
-  const names = new Set<string>()
-  record.binaries.forEach((value: unknown, index) => {
-    const binary = value as Partial<BundledBinary>
-    const at = `binaries[${index}]`
-    if (binary?.name !== 'zot' && binary?.name !== 'zli') {
-      problems.push(`${at}.name is ${JSON.stringify(binary?.name)}, not zot or zli`)
-      return
-    }
-    if (names.has(binary.name)) problems.push(`${at}: ${binary.name} is listed twice`)
-    names.add(binary.name)
-    file(binary, at, BUNDLE_FILES[binary.name])
-    if (!Number.isInteger(binary.size) || (binary.size as number) < 0) problems.push(`${at}.size is no byte count`)
-    for (const key of ['platform', 'version', 'note'] as const) {
-      if (binary[key] !== undefined && typeof binary[key] !== 'string') problems.push(`${at}.${key} is no string`)
-    }
-    if (binary.verify !== undefined && typeof binary.verify !== 'boolean') problems.push(`${at}.verify is not true or false`)
-  })
-  if (!names.has('zot')) problems.push('binaries holds no zot')
-  return problems
+/** The JSON Schema (draft-07) of the zot bundle's own fields. */
+export const zotBundleSchema = {
+  properties: {
+    binaries: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 2,
+      items: {
+        type: 'object',
+        required: ['name', 'file', 'sha256', 'size'],
+        additionalProperties: false,
+        properties: {
+          name: {enum: ['zot', 'zli']},
+          file: {enum: [BUNDLE_FILES.zot, BUNDLE_FILES.zli]},
+          sha256,
+          size: {type: 'integer', minimum: 0},
+          platform: {type: 'string', pattern: '^[a-z0-9]+/[a-z0-9]+$'},
+          version: {type: 'string', minLength: 1},
+          note: {type: 'string'},
+          verify: {type: 'boolean'},
+        },
+      },
+    },
+    config: file(BUNDLE_FILES.config),
+    unit: file(BUNDLE_FILES.unit),
+  },
+  required: ['binaries', 'config', 'unit'],
 }
 
-export function binaryOf(manifest: ZotBundleManifest, name: BinaryName): BundledBinary | undefined {
+/** What the schema cannot say: zot is there, once, and each binary sits where its name says. */
+export function zotBundleProblem(manifest: ZotBundleFields): string | undefined {
+  const names = manifest.binaries.map((binary) => binary.name)
+  if (!names.includes('zot')) return 'binaries holds no zot'
+  if (new Set(names).size !== names.length) return 'a binary is listed twice'
+  const misplaced = manifest.binaries.find((binary) => binary.file !== BUNDLE_FILES[binary.name])
+  if (misplaced) return `binary ${misplaced.name} is at ${misplaced.file}, not ${BUNDLE_FILES[misplaced.name]}`
+  const verifying = manifest.binaries.find((binary) => binary.verify !== undefined && binary.name !== 'zot')
+  if (verifying) return `verify is said of ${verifying.name}; only zot has zot verify`
+  return undefined
+}
+
+/** Every file the manifest names (SHA256SUMS must list each, and the bundle hold it). */
+export function zotBundleFiles(manifest: ZotBundleFields): string[] {
+  return [...manifest.binaries.map((binary) => binary.file), manifest.config.file, manifest.unit.file]
+}
+
+export function binaryOf(manifest: ZotBundleFields, name: BinaryName): BundledBinary | undefined {
   return manifest.binaries.find((binary) => binary.name === name)
 }
