@@ -52,6 +52,9 @@ export {
 } from './lib/tools.js'
 export {shellCommand, shellQuote} from './lib/shell.js'
 
+// What an executable is, without running it: platform, static or dynamic, the libraries it needs.
+export {type ExecutableInfo, hostPlatform, readExecutableInfo} from './lib/elf.js'
+
 // Bounded waits.
 export {ANSWER_MS, defaultTimeoutMs, formatDuration, isTimeout, makeDirectories, transferTimeoutMs, UNKNOWN_SIZE_MS} from './lib/bounds.js'
 
