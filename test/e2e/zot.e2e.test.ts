@@ -146,6 +146,20 @@ describe('kod package-zot / deploy-zot (e2e, with a stand-in for zot)', function
         oneLineError(result, pattern)
       }
       expect(await readdir(dir)).to.deep.equal(['plain'])
+      const onFile = await kod(['package-zot', '--zot-binary', file('zot'), '-o', path.join(dir, 'plain')], {cwd: dir})
+      expect(onFile.exitCode).to.equal(2)
+      oneLineError(onFile, /-o .*plain is an existing file, not a directory/)
+      const noParent = await kod(['package-zot', '--zot-binary', file('zot'), '-o', path.join(dir, 'no', 'zot.kodbundle')], {cwd: dir})
+      expect(noParent.exitCode).to.equal(2)
+      oneLineError(noParent, /-o .*zot\.kodbundle: .*\/no is not a directory/)
+      expect(await readdir(dir)).to.deep.equal(['plain'])
+    })
+
+    it('-o DIR writes the bundle into DIR, creating it', async function () {
+      const dir = path.join(await freshRoot('output-dir'), 'bundles')
+      const made = await kod(['package-zot', '--zot-binary', file('zot'), '-o', dir], {cwd: work})
+      expect(made.exitCode, made.stderr).to.equal(0)
+      expect(await readdir(dir)).to.deep.equal(['kod-zot-v0.0.0-standin.kodbundle'])
     })
   })
 
@@ -410,8 +424,13 @@ describe('kod package-zot / deploy-zot (e2e, with a stand-in for zot)', function
       oneLineError(missing, /--root .*no-such-root does not exist/)
     })
 
-    it('a bundle that is missing, or a kod package (exit 2)', async function () {
+    it('a bundle that is missing, a binary, or a kod package (exit 2)', async function () {
       await refusedInto('root-missing', ['-c', file('nope.kodbundle'), '--root', 'ROOT'], 2, /not found|does not exist/)
+      await refusedInto('root-binary', ['-c', file('zot'), '--root', 'ROOT'], 2, /zot is not a kod bundle: it is not a tar archive/)
+      const fake = await freshRoot('fake-package')
+      await writeFile(path.join(fake, 'kod-package.yaml'), 'formatVersion: 4\n')
+      await tar.create({file: file('fake.kodpkg'), cwd: fake}, ['kod-package.yaml'])
+      await refusedInto('root-package', ['-c', file('fake.kodpkg'), '--root', 'ROOT'], 2, /fake\.kodpkg is not a kod bundle: it is a kod package/)
     })
 
     it('a config the bundle\'s zot verify refuses (exit 4)', async function () {

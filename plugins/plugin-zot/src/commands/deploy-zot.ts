@@ -223,6 +223,7 @@ export default class DeployZot extends KodCommand {
     const skipped: string[] = []
     const owned = (entry: {mode: number; user: string; group: string}) => (root === undefined ? {mode: entry.mode, owner: entry.user, group: entry.group} : {mode: entry.mode})
     if (root === undefined) {
+      if (!(await toolAvailable(tools, 'getent'))) throw missingTool(tools, 'getent')
       const exists = async (database: string, name: string): Promise<boolean> => (await tools.run('getent', [database, name]).catch(() => undefined)) !== undefined
       if (!(await exists('passwd', ZOT_USER))) {
         const args = useraddArgs({user: ZOT_USER, home: plan.config.storage.rootDirectory}).slice(1)
