@@ -5,7 +5,7 @@ import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import {binaryKind, parseVersion} from '../../plugins/plugin-zot/src/binary.js'
+import {parseVersion} from '../../plugins/plugin-zot/src/binary.js'
 import {configTemplate} from '../../plugins/plugin-zot/src/config.js'
 import {checkHtpasswd} from '../../plugins/plugin-zot/src/htpasswd.js'
 import {PATHS} from '../../plugins/plugin-zot/src/layout.js'
@@ -102,24 +102,6 @@ describe('zot htpasswd check', () => {
 })
 
 describe('zot binaries', () => {
-  const elf = (machine: number, type = 2): Buffer => {
-    const head = Buffer.alloc(64)
-    head.writeUInt32BE(0x7f454c46, 0)
-    head[4] = 2
-    head[5] = 1
-    head.writeUInt16LE(type, 16)
-    head.writeUInt16LE(machine, 18)
-    return head
-  }
-
-  it('reads the platform from the ELF header, and says what a script is', () => {
-    expect(binaryKind(elf(0x3e))).to.deep.equal({platform: 'linux/amd64'})
-    expect(binaryKind(elf(0xb7))).to.deep.equal({platform: 'linux/arm64'})
-    expect(binaryKind(elf(0x3e, 1)).note).to.match(/no executable/)
-    expect(binaryKind(Buffer.from('#!/bin/sh\necho zot\n')).note).to.match(/script/)
-    expect(binaryKind(Buffer.from('hello')).note).to.match(/not an ELF/)
-  })
-
   it("reads the version from zot -v's JSON log line, or a plain line, and nothing else", () => {
     expect(parseVersion('{"level":"info","distribution-spec":"1.1.1","commit":"v2.1.2-0-g1234abc","binary-type":"-imagetrust","go version":"go1.23.4","time":"2025-01-01T00:00:00Z","message":"version"}\n')).to.equal('v2.1.2')
     expect(parseVersion('{"level":"info","distribution-spec":"1.1.1","commit":"v2.1.9-3-gdeadbee","message":"version"}')).to.equal('v2.1.9-3-gdeadbee')

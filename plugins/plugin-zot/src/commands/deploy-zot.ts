@@ -7,6 +7,7 @@ import {
   errorDetail,
   ExitCode,
   Flags,
+  hostPlatform,
   hostStepCommands,
   type HostStep,
   hostSteps,
@@ -30,7 +31,6 @@ import {
   verifyKeyFrom,
 } from 'kod/sdk'
 
-import {hostPlatform} from '../binary.js'
 import {zotBundle, type ZotBundleManifest} from '../bundle-kind.js'
 import {addressProblem, checkConfig, portProblem, type ZotConfig} from '../config.js'
 import {checkHtpasswd} from '../htpasswd.js'
@@ -124,6 +124,7 @@ export default class DeployZot extends KodCommand {
       if (verify) this.log(shellCommand([verify.binary, 'verify', verify.config]))
       for (const line of hostStepCommands(steps, tools)) this.log(line)
       for (const line of skipped) log.info(line)
+      log.info(`The printed commands read ${dir === input ? input : path.dirname(filesDir) + '/bundle'} (the bundle${dir === input ? '' : ', unpacked'}) and ${filesDir} (the files deploy-zot generated): keep them until the commands have run`)
       return
     }
 

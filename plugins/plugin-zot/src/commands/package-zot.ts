@@ -1,9 +1,9 @@
 import {copyFile, chmod, mkdir, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
-import {BUNDLE_API_VERSION, BUNDLE_FORMAT, createToolRunner, Flags, formatSize, KodCommand, loadSigningKey, runSteps, sha256File, step, usageError, writeBundle} from 'kod/sdk'
+import {BUNDLE_API_VERSION, BUNDLE_FORMAT, createToolRunner, Flags, formatSize, hostPlatform, KodCommand, loadSigningKey, readExecutableInfo, runSteps, sha256File, step, usageError, writeBundle} from 'kod/sdk'
 
-import {hostPlatform, parseVersion, readBinaryKind} from '../binary.js'
+import {parseVersion} from '../binary.js'
 import {bundleFileName, zotBundle, type ZotBundleManifest} from '../bundle-kind.js'
 import {configTemplate, stringifyConfig} from '../config.js'
 import {BUNDLE_FILES, type BinaryName, type BundledBinary} from '../manifest.js'
@@ -97,7 +97,7 @@ The version is what \`zot --version\` reports (recorded as unknown when it repor
     const target = path.join(staging, inBundle)
     await copyFile(file, target)
     await chmod(target, 0o755)
-    const kind = await readBinaryKind(target)
+    const kind = await readExecutableInfo(target)
     const notes = kind.note ? [kind.note] : []
     // A binary for another platform cannot be asked anything here.
     const runnable = kind.platform === undefined || kind.platform === hostPlatform()
