@@ -447,6 +447,29 @@ describe('kod package-zot / deploy-zot (e2e, with a stand-in for zot)', function
       expect(await tree(root)).to.deep.equal(['etc', 'etc/zot', 'etc/zot/config.json'])
     })
 
+    it('a step that fails midway: the steps before it are undone, what was there is put back (exit 4)', async function () {
+      // install(1) through KOD_INSTALL: a wrapper that fails when asked to install the unit, after the binaries and the config went in.
+      const failing = file('failing-install')
+      await writeFile(failing, '#!/bin/sh\nfor last; do :; done\ncase "$last" in *zot.service) echo "install: cannot create $last: Input/output error (test)" >&2; exit 1 ;; esac\nexec install "$@"\n')
+      await chmod(failing, 0o755)
+      const fresh = await freshRoot('root-rollback')
+      const result = await kod(['deploy-zot', '-c', bundle, '--root', fresh], {cwd: work, env: {KOD_INSTALL: failing}})
+      expect(result.exitCode, result.stderr).to.equal(4)
+      oneLineError(result, /zot\.service/)
+      expect(await tree(fresh), 'nothing half-installed').to.deep.equal([])
+
+      // Over an earlier install: the config --force was replacing comes back as it was, and no backup is left.
+      const earlier = await freshRoot('root-rollback-earlier')
+      expect((await kod(['deploy-zot', '-c', bundle, '--root', earlier], {cwd: work})).exitCode).to.equal(0)
+      const before = new Map<string, string>()
+      for (const entry of await tree(earlier)) if (!(await stat(path.join(earlier, entry))).isDirectory()) before.set(entry, await sha256(path.join(earlier, entry)))
+      const again = await kod(['deploy-zot', '-c', bundle, '--root', earlier, '--port', '6000', '--force'], {cwd: work, env: {KOD_INSTALL: failing}})
+      expect(again.exitCode, again.stderr).to.equal(4)
+      const after = new Map<string, string>()
+      for (const entry of await tree(earlier)) if (!(await stat(path.join(earlier, entry))).isDirectory()) after.set(entry, await sha256(path.join(earlier, entry)))
+      expect(after).to.deep.equal(before)
+    })
+
     it('without --root or --list-commands, a user who is not root (exit 2)', async function () {
       // As root, the refusal is seen by running kod as nobody (setpriv): kod refuses before reading the bundle.
       const asRoot = process.getuid?.() === 0
