@@ -97,5 +97,6 @@ export {
   SUMS_FILE,
   verifyArchive,
   verifyDirectory,
+  writePackage,
 } from './lib/kodpkg.js'
 export {checkSignature, loadSigningKey, loadVerifyKey, signSums} from './lib/signing.js'

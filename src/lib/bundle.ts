@@ -200,7 +200,13 @@ async function checkBundleSignature(input: string, isDirectory: boolean, head: A
 export async function openBundle<M extends BundleManifest>(
   kind: BundleKind<M>,
   input: string,
-  options: {into?: string; verifyKey?: KeyObject; signal?: AbortSignal} = {},
+  options: {
+    into?: string
+    verifyKey?: KeyObject
+    signal?: AbortSignal
+    /** The file's head when the caller read it already (readBundleHead): the rest is verified against that very SHA256SUMS. */
+    head?: ArchiveHead<M>
+  } = {},
 ): Promise<OpenedBundle<M>> {
   const info = await stat(input).catch(() => undefined)
   if (!info) throw usageError(`bundle not found: ${input}`)
@@ -210,7 +216,7 @@ export async function openBundle<M extends BundleManifest>(
     const manifest = await verifyDirectoryAs(format, input, options.signal)
     return {manifest, dir: input}
   }
-  const head = await readArchiveHeadAs(format, input, options.signal)
+  const head = options.head ?? (await readArchiveHeadAs(format, input, options.signal))
   if (options.verifyKey) await checkBundleSignature(input, false, head, options.verifyKey)
   if (options.into) {
     const manifest = await extractArchiveAs(format, input, options.into, options.signal, head, true)
