@@ -216,13 +216,13 @@ describe('package-tools and deploy-tools, with the real tools (e2e)', function (
       expect(again.stderr).to.not.match(/^(Installed|Copied|Created)/m)
     })
 
-    it('a different binary or another kod in the way is refused (exit 7, nothing installed) unless --force, which replaces them', async function () {
+    it('a different binary or another kod in the way is refused (exit 2, nothing installed) unless --force, which replaces them', async function () {
       const helm = path.join(bin(), 'helm')
       await writeFile(helm, '#!/bin/sh\necho another helm\n', {mode: 0o755})
       await rm(path.join(bin(), 'kubectl'))
       await writeFile(path.join(prefix, 'lib', 'kod', 'extra-file'), 'not kod\n')
       const refused = await tools(['deploy-tools', '-c', bundle, '--prefix', prefix])
-      expect(refused.exitCode).to.equal(7)
+      expect(refused.exitCode).to.equal(2)
       oneLineError(
         refused,
         new RegExp(`^Error: ${path.join(prefix, 'lib', 'kod')} holds other content \\(\\d+ files\\), not the bundle's kod, and 1 more \\(${helm}\\): deploy-tools replaces installed files only with --force; nothing was installed$`),

@@ -37,7 +37,7 @@ export default class DeployTools extends KodCommand {
 
   static override description = `Runs on the air-gapped side. Verifies every checksum of the bundle (and with --verify-key its signature) before touching anything, then installs each tool into <prefix>/bin (mode 0755), kod into <prefix>/lib/kod with its own node, and <prefix>/bin/kod, a launcher that runs it and puts <prefix>/bin first on kod's PATH, so kod finds the tools installed with it (docs/tools.md).
 
-A file that is already there with the same content is left alone, and said so. One with other content is refused (exit 7, nothing installed) unless --force, which replaces it. --list-commands prints every step as a shell command instead (install, cp, chmod), changing nothing: a bundle file is then unpacked into ./kod-tools-<version>-<os>-<arch>, which the commands copy from. A step that fails undoes the steps before it: nothing is left half-installed.`
+A file that is already there with the same content is left alone, and said so. One with other content is refused (exit 2, nothing installed) unless --force, which replaces it. --list-commands prints every step as a shell command instead (install, cp, chmod), changing nothing: a bundle file is then unpacked into ./kod-tools-<version>-<os>-<arch>, which the commands copy from. A step that fails undoes the steps before it: nothing is left half-installed.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> -c kod-tools-0.1.0-linux-amd64.kodbundle',
@@ -51,7 +51,7 @@ A file that is already there with the same content is left alone, and said so. O
   static override flags = {
     bundle: Flags.string({char: 'c', summary: 'The tools bundle kod package-tools wrote (a file, or a directory it was unpacked into).', required: true}),
     prefix: Flags.string({summary: 'Install into <prefix>/bin and <prefix>/lib/kod.', default: '/usr/local'}),
-    force: Flags.boolean({summary: 'Replace a tool (or kod) installed there with other content; without it, that is refused (exit 7).'}),
+    force: Flags.boolean({summary: 'Replace a tool (or kod) installed there with other content; without it, that is refused (exit 2).'}),
     'list-commands': listCommandsFlag,
     'verify-key': verifyKeyFlag,
   }
@@ -102,7 +102,7 @@ A file that is already there with the same content is left alone, and said so. O
       const [first, ...rest] = plan.conflicts
       throw new KodError(
         `${first.path} holds ${first.there}, not the bundle's ${first.what}${rest.length > 0 ? `, and ${rest.length} more (${rest.map((conflict) => conflict.path).join(', ')})` : ''}: deploy-tools replaces installed files only with --force; nothing was installed`,
-        {exit: ExitCode.tagConflict, suggestions: [`${this.config.bin} deploy-tools -c ${flags.bundle} --prefix ${flags.prefix} --force`]},
+        {exit: ExitCode.usage, suggestions: [`${this.config.bin} deploy-tools -c ${flags.bundle} --prefix ${flags.prefix} --force`]},
       )
     }
     if (head) await this.verifyBody(input, head, listing || plan.steps.length > 0 ? bundleDir : undefined, verifyKey, quiet, shown, info.size)
