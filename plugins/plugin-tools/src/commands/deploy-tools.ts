@@ -22,7 +22,6 @@ import {
   step,
   SUMS_FILE,
   usageError,
-  verifyKeyFlag,
   verifyKeyFrom,
 } from 'kod/sdk'
 
@@ -53,7 +52,7 @@ A file that is already there with the same content is left alone, and said so. O
     prefix: Flags.string({summary: 'Install into <prefix>/bin and <prefix>/lib/kod.', default: '/usr/local'}),
     force: Flags.boolean({summary: 'Replace a tool (or kod) installed there with other content; without it, that is refused (exit 2).'}),
     'list-commands': listCommandsFlag,
-    'verify-key': verifyKeyFlag,
+    'verify-key': Flags.string({summary: 'Refuse the bundle unless its SHA256SUMS is signed with this Ed25519 key (PEM public key), checked before anything else.'}),
   }
 
   public async run(): Promise<{prefix: string; installed: Planned[]; listed?: string[]}> {
