@@ -193,7 +193,7 @@ export async function describeImage(layout: string, layoutName: string): Promise
 }
 
 /** skopeo's words for a manifest that is not there (as opposed to a registry that did not answer). */
-const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
+export const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
 
 /** Whether the target registry has the image; any failure other than "not there" is an error. */
 export async function existsInRegistry(tools: ToolRunner, reference: string, target: Target): Promise<boolean> {

@@ -40,7 +40,7 @@ function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
-/** A version as an OCI tag (helm's rule: "+" is not allowed in tags, "_" stands for it). */
+/** A version as an OCI tag (helm's rule for chart tags: "+" is not allowed in tags, "_" stands for it). */
 export function versionTag(version: string): string {
   return version.replaceAll('+', '_')
 }

@@ -50,7 +50,7 @@ export async function withRetries<T>(
       return result
     } catch (error) {
       if (attempt >= delays.length || !host || !answered.has(host.toLowerCase()) || !isTransient(error) || options.signal?.aborted) throw error
-      const cause = /connection refused|connection reset|broken pipe|closed network connection|EOF|50[234]|unavailable|bad gateway|too many requests|429/i.exec(messageOf(error))?.[0] ?? 'unavailable'
+      const cause = TRANSIENT.exec(messageOf(error))?.[0].replace(/^: /, '') ?? 'unavailable'
       log.warn(`registry ${host} stopped answering (${cause}) while kod was ${what}; trying again in ${delays[attempt] / 1000}s (retry ${attempt + 1} of ${delays.length})`)
       await sleep(delays[attempt], options.signal)
     }

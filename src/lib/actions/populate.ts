@@ -6,8 +6,8 @@ import type {ChartEntry, KodSource, OpenedPackage, PlannedCommand, SourceContext
 import {ANSWER_MS, inspectFlags, isTimeout, runPush} from '../bounds.js'
 import {loginSuggestion} from '../credentials.js'
 import {ExitCode, isNotWritable, KodError, messageOf} from '../errors.js'
-import {describeImage, layoutNameOf, pushCommand, pushReference} from '../images.js'
-import {artifactPushCommand, kodinfoReference, writeKodinfo} from '../kodinfo.js'
+import {describeImage, layoutNameOf, NOT_FOUND, pushCommand, pushReference} from '../images.js'
+import {artifactPushCommand, kodinfoReference, versionTag, writeKodinfo} from '../kodinfo.js'
 import {IMAGES_DIR, parseSums, SIGNATURE_FILE, SUMS_FILE} from '../kodpkg.js'
 import {findImage, readBlob} from '../oci.js'
 import {countedSubtasks, runSteps} from '../progress.js'
@@ -45,11 +45,6 @@ export async function prepareKodinfo(ctx: SourceContext, pkg: OpenedPackage, tar
   return {...written, to, command: artifactPushCommand(written.layout, written.name, to, target)}
 }
 
-/** The OCI tag helm push gives a chart version (OCI tags take no "+"). */
-function chartTag(version: string): string {
-  return version.replaceAll('+', '_')
-}
-
 /** The pushes that put a package's images and charts into the target registry. */
 export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedPackage, target: Target, kodinfo?: PopulatePlan['kodinfo']): PopulatePlan {
   const layout = path.join(pkg.dir, IMAGES_DIR)
@@ -57,7 +52,7 @@ export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedP
     const [verb, file, repository] = command.args
     const entry = pkg.manifest.charts.find((chart) => path.join(pkg.dir, chart.file) === file)
     if (command.tool !== 'helm' || verb !== 'push' || !entry || !repository?.startsWith('oci://')) return {command}
-    return {command, chart: {...entry, path: file}, to: `docker://${repository.slice('oci://'.length)}/${entry.name}:${chartTag(entry.version)}`}
+    return {command, chart: {...entry, path: file}, to: `docker://${repository.slice('oci://'.length)}/${entry.name}:${versionTag(entry.version)}`}
   })
   return {
     layout,
@@ -83,9 +78,6 @@ export interface PopulateOptions {
   /** --force: move a tag the registry holds with other content (refused otherwise, exit 7). */
   force?: boolean
 }
-
-/** skopeo's words for a manifest that is not there. */
-const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
 
 /**
  * What the registry holds under `reference` (docker://…): its raw manifest, or undefined when it holds
@@ -157,18 +149,7 @@ export interface PopulateOutcome {
 
 export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, options: PopulateOptions): Promise<PopulateOutcome> {
   const outcome: PopulateOutcome = {pushed: {images: 0, charts: 0}, kept: {images: 0, charts: 0}}
-  const push = async (command: PlannedCommand, what: string, bytes?: number): Promise<void> => {
-    await withRetries(commandHost(command.args), `pushing ${what}`, ctx.log, () => runPush(ctx.tools, command, bytes, {answered: true}), {signal: ctx.cancelSignal}).catch(
-      (error: unknown) => {
-        if ((error as KodError).exit === ExitCode.toolMissing) throw error
-        // helm's push names no destination: say where it was pushing.
-        const message = messageOf(error).replace(/^helm push failed: /, `helm push to ${command.args[2] ?? plan.registry} failed: `)
-        // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
-        const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, plan.registry)
-        throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
-      },
-    )
-  }
+  const push = (command: PlannedCommand, what: string, bytes?: number): Promise<void> => pushOne(ctx, command, what, plan.registry, bytes)
   const already = (where: string): {skipped: string} => ({skipped: `already in ${where} with the same digest, not pushed again`})
   // A re-made package of the same version is said before anything is pushed, not after the images.
   if (plan.kodinfo && !options.force) {
@@ -260,6 +241,24 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
 type Artifact = NonNullable<PopulatePlan['kodinfo']>
 
 /**
+ * One push (an image, a chart, an artifact) within its bounds (runPush; the registry's answer was just
+ * had by `held`), retried while a registry that answered comes back (retry.ts), its failure said in one
+ * line with the way out.
+ */
+async function pushOne(ctx: SourceContext, command: PlannedCommand, what: string, registry: string, bytes?: number): Promise<void> {
+  await withRetries(commandHost(command.args), `pushing ${what}`, ctx.log, () => runPush(ctx.tools, command, bytes, {answered: true}), {signal: ctx.cancelSignal}).catch(
+    (error: unknown) => {
+      if ((error as KodError).exit === ExitCode.toolMissing) throw error
+      // helm's push names no destination: say where it was pushing.
+      const message = messageOf(error).replace(/^helm push failed: /, `helm push to ${command.args[2] ?? registry} failed: `)
+      // The registry answers plain HTTP where kod spoke TLS: say which flag fixes it.
+      const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http (or give -r as http://…)'] : loginSuggestion(message, registry)
+      throw new KodError(`cannot push ${what}: ${message}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions})
+    },
+  )
+}
+
+/**
  * Pushes an artifact layout (kodinfo, or a whole package file) unless the tag holds it already; a tag
  * holding something else is refused unless `force`. Returns whether it pushed.
  */
@@ -267,11 +266,7 @@ async function pushArtifactOnce(ctx: SourceContext, info: Artifact, target: Targ
   const current = await held(ctx, what, `docker://${info.to}`, target, info.command.env, info.command.args)
   if (current !== undefined && sameManifest(current, await readBlob(info.layout, info.digest))) return false
   if (current !== undefined && !force) throw tagConflict(`${what} from this package`, info.to, info.digest)
-  await withRetries(commandHost(info.command.args), `pushing ${what}`, ctx.log, () => runPush(ctx.tools, info.command, undefined, {answered: true}), {signal: ctx.cancelSignal}).catch(
-    (error: unknown) => {
-      throw new KodError(`cannot push ${what}: ${messageOf(error)}`, {exit: (error as KodError).exit ?? ExitCode.toolFailed, suggestions: loginSuggestion(messageOf(error), target.registry)})
-    },
-  )
+  await pushOne(ctx, info.command, what, target.registry)
   return true
 }
 

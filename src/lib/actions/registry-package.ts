@@ -6,6 +6,7 @@ import type {OpenedPackage, PackageManifest, Target, ToolRunner} from '../../api
 import {ANSWER_MS, makeDirectories, runPull} from '../bounds.js'
 import {loginSuggestion} from '../credentials.js'
 import {ExitCode, KodError, messageOf, packageError, usageError} from '../errors.js'
+import {NOT_FOUND} from '../images.js'
 import {
   ARCHIVE_ARTIFACT_TYPE,
   artifactPullCommand,
@@ -74,7 +75,7 @@ function pullFailed(what: string, reference: string, error: unknown): KodError {
   const message = messageOf(error)
   const host = reference.split('/')[0]
   const suggestions = /server gave HTTP response to HTTPS client/i.test(message) ? ['add --plain-http'] : loginSuggestion(message, host)
-  const missing = /manifest unknown|not found|404/i.test(message)
+  const missing = NOT_FOUND.test(message)
   return new KodError(
     missing ? `${reference} is not in the registry: populate pushes a package's metadata there (kod populate prints where); check the name and version` : `cannot pull ${what} from ${reference}: ${message}`,
     {exit: missing ? ExitCode.usage : ((error as KodError).exit ?? ExitCode.toolFailed), suggestions},
@@ -201,7 +202,7 @@ export async function checkImagesByDigest(tools: ToolRunner, manifest: PackageMa
       const ok = [stdout, `${stdout}\n`].some((text) => `sha256:${createHash('sha256').update(text).digest('hex')}` === image.digest)
       if (!ok) problems.push(`${at} (it answers with another manifest)`)
     } catch (error) {
-      if (error instanceof KodError && error.exit === ExitCode.toolFailed && /manifest unknown|not found|404/i.test(error.message)) problems.push(`${at} (missing)`)
+      if (error instanceof KodError && error.exit === ExitCode.toolFailed && NOT_FOUND.test(error.message)) problems.push(`${at} (missing)`)
       else throw error
     }
   })
