@@ -1,12 +1,12 @@
 import {expect} from 'chai'
-import {execa, type ResultPromise} from 'execa'
+import {execa} from 'execa'
 import {chmod, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
 import {startSilentServer} from '../support/chart-server.js'
-import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
+import {FIXTURES, kod, startKod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {childrenOf, type ProcInfo, processesNaming, waitFor} from '../support/processes.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
@@ -24,11 +24,6 @@ function oneLineError(stderr: string, pattern: RegExp): void {
   const errors = stderr.split('\n').filter((line) => line.startsWith('Error: '))
   expect(errors, stderr).to.have.length(1)
   expect(errors[0], stderr).to.match(pattern)
-}
-
-/** kod started in the background, as a user's shell would. */
-function startKod(args: string[], cwd?: string): ResultPromise<{reject: false; stdin: 'ignore'}> {
-  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {cwd, env: {PATH: toolPath()}, reject: false, stdin: 'ignore'})
 }
 
 describe('bounded waits: nothing hangs (e2e)', function () {
@@ -144,7 +139,7 @@ describe('bounded waits: nothing hangs (e2e)', function () {
   ] as const) {
     it(`a SIGKILLed kod leaves no skopeo ${what}`, async function () {
       const out = await mkdtemp(path.join(work, 'killed-'))
-      const child = startKod(args(out), out)
+      const child = startKod(args(out), {cwd: out})
       const pid = child.pid!
       const started = (await waitFor(async () => toolsOf(pid), 30_000)) ?? []
       expect(started, 'kod started skopeo against the silent registry').to.have.length.above(0)

@@ -1,6 +1,5 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
-import {createHash} from 'node:crypto'
 import {accessSync, constants} from 'node:fs'
 import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -12,7 +11,7 @@ import {refHelpers} from '../../src/lib/refs.js'
 import {startChartServer, type ChartServer} from '../support/chart-server.js'
 import {kod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
-import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 
 /**
  * The helmfile source end to end (issue 7, part 6), with real helm, skopeo, registries and an HTTPS
@@ -24,7 +23,6 @@ import {startRegistry, type TestRegistry} from '../support/registry.js'
  * populated and deployed into an "air-gapped" registry: with helm (client-side dry run) and as the
  * printed helm and helmfile commands. The helmfile binary is not installed here: what needs it is skipped.
  */
-const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex')
 const HELM = path.join(TOOLS_BIN, 'helm')
 /** Installed releases of the prod environment, in needs order (levels, each in file order). */
 const ORDER = ['frontend', 'cache', 'admin', 'metrics']
@@ -52,12 +50,6 @@ interface Manifest {
 
 async function skopeo(args: string[]): Promise<string> {
   return String((await execa('skopeo', args, {stdin: 'ignore'})).stdout)
-}
-
-/** Manifest digest as the registry serves it: the hash of the bytes. */
-async function remoteDigest(reference: string): Promise<string> {
-  const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reference}`], {stdin: 'ignore', encoding: 'buffer'})
-  return `sha256:${sha256(Buffer.from(raw.stdout))}`
 }
 
 /** Whether an executable named `tool` is on PATH (helmfile is not installed here, and none may be faked). */

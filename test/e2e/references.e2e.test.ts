@@ -9,7 +9,7 @@ import YAML from 'yaml'
 
 import {kod} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
-import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 import {toFormat1} from '../support/manifest.js'
 
 /**
@@ -45,12 +45,6 @@ const CASES: Case[] = [
 
 async function skopeo(args: string[]): Promise<void> {
   await execa('skopeo', args, {stdin: 'ignore'})
-}
-
-/** Manifest digest as the registry serves it: the hash of the bytes. */
-async function remoteDigest(reference: string): Promise<string> {
-  const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reference}`], {stdin: 'ignore', encoding: 'buffer'})
-  return `sha256:${sha256(Buffer.from(raw.stdout))}`
 }
 
 /** A chart with one Pod per image, each image a whole reference in `<key>.image`. */

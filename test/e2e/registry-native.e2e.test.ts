@@ -10,7 +10,7 @@ import {imagesInManifests} from '../../packages/helm-analysis/src/render.js'
 import {oneLineError} from '../support/assertions.js'
 import {FIXTURES, kod, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
-import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 
 /**
  * Registry-native packages (issue 9, parts 1, 2 and 6), with real skopeo, helm and registries on
@@ -114,8 +114,7 @@ describe('registry-native packages: deploy and inspect from oci:// (e2e)', funct
     expect(images).to.have.length.above(0)
     for (const image of images) {
       expect(image.startsWith(`${airgap.host}/kod/`), image).to.equal(true)
-      const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${image}`], {stdin: 'ignore', encoding: 'buffer'})
-      expect(`sha256:${sha256(Buffer.from(raw.stdout))}`).to.equal(digest)
+      expect(await remoteDigest(image)).to.equal(digest)
     }
   })
 

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
-import {execa, type ResultPromise} from 'execa'
-import {createHash, randomBytes} from 'node:crypto'
+import {execa} from 'execa'
+import {randomBytes} from 'node:crypto'
 import {cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -8,10 +8,10 @@ import YAML from 'yaml'
 
 import {oneLineError} from '../support/assertions.js'
 import {type FaultProxy, startFaultProxy} from '../support/fault-proxy.js'
-import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
+import {FIXTURES, kod, startKod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {waitFor} from '../support/processes.js'
-import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 
 /**
  * Interrupted runs resume and leave nothing behind (issue 8, part 5), with real skopeo, helm and
@@ -20,16 +20,6 @@ import {startRegistry, type TestRegistry} from '../support/registry.js'
  * logs say what was sent again.
  */
 const MB = 1024 * 1024
-
-/** kod started in the background, as a user's shell would. */
-function startKod(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): ResultPromise<{reject: false; stdin: 'ignore'}> {
-  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {
-    cwd: options.cwd ?? ROOT,
-    env: {PATH: toolPath(), ...options.env},
-    reject: false,
-    stdin: 'ignore',
-  })
-}
 
 /** Incompressible text, so a layer's size on the wire is about its size. */
 function noise(bytes: number): string {
@@ -51,11 +41,6 @@ async function registryBlobs(registry: TestRegistry): Promise<string[]> {
     }
   }
   return found
-}
-
-async function remoteDigest(reference: string): Promise<string> {
-  const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reference}`], {stdin: 'ignore', encoding: 'buffer'})
-  return `sha256:${createHash('sha256').update(Buffer.from(raw.stdout)).digest('hex')}`
 }
 
 async function entries(dir: string): Promise<string[]> {

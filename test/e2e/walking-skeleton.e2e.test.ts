@@ -11,7 +11,7 @@ import {gzipSync} from 'node:zlib'
 import {imagesInManifests} from '../../packages/helm-analysis/src/render.js'
 import {FIXTURES, kod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout, tarFiles} from '../support/oci-build.js'
-import {startRegistry, type TestRegistry} from '../support/registry.js'
+import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 import {unitImages} from '../support/manifest.js'
 
 /**
@@ -24,15 +24,6 @@ const base = {files: {'etc/kod-base': 'a layer every image shares\n'}}
 
 async function skopeo(args: string[]): Promise<string> {
   return String((await execa('skopeo', args, {stdin: 'ignore'})).stdout)
-}
-
-/** Manifest digest as the registry serves it (no tool's word for it: we hash the bytes). */
-async function remoteDigest(reference: string): Promise<string> {
-  const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reference}`], {
-    stdin: 'ignore',
-    encoding: 'buffer',
-  })
-  return `sha256:${sha256(Buffer.from(raw.stdout))}`
 }
 
 describe('walking skeleton: package → populate → deploy (e2e)', function () {

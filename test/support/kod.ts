@@ -1,4 +1,4 @@
-import {execa} from 'execa'
+import {execa, type ResultPromise} from 'execa'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -28,4 +28,9 @@ export async function kod(args: string[], options: {cwd?: string; env?: Record<s
     timeout: 10 * 60 * 1000,
   })
   return {exitCode: result.exitCode ?? 1, stdout: String(result.stdout), stderr: String(result.stderr)}
+}
+
+/** kod started in the background, as a user's shell would (stdin closed, never throwing on its exit). */
+export function startKod(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): ResultPromise<{reject: false; stdin: 'ignore'}> {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'run.js'), ...args], {cwd: options.cwd ?? ROOT, env: {PATH: toolPath(), ...options.env}, reject: false, stdin: 'ignore'})
 }

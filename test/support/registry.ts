@@ -1,4 +1,5 @@
 import {execa, type ResultPromise} from 'execa'
+import {createHash} from 'node:crypto'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
@@ -112,4 +113,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       await rm(dir, {recursive: true, force: true})
     },
   }
+}
+
+/** A manifest's digest as the registry serves it (no tool's word for it: its bytes hashed here), over plain HTTP. */
+export async function remoteDigest(reference: string): Promise<string> {
+  const raw = await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reference}`], {stdin: 'ignore', encoding: 'buffer'})
+  return `sha256:${createHash('sha256').update(Buffer.from(raw.stdout)).digest('hex')}`
 }
