@@ -25,26 +25,31 @@ function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
+/** A ustar header for one regular file of `size` bytes (mode 0644, owner 0, time 0). */
+export function tarHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(512)
+  header.write(name, 0, 100)
+  header.write('0000644\0', 100)
+  header.write('0000000\0', 108)
+  header.write('0000000\0', 116)
+  header.write(size.toString(8).padStart(11, '0') + '\0', 124)
+  header.write('00000000000\0', 136)
+  header.write('        ', 148)
+  header.write('0', 156)
+  header.write('ustar\0', 257)
+  header.write('00', 263)
+  let sum = 0
+  for (const byte of header) sum += byte
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148)
+  return header
+}
+
 /** A minimal ustar archive (regular files only): deterministic, so equal layers get equal digests. */
 export function tarFiles(files: Record<string, string>): Buffer {
   const blocks: Buffer[] = []
   for (const [name, content] of Object.entries(files).sort(([a], [b]) => a.localeCompare(b))) {
     const body = Buffer.from(content)
-    const header = Buffer.alloc(512)
-    header.write(name, 0, 100)
-    header.write('0000644\0', 100)
-    header.write('0000000\0', 108)
-    header.write('0000000\0', 116)
-    header.write(body.length.toString(8).padStart(11, '0') + '\0', 124)
-    header.write('00000000000\0', 136)
-    header.write('        ', 148)
-    header.write('0', 156)
-    header.write('ustar\0', 257)
-    header.write('00', 263)
-    let sum = 0
-    for (const byte of header) sum += byte
-    header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148)
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512))
+    blocks.push(tarHeader(name, body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512))
   }
   blocks.push(Buffer.alloc(1024))
   return Buffer.concat(blocks)
