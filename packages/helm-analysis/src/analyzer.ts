@@ -1,5 +1,3 @@
-import path from 'node:path'
-
 import type {SourceContext} from 'kod'
 
 import {type Candidate, findCandidates} from './candidates.js'
@@ -7,7 +5,7 @@ import {type ChartTree, valuesPathsInTemplates} from './chart-files.js'
 import {addHintBindings, type AnalysisHints} from './hint-bindings.js'
 import {type Binding, imageItems, type Item} from './items.js'
 import {verify} from './probe.js'
-import {type RenderOptions, occurrences} from './render.js'
+import type {RenderOptions} from './render.js'
 import {type Analysis, analysisResult, conflicts, type Unpackaged} from './result.js'
 import {bindingsRound} from './sentinels.js'
 import {RenderSession} from './session.js'
@@ -36,7 +34,7 @@ const PROBE_RETRIES = 3
 export class ImageAnalyzer {
   private readonly session: RenderSession
 
-  /** Renders tree.dir (the scratch copy), which may carry the analysis-only hints template. */
+  /** Renders tree.dir: the chart archive, or the unpacked scratch copy that carries the analysis-only hints template. */
   constructor(
     ctx: SourceContext,
     options: RenderOptions,
@@ -54,14 +52,14 @@ export class ImageAnalyzer {
     const {session} = this
     await session.prepare(this.tree.values, this.hints.values)
     const invalid: Array<{ref: string; template: string}> = []
-    const base = occurrences(await session.render())
+    const base = session.occurrences(await session.render())
     const items = imageItems(session.ctx.refs, base, invalid)
     const unpackaged: Unpackaged[] = invalid.map((entry) => ({...entry, reason: 'is not a valid image reference (rendered as is: kod cannot pull it)'}))
     const names = [...new Set(items.map((item) => nameOf(item.ref)))]
     // No image: nothing to tie to a value.
     if (names.length === 0) return analysisResult(session, this.hints.images, {base, items, verified: new Map(), unpackaged})
 
-    const candidates = findCandidates(session.effective, names, valuesPathsInTemplates(this.tree.templates, path.basename(this.tree.dir)))
+    const candidates = findCandidates(session.effective, names, valuesPathsInTemplates(this.tree.templates, this.tree.top))
     session.ctx.log.debug(`candidates: ${candidates.map((candidate) => candidate.path).join(', ')}`)
     const bindings = await this.sentinelBindings(candidates, items)
     addHintBindings(session.ctx, session.effective, this.hints.images, items, bindings)

@@ -5,6 +5,7 @@ import YAML from 'yaml'
 
 import type {ChartCredentials, ChartEntry, PackageRequest, SourceContext} from 'kod'
 
+import {archivedChartYaml, parseValuesAhead} from './chart-files.js'
 import {badInput, readValuesYaml, yamlProblem} from './values.js'
 
 /** What a chart reference is. */
@@ -253,7 +254,19 @@ async function onlyArchive(dir: string): Promise<string> {
 /** Chart.yaml fields kod records. */
 export async function chartMetadata(ctx: SourceContext, archive: string): Promise<{name: string; version: string; appVersion?: string}> {
   const {stdout} = await ctx.tools.run('helm', ['show', 'chart', archive])
-  const chart = YAML.parse(stdout) as {name?: unknown; version?: unknown; appVersion?: unknown}
+  return metadataOf(stdout, archive)
+}
+
+/**
+ * Chart.yaml fields kod records, of an archive `helm package` has just written: helm loaded and checked the
+ * chart, and wrote its Chart.yaml from what it loaded, which is what `helm show chart` would print.
+ */
+async function packagedMetadata(archive: string): Promise<{name: string; version: string; appVersion?: string}> {
+  return metadataOf((await archivedChartYaml(archive)) ?? '', archive)
+}
+
+function metadataOf(text: string, archive: string): {name: string; version: string; appVersion?: string} {
+  const chart = YAML.parse(text) as {name?: unknown; version?: unknown; appVersion?: unknown}
   if (typeof chart?.name !== 'string' || chart.version === undefined) throw new Error(`${archive} has no chart name or version`)
   return {
     name: chart.name,
@@ -264,8 +277,9 @@ export async function chartMetadata(ctx: SourceContext, archive: string): Promis
 
 /**
  * Brings the chart into `chartsDir` as a helm-packaged .tgz with its dependencies, whatever the input:
- * a local chart is copied and packaged (the user's directory is never written to), anything remote
- * is pulled with helm.
+ * a local chart is packaged (`helm package` only reads it; a chart missing dependencies is copied first,
+ * so that `helm dependency build` never writes into the user's directory), anything remote is pulled
+ * with helm.
  */
 export async function fetchChart(ctx: SourceContext, input: ChartInput, request: PackageRequest, chartsDir: string): Promise<ChartEntry> {
   const download = await mkdtemp(path.join(ctx.tmpDir, 'chart-'))
@@ -273,9 +287,11 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
   switch (input.type) {
     case 'directory': {
       await checkChartYaml(input.path)
-      const copy = path.join(download, 'src', path.basename(input.path))
-      await cp(input.path, copy, {recursive: true})
-      if ((await missingDependencies(copy)).length > 0) {
+      let chartDir = input.path
+      if ((await missingDependencies(input.path)).length > 0) {
+        const copy = path.join(download, 'src', path.basename(input.path))
+        await cp(input.path, copy, {recursive: true})
+        chartDir = copy
         await ctx.tools.run('helm', ['dependency', 'build', copy]).catch(async (error: unknown) => {
           // helm names its cache; the user needs the dependencies and where they come from.
           const chart = (await readValuesYaml(path.join(copy, 'Chart.yaml'), 'chart file')) as {dependencies?: Array<{name?: string; repository?: string}>} | null
@@ -287,7 +303,11 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
           throw error
         })
       }
-      await ctx.tools.run('helm', ['package', copy, '--destination', download]).catch((error: unknown) => explainLoadFailure(error, input.path, copy))
+      // The chart's values are parsed while helm packages it (readChartFiles takes them if the archive holds the same).
+      await Promise.all([
+        ctx.tools.run('helm', ['package', chartDir, '--destination', download]).catch((error: unknown) => explainLoadFailure(error, input.path, chartDir)),
+        parseValuesAhead(chartDir),
+      ])
       break
     }
     case 'archive': {
@@ -321,7 +341,8 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
     }
   }
   const archive = await onlyArchive(download)
-  const metadata = await chartMetadata(ctx, archive).catch((error: unknown) =>
+  // helm package has loaded and checked a local chart already: no `helm show chart` to run again.
+  const metadata = await (input.type === 'directory' ? packagedMetadata(archive) : chartMetadata(ctx, archive)).catch((error: unknown) =>
     explainLoadFailure(error, input.type === 'archive' ? input.path : input.type === 'directory' ? archive : describeInput(request)),
   )
   const file = `charts/${metadata.name}-${metadata.version}.tgz`

@@ -66,17 +66,23 @@ export function hintsTemplate(refs: readonly string[]): string {
   return `# Written by kod for image analysis only; never part of the packaged chart.\n${defines}apiVersion: v1\nkind: Pod\nmetadata:\n  name: kod-hints\nspec:\n  containers:\n${containers}`
 }
 
-/**
- * Writes the hinted references into the unpacked scratch chart as one Pod, so helm renders them with
- * the chart's own values (and whatever the chart does to them); returns what each container stands for.
- */
-export async function writeHintsTemplate(chartDir: string, applied: readonly AppliedHint[]): Promise<HintedImage[]> {
+/** The hinted references of the hints that apply, with what each stands for (its container in the hints template). */
+export function hintedImages(applied: readonly AppliedHint[]): HintedImage[] {
   const images: HintedImage[] = []
   for (const {hint, file, library} of applied) {
     for (const image of hint.images ?? []) {
       images.push({index: images.length, ref: image.ref, values: image.values ?? [], label: `hint ${path.basename(file)} (${library})`})
     }
   }
+  return images
+}
+
+/**
+ * Writes the hinted references into the unpacked scratch chart as one Pod, so helm renders them with
+ * the chart's own values (and whatever the chart does to them); returns what each container stands for.
+ */
+export async function writeHintsTemplate(chartDir: string, applied: readonly AppliedHint[]): Promise<HintedImage[]> {
+  const images = hintedImages(applied)
   if (images.length === 0) return images
   await mkdir(path.join(chartDir, 'templates'), {recursive: true})
   await writeFile(path.join(chartDir, 'templates', HINTS_TEMPLATE), hintsTemplate(images.map((image) => image.ref)))

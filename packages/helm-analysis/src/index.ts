@@ -8,7 +8,7 @@ export const HELM_ANALYSIS_API = 'kod.helm-analysis/v1'
 // Fetch: a chart reference (directory, .tgz, https://, oci://, repo/name) into a packaged .tgz.
 export {chartMetadata, type ChartInput, classify, describeInput, fetchChart, missingDependencies} from './fetch.js'
 // A chart archive read as files: values with subchart defaults, template sources.
-export {type ChartTree, readChartTree, valuesPathsInTemplates} from './chart-files.js'
+export {type ChartFiles, type ChartTree, readChartFiles, readChartTree, unpackChart, valuesPathsInTemplates} from './chart-files.js'
 // Render: helm template as the install will, and the images and image-like strings in its output.
 export {
   composedImage,
@@ -35,7 +35,7 @@ export {type Candidate, findCandidates} from './candidates.js'
 export {alignFirst} from './sentinels.js'
 export {PROBE_TARGET} from './probe.js'
 // Hints: matching hint files, their values, and the analysis-only template of hinted references.
-export {type AppliedHint, type HintedImage, hintsTemplate, hintTemplateName, hintValues, HINTS_TEMPLATE, matchingHints, writeHintsTemplate} from './hints.js'
+export {type AppliedHint, type HintedImage, hintedImages, hintsTemplate, hintTemplateName, hintValues, HINTS_TEMPLATE, matchingHints, writeHintsTemplate} from './hints.js'
 // Values and relocation: helm's merge, values paths, the relocation values deploy writes.
 export {
   getPath,

@@ -2,7 +2,6 @@ import type {Target} from 'kod'
 
 import {bisect, FAILED} from './bisect.js'
 import type {Binding, Item} from './items.js'
-import {occurrences} from './render.js'
 import type {RenderSession} from './session.js'
 import {mergeValues, nameOf, relocatedValue, setPath, splitPath, type Values} from './values.js'
 
@@ -55,7 +54,7 @@ export async function verifyOnce(session: RenderSession, bindings: Map<string, B
     session.ctx.log.debug(`the relocation values break the render: ${(error as Error).message}`)
     return FAILED
   }
-  const relocated = new Map(occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
+  const relocated = new Map(session.occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
   for (const item of items) {
     if (!kept.has(item.key)) continue
     const text = relocated.get(item.where)

@@ -5,9 +5,9 @@ import YAML from 'yaml'
 import type {ChartEntry, DeployRequest, FoundImage, LoadedHints, OpenedPackage, PlannedCommand, RenderKnobs, SourceContext, Target, Unit} from 'kod'
 
 import {ImageAnalyzer} from './analyzer.js'
-import {readChartTree} from './chart-files.js'
+import {readChartFiles, unpackChart} from './chart-files.js'
 import {imagesToCheck} from './deploy-check.js'
-import {hintValues, matchingHints, writeHintsTemplate} from './hints.js'
+import {hintedImages, hintValues, matchingHints, writeHintsTemplate} from './hints.js'
 import {findPullSecretValues, missingSecrets, type PullSecretPlan, type SecretTarget} from './pull-secrets.js'
 import {knobArgs, render, type RenderOptions, setValues} from './render.js'
 import {getPath, isMap, mergeValues, type PathKey, readValuesYaml, relocationValues, setPath, type Values} from './values.js'
@@ -109,15 +109,18 @@ export interface AnalysedRelease {
 /** Package time: every image a release of the chart runs with these values, and the value that relocates each. */
 export async function analyseRelease(ctx: SourceContext, request: AnalyseRelease): Promise<AnalysedRelease> {
   const {chart} = request
-  const tree = await readChartTree(request.chartPath, ctx.tmpDir)
+  const files = await readChartFiles(request.chartPath)
   const applied = matchingHints(request.hints, chart)
   for (const {file, library} of applied) ctx.log.debug(`hint for ${chart.name} ${chart.version} from ${library}: ${file}`)
-  const hinted = await writeHintsTemplate(tree.dir, applied)
+  // helm renders the archive itself, as deploy will; only hinted references need a scratch copy, unpacked
+  // to carry the analysis-only hints template.
+  const dir = hintedImages(applied).length > 0 ? await unpackChart(request.chartPath, ctx.tmpDir) : request.chartPath
+  const hinted = await writeHintsTemplate(dir, applied)
   const fromHints = hintValues(applied)
   const analyzer = new ImageAnalyzer(
     ctx,
     {release: request.release ?? PACKAGE_RELEASE, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles: request.valuesFiles, ...request.render},
-    tree,
+    {...files, dir},
     {images: hinted, values: fromHints.values},
   )
   const {images, extraValues, lists, unpackaged} = await analyzer.analyze()
@@ -243,7 +246,7 @@ async function pullSecretPlan(
   ctx: SourceContext,
   request: {chartPath: string; names: string[]; renderOptions: RenderOptions; userFiles: string[]; deploySet: Values; release: string},
 ): Promise<PullSecretPlan> {
-  const tree = await readChartTree(request.chartPath, ctx.tmpDir)
+  const tree = await readChartFiles(request.chartPath)
   const read = async (file: string): Promise<Values> => {
     const values = await readValuesYaml(file)
     return isMap(values) ? values : {}

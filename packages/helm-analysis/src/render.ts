@@ -114,11 +114,43 @@ function carriedText(document: {kind?: unknown; data?: unknown; stringData?: unk
   return [...decoded, ...entries(document.stringData).filter((entry): entry is [string, string] => typeof entry[1] === 'string')]
 }
 
+/**
+ * Whether a YAML document has a map with two equal keys: what the yaml library's `uniqueKeys` check
+ * reports (two scalar keys with the same value), found in one pass instead of its pass per key, which is
+ * quadratic in a map's size.
+ */
+function hasDuplicateKeys(document: YAML.Document): boolean {
+  let duplicate = false
+  YAML.visit(document, {
+    Map(_, map) {
+      const seen = new Set<unknown>()
+      for (const {key} of map.items) {
+        if (!YAML.isScalar(key) || (typeof key.value === 'number' && Number.isNaN(key.value))) continue
+        if (seen.has(key.value)) {
+          duplicate = true
+          return YAML.visit.BREAK
+        }
+        seen.add(key.value)
+      }
+      return undefined
+    },
+  })
+  return duplicate
+}
+
+/**
+ * Words one of which a text must hold for visitDocument to find anything in it: an image field or a
+ * field named like an image, container arguments or a command, env values.
+ */
+const VISITED_WORDS = /image|args|command|env/i
+
 /** The documents of a text that holds YAML or JSON (a pod template), or none when it holds something else. */
 function structured(text: string): unknown[] {
   try {
-    const documents = YAML.parseAllDocuments(text)
-    if (documents.some((document) => document.errors.length > 0)) return []
+    // Parsed without the yaml library's own duplicate-key check (quadratic in a map's size) but refused
+    // on duplicate keys all the same: such text is read by its image: lines, as before.
+    const documents = YAML.parseAllDocuments(text, {uniqueKeys: false})
+    if (documents.some((document) => document.errors.length > 0 || hasDuplicateKeys(document))) return []
     return documents.map((document) => document.toJS() as unknown).filter((value) => typeof value === 'object' && value !== null)
   } catch {
     return []
@@ -170,35 +202,141 @@ function visitDocument(document: unknown, template: string, base: string, found:
 }
 
 /**
- * Every image field, container argument, environment value and other image-like field of the rendered
- * output, and the text of every ConfigMap and Secret entry. Text that holds YAML or JSON (a pod template
- * an injector or a controller reads at run time) is read like a manifest too.
+ * What one rendered document holds for kod: its occurrences, each `where` relative to the document
+ * (occurrences() puts `template#index` in front).
  */
-export function occurrences(output: string): Occurrence[] {
-  const found: Occurrence[] = []
-  const counters = new Map<string, number>()
-  for (const chunk of output.split(/^---\s*$/m)) {
-    if (!chunk.trim()) continue
-    const template = SOURCE_COMMENT.exec(chunk)?.[1]?.trim() ?? '(unknown template)'
-    let documents: unknown[]
+type DocumentReading = Occurrence[]
+
+/** One chunk of helm's output (the text between two `---` lines): its template and its documents. */
+interface ChunkReading {
+  template: string
+  documents: DocumentReading[]
+}
+
+/**
+ * Chunks already read, by their text: the renders of one analysis share most of their documents (a
+ * sentinel or probe render changes only those its values reach), so each distinct document is parsed once.
+ */
+export type ReadingCache = Map<string, ChunkReading>
+
+/** A line that starts or ends a YAML document, or a directive: a chunk holding one is parsed in full. */
+const DOCUMENT_MARKER = /^(?:---|\.\.\.|%)/m
+/** A line with content: not blank, not a comment. */
+const CONTENT_LINE = /^[ \t]*[^\s#]/m
+const CRD_KIND = /^kind:[ \t]*["']?CustomResourceDefinition["']?[ \t]*(?:#.*)?$/m
+const ROOT_KIND = /^kind:/gm
+const ROOT_SPEC = /^spec:/m
+
+/**
+ * A CustomResourceDefinition: a schema for other resources, which runs nothing (a default in its schema
+ * is no workload, and helm never renders a chart's crds/ directory for the same reason). kod reads
+ * nothing in one.
+ */
+function isDefinition(document: unknown): boolean {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) return false
+  const {apiVersion, kind} = document as Record<string, unknown>
+  return kind === 'CustomResourceDefinition' && typeof apiVersion === 'string' && apiVersion.startsWith('apiextensions.k8s.io/')
+}
+
+/**
+ * Whether a chunk is one CustomResourceDefinition (isDefinition), told without parsing the whole of it:
+ * CRDs are most of the bytes of many operators' charts. Its one top-level `kind:` line says
+ * CustomResourceDefinition, and the text before its top-level `spec:` (apiVersion, kind, metadata) parses
+ * on its own as one map that isDefinition accepts. Anything else (kind after spec, a flow map cut in two,
+ * a second document) is parsed in full, which comes to the same.
+ */
+export function isCustomResourceDefinition(chunk: string): boolean {
+  if (!CRD_KIND.test(chunk) || (chunk.match(ROOT_KIND) ?? []).length !== 1 || DOCUMENT_MARKER.test(chunk)) return false
+  const spec = ROOT_SPEC.exec(chunk)
+  if (!spec) return false
+  const documents = YAML.parseAllDocuments(chunk.slice(0, spec.index), {uniqueKeys: false})
+  if (!Array.isArray(documents) || documents.length !== 1 || documents[0].errors.length > 0) return false
+  try {
+    return isDefinition(documents[0].toJS())
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether a chunk surely holds nothing kod reads, without parsing it: one document (or none) that holds
+ * neither a word visitDocument looks for nor the kinds whose text kod reads. undefined when it must be parsed.
+ */
+function documentsWithNothing(chunk: string): number | undefined {
+  if (DOCUMENT_MARKER.test(chunk)) return undefined
+  if (!CONTENT_LINE.test(chunk)) return 0
+  if (VISITED_WORDS.test(chunk) || /ConfigMap|Secret/.test(chunk)) return isCustomResourceDefinition(chunk) ? 1 : undefined
+  return 1
+}
+
+/** Reads one chunk: the occurrences of each of its documents, relative to the document. */
+function readChunk(chunk: string): ChunkReading {
+  const template = SOURCE_COMMENT.exec(chunk)?.[1]?.trim() ?? '(unknown template)'
+  const empty = documentsWithNothing(chunk)
+  if (empty !== undefined) return {template, documents: Array.from({length: empty}, () => [])}
+  let parsed: YAML.Document[]
+  try {
+    // uniqueKeys off: the same values (duplicate keys are only reported, never dropped), in linear time.
+    parsed = YAML.parseAllDocuments(chunk, {uniqueKeys: false}) as YAML.Document[]
+  } catch {
+    return {template, documents: []}
+  }
+  // A document that cannot be turned into values (an alias to nowhere) is counted, with nothing in it, so
+  // the documents after it keep their place whether or not it was parsed.
+  const NOTHING = Symbol('nothing')
+  const documents = parsed.map((document): unknown => {
     try {
-      documents = YAML.parseAllDocuments(chunk).map((document) => document.toJS())
+      return document.toJS()
     } catch {
-      continue
+      return NOTHING
     }
-    for (const document of documents) {
-      const index = counters.get(template) ?? 0
-      counters.set(template, index + 1)
-      visitDocument(document, template, `${template}#${index}`, found)
-      if (typeof document !== 'object' || document === null) continue
+  })
+  return {
+    template,
+    documents: documents.map((document) => {
+      const found: Occurrence[] = []
+      if (document === NOTHING || isDefinition(document)) return found
+      visitDocument(document, template, '', found)
+      if (typeof document !== 'object' || document === null) return found
       for (const [key, text] of carriedText(document as Record<string, unknown>)) {
         if (!text.trim()) continue
-        const where = `${template}#${index}/data/${key}`
-        const inner = structured(text)
+        const where = `/data/${key}`
+        // Text without any word visitDocument looks for yields nothing when parsed: it is not parsed.
+        const inner = VISITED_WORDS.test(text) ? structured(text) : []
         // Every entry: a sentinel render must find the same entry even when it holds no image-like text.
         found.push({where, template, value: text, kind: 'text', ...(inner.length > 0 ? {structured: true} : {})})
         for (const [position, part] of inner.entries()) visitDocument(part, template, `${where}|${position}`, found)
       }
+      return found
+    }),
+  }
+}
+
+/**
+ * Every image field, container argument, environment value and other image-like field of the rendered
+ * output, and the text of every ConfigMap and Secret entry. Text that holds YAML or JSON (a pod template
+ * an injector or a controller reads at run time) is read like a manifest too. CustomResourceDefinitions
+ * (schemas, which run nothing) are not read, and are told apart without a full parse when their kind comes
+ * before their spec; a document without a word kod looks for is not parsed at all. Either still counts,
+ * so every other document keeps its `where`. With `cache`, a chunk read by an earlier call is not parsed
+ * again.
+ */
+export function occurrences(output: string, cache?: ReadingCache): Occurrence[] {
+  const found: Occurrence[] = []
+  const counters = new Map<string, number>()
+  for (const chunk of output.split(/^---\s*$/m)) {
+    if (!chunk.trim()) continue
+    let reading = cache?.get(chunk)
+    if (!reading) {
+      reading = readChunk(chunk)
+      cache?.set(chunk, reading)
+    }
+    const {template} = reading
+    for (const document of reading.documents) {
+      const index = counters.get(template) ?? 0
+      counters.set(template, index + 1)
+      const base = `${template}#${index}`
+      for (const occurrence of document) found.push({...occurrence, where: `${base}${occurrence.where}`})
     }
   }
   return found

@@ -2,7 +2,6 @@ import {bisect, FAILED} from './bisect.js'
 import type {Candidate} from './candidates.js'
 import {type Binding, imagePart, type Item} from './items.js'
 import {PROBE_TARGET} from './probe.js'
-import {occurrences} from './render.js'
 import type {RenderSession} from './session.js'
 import {mergeValues, nameOf, replaceLength, setPath, type Values} from './values.js'
 
@@ -73,7 +72,7 @@ export async function bindingsRound(session: RenderSession, candidates: Candidat
   }
   for (const {output, byIndex} of await sentinelRenders(session, candidates)) {
     const known = new Map([...byIndex].filter(([, candidate]) => candidate.original.trim() !== '').map(([index, candidate]) => [index, candidate.original.trim()]))
-    const rendered = new Map(occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
+    const rendered = new Map(session.occurrences(output).map((occurrence) => [occurrence.where, occurrence.value]))
     for (const item of items) {
       const text = rendered.get(item.where)
       if (text === undefined || found.has(item.key)) continue

@@ -4,7 +4,7 @@ import YAML from 'yaml'
 
 import type {SourceContext} from 'kod'
 
-import {render, type RenderOptions, setValues} from './render.js'
+import {type Occurrence, occurrences, type ReadingCache, render, type RenderOptions, setValues} from './render.js'
 import {getPath, isMap, mergeValues, readValuesYaml, setPath, type Values} from './values.js'
 
 /** Bitnami charts refuse replaced images unless this is set. */
@@ -25,8 +25,10 @@ export class RenderSession {
   private readonly sets: string[]
   /** Values files every render gets after the user's: --set as a file, then the hints' and kod's own values. */
   private fixedFiles: string[] = []
+  /** The documents of every render so far, read once each (render.ts). */
+  private readonly readings: ReadingCache = new Map()
 
-  /** Renders `chart` (the scratch copy, which may carry the analysis-only hints template). */
+  /** Renders `chart`: the chart archive, or the unpacked scratch copy that carries the analysis-only hints template. */
   constructor(
     readonly ctx: SourceContext,
     private readonly chart: string,
@@ -71,6 +73,11 @@ export class RenderSession {
   /** The chart with one more values file, named after the step that asks (sentinels, probe). */
   async renderWith(name: string, values: Values): Promise<string> {
     return this.renderFiles([await this.valuesFile(name, values)])
+  }
+
+  /** The occurrences of one of this session's renders; documents an earlier render had are not parsed again. */
+  occurrences(output: string): Occurrence[] {
+    return occurrences(output, this.readings)
   }
 
   /** A failed render is tolerated during analysis, but never an interruption. */

@@ -166,7 +166,11 @@ export function badInput(message: string): Error {
  * Duplicate keys are allowed, as helm allows them in values (the last one wins).
  */
 export function yamlProblem(text: string): string | undefined {
-  for (const document of YAML.parseAllDocuments(text, {uniqueKeys: false})) {
+  return problemIn(YAML.parseAllDocuments(text, {uniqueKeys: false}))
+}
+
+function problemIn(documents: ReturnType<typeof YAML.parseAllDocuments>): string | undefined {
+  for (const document of documents) {
     const [error] = document.errors
     if (error) return error.message.split('\n')[0].replace(/:\s*$/, '')
   }
@@ -184,7 +188,9 @@ export async function readValuesYaml(file: string, what = 'values file'): Promis
     if (code === 'ENOENT') throw badInput(`${what} not found: ${file}`)
     throw badInput(`cannot read ${what} ${file} (${code ?? String(error)})`)
   }
-  const problem = yamlProblem(text)
+  // Parsed once: checked, then read.
+  const documents = YAML.parseAllDocuments(text, {uniqueKeys: false})
+  const problem = problemIn(documents)
   if (problem) throw badInput(`${what} ${file} is not valid YAML: ${problem}`)
-  return YAML.parseAllDocuments(text, {uniqueKeys: false})[0]?.toJS() as unknown
+  return documents[0]?.toJS() as unknown
 }
