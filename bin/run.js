@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-import './register-sdk.js'
+import {needsSdkHooks, quickVersion} from './quick.js'
 
-import {execute} from '@oclif/core'
-
-import {localPluginArgs} from './local-plugins.js'
-
-const {args, missing} = localPluginArgs(process.argv.slice(2))
-if (missing === undefined) {
-  await execute({args, dir: import.meta.url})
-} else {
-  process.stderr.write(`Error: plugin not found: ${missing}\n`)
-  process.exitCode = 2
+// `kod --version` is answered before oclif, its plugins and the SDK loader are loaded, and the SDK loader
+// only when a plugin may need it (docs/performance.md).
+const argv = process.argv.slice(2)
+if (!quickVersion(argv)) {
+  if (needsSdkHooks(argv)) await import('./register-sdk.js')
+  const {execute} = await import('@oclif/core')
+  const {localPluginArgs} = await import('./local-plugins.js')
+  const {args, missing} = localPluginArgs(argv)
+  if (missing === undefined) {
+    await execute({args, dir: import.meta.url})
+  } else {
+    process.stderr.write(`Error: plugin not found: ${missing}\n`)
+    process.exitCode = 2
+  }
 }

@@ -1,5 +1,5 @@
 import type {Config} from '@oclif/core'
-import {Ajv} from 'ajv'
+import {Ajv, type ValidateFunction} from 'ajv'
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import YAML from 'yaml'
@@ -62,7 +62,9 @@ export const hintSchema = {
   },
 } as const
 
-const validate = new Ajv({allErrors: true}).compile<HintFile>(hintSchema)
+/** The schema, compiled when first needed (not at start-up). */
+let compiled: ValidateFunction<HintFile> | undefined
+const validator = (): ValidateFunction<HintFile> => (compiled ??= new Ajv({allErrors: true}).compile<HintFile>(hintSchema))
 
 export async function loadHintFile(file: string, library: string): Promise<LoadedHints> {
   let text: string
@@ -77,6 +79,7 @@ export async function loadHintFile(file: string, library: string): Promise<Loade
   const problem = yamlProblem(text, {uniqueKeys: true})
   if (problem) throw usageError(`hint file ${file} is not valid YAML: ${problem}`)
   const data: unknown = YAML.parse(text)
+  const validate = validator()
   if (!validate(data)) {
     const first = validate.errors?.[0]
     throw usageError(`${file} is not a kod hint file: ${first?.instancePath || '/'} ${first?.message ?? ''} (see docs/hints.md)`.trim())

@@ -51,6 +51,15 @@ describe('kod does what it says (e2e)', function () {
     return JSON.parse(result.stdout).images as Row[]
   }
 
+  it('kod --version, answered before oclif loads, says what oclif says', async function () {
+    const {Config} = await import('@oclif/core')
+    const config = await Config.load(path.resolve(FIXTURES, '..', '..'))
+    const result = await kod(['--version'], {env})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    expect(result.stdout.trim()).to.equal(config.userAgent)
+    expect(result.stderr).to.equal('')
+  })
+
   describe('DEBUG=kod*', function () {
     let upstream: TestRegistry
     let values: string
@@ -81,7 +90,7 @@ describe('kod does what it says (e2e)', function () {
       const debug = await kod(args, {env: {...env, DEBUG: 'kod*'}})
       expect(debug.exitCode, debug.stderr).to.equal(0)
       const lines = debug.stderr.split('\n')
-      expect(lines.some((line) => /^kod:package run: helm template kod \S+acme --namespace default -f \S+debug-values\.yaml/.test(line)), debug.stderr).to.equal(true)
+      expect(lines.some((line) => /^kod:package run: helm template kod \S+acme(?:-2\.1\.0\.tgz)? --namespace default -f \S+debug-values\.yaml/.test(line)), debug.stderr).to.equal(true)
       expect(lines.some((line) => line.startsWith('kod:package run: skopeo copy ') && line.includes(`docker://${upstream.host}/acme/app:2.1.0`)), debug.stderr).to.equal(true)
       expect(debug.stdout).to.not.match(/run: /)
     })
