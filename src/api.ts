@@ -53,6 +53,11 @@ export interface RunOptions {
   /** Override the default timeout (ms). */
   timeoutMs?: number
   env?: Record<string, string>
+  /**
+   * stdout exactly as the tool wrote it, its final newline kept (by default one final newline is
+   * stripped): for output whose bytes are hashed, such as a raw manifest whose digest is checked.
+   */
+  raw?: boolean
 }
 
 export interface RunResult {

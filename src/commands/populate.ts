@@ -1,11 +1,13 @@
 import {Flags} from '@oclif/core'
 
+import type {KeyObject} from 'node:crypto'
 import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {SourceContext, Target} from '../api.js'
 import {openPackage, packageWarnings} from '../lib/actions/open.js'
-import {describeOutcome, planCommands, planPopulate, prepareKodinfo, pushArtifact, runPopulate} from '../lib/actions/populate.js'
+import {describeOutcome, planCommands, planPopulate, populatedAlready, prepareKodinfo, pushArtifact, runPopulate} from '../lib/actions/populate.js'
+import {isRegistryInput} from '../lib/actions/registry-package.js'
 import {KodCommand, packageFlag, targetFlags, targetFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 import {ARCHIVE_TAG_SUFFIX, artifactPushCommand, kodinfoReference, writeArchiveArtifact} from '../lib/kodinfo.js'
@@ -21,7 +23,7 @@ export default class Populate extends KodCommand {
 
 Before pushing, populate repeats as warnings what the package records for the operator: images kod cannot relocate through values, and anything else found at package time.
 
-A package file is unpacked into ./kod-<chart>-<version>, as deploy does (reused if it already holds the same package, replaced if it holds an unchanged unpack of an earlier build of the same version), so printed commands stay valid after kod exits and an interrupted populate resumes without extracting again.
+A package file is unpacked into ./kod-<chart>-<version>, as deploy does (reused if it already holds the same package, replaced if it holds an unchanged unpack of an earlier build of the same version), so printed commands stay valid after kod exits and an interrupted populate resumes without extracting again. When the registry already holds every image, every chart and the package's metadata with the digests the package records, nothing is unpacked or pushed: only the package's head is read.
 
 What the registry already holds under the same tag with the same digest is not pushed again, so a populate that was interrupted finishes the rest when run again (and skopeo sends only the blobs the registry lacks). A tag that holds different content is refused (exit 7) unless --force. A registry that stops answering mid-push is retried with backoff (1, 2, 4, 8, 16 s).`
 
@@ -60,10 +62,15 @@ What the registry already holds under the same tag with the same digest is not p
     const ctx = await this.context()
     const listCommands = flags['list-commands']
     if (flags['as-artifact']) return this.asArtifact(flags, target, ctx)
+    const verifyKey = await verifyKeyFrom(flags['verify-key'])
+    if (!listCommands) {
+      const done = await this.populatedAlready(flags.package, verifyKey, target, ctx)
+      if (done) return done
+    }
     // Unpacked where deploy unpacks, never into a temporary copy: printed commands name its files and
     // must outlive this run, and a populate that is interrupted resumes from it without extracting again.
     const pkg = await openPackage(flags.package, {
-      verifyKey: await verifyKeyFrom(flags['verify-key']),
+      verifyKey,
       unpackTo: {parent: process.cwd()},
       reuse: true,
       quiet: this.quiet(flags) || listCommands,
@@ -82,6 +89,35 @@ What the registry already holds under the same tag with the same digest is not p
       this.logToStderr(describeOutcome(outcome, target.registry))
     }
     return {registry: target.registry, images: plan.images.map((image) => image.to), commands, warnings, ...(plan.kodinfo ? {package: `oci://${plan.kodinfo.to}`} : {})}
+  }
+
+  /**
+   * A package file whose images, charts and metadata the registry holds already, with the same digests
+   * (populatedAlready, from the archive's head and the registry alone): nothing to push, and nothing is
+   * unpacked. Undefined when -c is no package file or something is missing: the full populate runs.
+   */
+  private async populatedAlready(
+    input: string,
+    verifyKey: KeyObject | undefined,
+    target: Target,
+    ctx: SourceContext,
+  ): Promise<{registry: string; images: string[]; commands: string[]; warnings: string[]; package: string} | undefined> {
+    const info = isRegistryInput(input) ? undefined : await stat(input).catch(() => undefined)
+    if (!info?.isFile()) return undefined
+    const head = await readArchiveHead(input, this.abort.signal)
+    // The signature first, as when unpacking: the package's claims are believed only once it is checked.
+    if (verifyKey) checkSignature(head.sumsBytes, head.signature, verifyKey, input)
+    const source = (await this.sources()).get(head.manifest.source.kind)
+    const dir = path.resolve(packageBaseName(head.manifest.name, head.manifest.version))
+    const plan = await populatedAlready(ctx, source, head, dir, target)
+    if (!plan) return undefined
+    const warnings = packageWarnings(head.manifest)
+    for (const warning of warnings) ctx.log.warn(warning)
+    const reference = kodinfoReference(target, head.manifest)
+    this.logToStderr(
+      `${target.registry} holds every image and chart of ${input} already, with the same digests, and its metadata at ${reference}: nothing to push, nothing unpacked; deploy from the registry with kod deploy -c oci://${reference}`,
+    )
+    return {registry: target.registry, images: plan.images.map((image) => image.to), commands: [], warnings, package: `oci://${reference}`}
   }
 
   /**

@@ -33,6 +33,11 @@ export const HELMFILE_MS = 60 * 60 * 1000
 export const KUBECTL_MS = 2 * 60 * 1000
 /** Any other call (skopeo login, list-tags, …). */
 export const OTHER_MS = 2 * 60 * 1000
+/**
+ * How many looks at a registry (skopeo inspect of one manifest) run at once: each is a process and a round
+ * trip, so one by one they add up; a few at a time keep the registry and a 2-core machine unloaded.
+ */
+export const LOOK_CONCURRENCY = 4
 
 /** The time limit for moving `bytes` (undefined: unknown, UNKNOWN_SIZE_MS). */
 export function transferTimeoutMs(bytes: number | undefined): number {
@@ -150,7 +155,7 @@ const SAMPLED_PLATFORMS = 1
  * index, the first platform's, counted for each platform with a margin. Undefined when the registry
  * answered with anything but a manifest kod can read (the copy then says why, with its own bound).
  */
-export async function pullBytes(tools: ToolRunner, command: PlannedCommand): Promise<number | undefined> {
+export async function pullBytes(tools: ToolRunner, command: PlannedCommand, known?: {top: string | undefined}): Promise<number | undefined> {
   const source = command.args.at(-2) ?? ''
   if (command.tool !== 'skopeo' || !source.startsWith('docker://')) return undefined
   const flags = inspectFlags(command.args, '--src-')
@@ -162,7 +167,8 @@ export async function pullBytes(tools: ToolRunner, command: PlannedCommand): Pro
       return undefined
     }
   }
-  const top = await raw(source)
+  // `known`: the caller asked for the top manifest already, with the same source flags (sourceManifest).
+  const top = known ? known.top : await raw(source)
   if (top === undefined) return undefined
   const counted = transferBytes(top)
   if (!counted) return undefined
@@ -182,8 +188,9 @@ export async function pullBytes(tools: ToolRunner, command: PlannedCommand): Pro
  * A pull with its bounds: the source registry's first answer within ANSWER_MS, then the copy within
  * transferTimeoutMs of what it moves (the default, UNKNOWN_SIZE_MS, when the answer did not say).
  */
-export async function runPull(tools: ToolRunner, command: PlannedCommand): Promise<RunResult> {
-  const bytes = await pullBytes(tools, command)
+export async function runPull(tools: ToolRunner, command: PlannedCommand, known?: {bytes: number | undefined}): Promise<RunResult> {
+  // `known`: what pullBytes said for this very command, asked beforehand (the answer was had then).
+  const bytes = known ? known.bytes : await pullBytes(tools, command)
   return tools.run(command.tool, command.args, {env: command.env, ...(bytes === undefined ? {} : {timeoutMs: transferTimeoutMs(bytes)})})
 }
 

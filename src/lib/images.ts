@@ -140,50 +140,24 @@ export function pushCommand(layout: string, image: Pick<PackagedImage, 'name' | 
 
 /**
  * The top manifest or index the source serves for a pull (skopeo inspect --raw, with the pull's
- * source flags), bounded like the pull's first answer: a registry that does not answer within ANSWER_MS
- * fails here, named; any other failure gives undefined, and the pull itself says why. skopeo's output
- * may have lost the manifest's final newline: manifestDigest tells which bytes were served.
+ * source flags), byte for byte (its digest is the hash of these bytes), bounded like the pull's first
+ * answer: a registry that does not answer within ANSWER_MS fails here, named; any other failure gives
+ * undefined, and the pull itself says why.
  */
 export async function sourceManifest(tools: ToolRunner, pull: PlannedCommand): Promise<string | undefined> {
   const source = pull.args.at(-2) ?? ''
   try {
-    return (await tools.run('skopeo', ['inspect', '--raw', ...inspectFlags(pull.args, '--src-'), source], {env: pull.env, timeoutMs: ANSWER_MS})).stdout
+    return (await tools.run('skopeo', ['inspect', '--raw', ...inspectFlags(pull.args, '--src-'), source], {env: pull.env, timeoutMs: ANSWER_MS, raw: true})).stdout
   } catch (error) {
     if (isTimeout(error)) throw error
     return undefined
   }
 }
 
-function sha256(bytes: string): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-}
-
-/**
- * The digest of a manifest skopeo printed (whose final newline it may have dropped): `expected` when
- * the bytes, with or without that newline, have it; otherwise the digest of the bytes as printed.
- */
+/** The digest of a manifest as sourceManifest read it, and whether it is `expected`. */
 export function manifestDigest(raw: string, expected?: string): {digest: string; matches: boolean} {
-  const candidates = [sha256(raw), sha256(`${raw}\n`)]
-  if (expected && candidates.includes(expected)) return {digest: expected, matches: true}
-  return {digest: candidates[0], matches: false}
-}
-
-/**
- * The digest of the index a pull's source serves, as the registry names it (skopeo inspect's Digest:
- * the hash of the exact bytes), asked for one platform it holds so skopeo can describe it. Undefined
- * when skopeo cannot say.
- */
-export async function sourceDigest(tools: ToolRunner, pull: PlannedCommand, platform: {os: string; architecture: string; variant?: string}): Promise<string | undefined> {
-  const source = pull.args.at(-2) ?? ''
-  const overrides = ['--override-os', platform.os, '--override-arch', platform.architecture, ...(platform.variant ? ['--override-variant', platform.variant] : [])]
-  try {
-    const {stdout} = await tools.run('skopeo', [...overrides, 'inspect', '--format', '{{.Digest}}', ...inspectFlags(pull.args, '--src-'), source], {env: pull.env, timeoutMs: ANSWER_MS})
-    const digest = stdout.trim()
-    return /^sha256:[a-f0-9]{64}$/.test(digest) ? digest : undefined
-  } catch (error) {
-    if (isTimeout(error)) throw error
-    return undefined
-  }
+  const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`
+  return {digest, matches: digest === expected}
 }
 
 /** Digest, platforms and stored size of the image named `layoutName` in the layout. */

@@ -1,4 +1,4 @@
-import {Ajv} from 'ajv'
+import {Ajv, type ValidateFunction} from 'ajv'
 import {createHash, type KeyObject, randomBytes} from 'node:crypto'
 import {setMaxListeners} from 'node:events'
 import {createReadStream} from 'node:fs'
@@ -35,9 +35,15 @@ export function packageBaseName(name: string, version: string): string {
   return `kod-${name}-${version}`
 }
 
-const ajv = new Ajv({allErrors: true})
-const validate = ajv.compile<PackageManifest>(manifestSchema)
-const validateLegacy = ajv.compile<LegacyManifest>(legacyManifestSchema)
+/** The schemas, compiled when first needed (a command that reads no package does not pay for it at start-up). */
+let compiled: {ajv: Ajv; validate: ValidateFunction<PackageManifest>; validateLegacy: ValidateFunction<LegacyManifest>} | undefined
+function validators(): NonNullable<typeof compiled> {
+  if (!compiled) {
+    const ajv = new Ajv({allErrors: true})
+    compiled = {ajv, validate: ajv.compile<PackageManifest>(manifestSchema), validateLegacy: ajv.compile<LegacyManifest>(legacyManifestSchema)}
+  }
+  return compiled
+}
 
 /** kod-package.yaml in format 1 or 2: one chart, its package-time values and its images at the top level. */
 interface LegacyManifest extends Omit<PackageManifest, 'formatVersion' | 'units' | 'images'> {
@@ -83,7 +89,7 @@ export function parseManifest(text: string, origin: string): PackageManifest {
     throw packageError(`${origin}: package format ${version} is not supported by this kod (reads formats ${READABLE_FORMATS.join(', ')}); use a matching kod version`)
   }
   const legacy = version === 1 || version === 2
-  const check = legacy ? validateLegacy : validate
+  const check = legacy ? validators().validateLegacy : validators().validate
   if (!check(data)) {
     const first = check.errors?.[0]
     const extra = (first?.params as {additionalProperty?: string} | undefined)?.additionalProperty
@@ -114,6 +120,7 @@ function checkConsistency(manifest: PackageManifest, origin: string): void {
 }
 
 export function stringifyManifest(manifest: PackageManifest): string {
+  const {ajv, validate} = validators()
   if (manifest.formatVersion !== FORMAT_VERSION || !validate(manifest)) {
     throw new Error(`internal: manifest does not match its schema: ${ajv.errorsText(validate.errors)}`)
   }
@@ -121,13 +128,16 @@ export function stringifyManifest(manifest: PackageManifest): string {
   return YAML.stringify(manifest, {lineWidth: 0})
 }
 
+/** How much of a large file is read at once: a few large reads and writes, not thousands of 64 KiB ones. */
+const STREAM_CHUNK = 1024 * 1024
+
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256')
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
+  for await (const chunk of createReadStream(file, {highWaterMark: STREAM_CHUNK})) hash.update(chunk as Buffer)
   return hash.digest('hex')
 }
 
@@ -153,6 +163,29 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   }
   await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
   return results
+}
+
+/**
+ * Starts fn over items, at most `limit` at a time, in order, and gives each item's promise at once, so
+ * that a caller can use the first results while the rest are still running. A result nobody awaits
+ * (the caller stopped at an earlier failure) is not an unhandled rejection.
+ */
+export function startLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, signal?: AbortSignal): Array<Promise<R>> {
+  const settle: Array<{resolve(value: R): void; reject(error: unknown): void}> = []
+  const promises = items.map((_, index) => {
+    const promise = new Promise<R>((resolve, reject) => (settle[index] = {resolve, reject}))
+    promise.catch(() => {})
+    return promise
+  })
+  void mapLimit(
+    items.map((item, index) => ({item, index})),
+    limit,
+    ({item, index}) => fn(item).then(settle[index].resolve, settle[index].reject),
+    signal,
+  ).catch((error: unknown) => {
+    for (const {reject} of settle) reject(error)
+  })
+  return promises
 }
 
 function formatSums(sums: Map<string, string>): string {
@@ -200,7 +233,11 @@ export async function writePackage(
   /** --sign-key: SHA256SUMS.sig is written beside SHA256SUMS, and follows it in the archive. */
   signingKey?: KeyObject,
 ): Promise<{files: number; bytes: number}> {
-  return writeArchive(staging, {manifestFile: MANIFEST_FILE, manifestText: stringifyManifest(manifest)}, outFile, signal, signingKey)
+  // A layout blob is named by its digest: skopeo checked it as it stored it (a blob an interrupted run left was
+  // checked when salvaged, and kod names the index blobs it writes by their digest), so it is not read a
+  // second time here. Verification, on the other side, reads every byte.
+  const named = (file: string): string | undefined => BLOB_PATH.exec(file)?.[1]
+  return writeArchive(staging, {manifestFile: MANIFEST_FILE, manifestText: stringifyManifest(manifest), named}, outFile, signal, signingKey)
 }
 
 /**
@@ -212,7 +249,12 @@ export async function writePackage(
  */
 export async function writeArchive(
   staging: string,
-  head: {manifestFile: string; manifestText: string},
+  head: {
+    manifestFile: string
+    manifestText: string
+    /** The sha256 (hex) of a file that is named by it and known to hold it, which is then not read to hash it. */
+    named?: (file: string) => string | undefined
+  },
   outFile: string,
   signal?: AbortSignal,
   signingKey?: KeyObject,
@@ -222,7 +264,7 @@ export async function writeArchive(
   await rm(path.join(staging, SUMS_FILE), {force: true})
   await rm(path.join(staging, SIGNATURE_FILE), {force: true})
   const files = await listFiles(staging)
-  const hashes = await mapLimit(files, 4, (file) => sha256File(path.join(staging, file)), signal)
+  const hashes = await mapLimit(files, 4, async (file) => head.named?.(file) ?? sha256File(path.join(staging, file)), signal)
   const sums = Buffer.from(formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
   await writeFile(path.join(staging, SUMS_FILE), sums)
   if (signingKey) await writeFile(path.join(staging, SIGNATURE_FILE), signSums(sums, signingKey))
@@ -657,7 +699,7 @@ async function hashFile(verifier: ArchiveVerifier, file: string, name: string, s
   const hash = createHash('sha256')
   const kept: Buffer[] | undefined = verifier.keepsContent(name, size) ? [] : undefined
   let read = 0
-  for await (const chunk of createReadStream(file)) {
+  for await (const chunk of createReadStream(file, {highWaterMark: STREAM_CHUNK})) {
     hash.update(chunk as Buffer)
     read += (chunk as Buffer).length
     kept?.push(chunk as Buffer)
@@ -963,7 +1005,7 @@ async function streamArchive<M>(
     },
   })
   try {
-    await pipeline(createReadStream(file), parser, {signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal})
+    await pipeline(createReadStream(file, {highWaterMark: STREAM_CHUNK}), parser, {signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal})
   } catch (error) {
     const first = failure
     stop.abort()

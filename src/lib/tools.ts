@@ -167,6 +167,7 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
           // kod cancels its tools itself (SIGINT aborts cancelSignal); execa's own exit hook would make
           // signal-exit re-raise SIGINT and kill kod before it can clean up.
           cleanup: false,
+          stripFinalNewline: !runOptions.raw,
           maxBuffer: 512 * 1024 * 1024,
         })
         return {stdout: String(result.stdout), stderr: String(result.stderr)}

@@ -84,16 +84,20 @@ describe('opening packages on the air-gapped side (e2e)', function () {
     expect(again.stderr).to.include(`using kod-hello-0.1.0, which already holds ${first} (checksums verified)`)
     expect(again.stdout).to.equal(listed.stdout)
 
-    // Without --list-commands too: where deploy unpacks (which then reuses it), never a copy in $TMPDIR.
+    // The printed commands filled the registry: populate finds everything there, and pushes and unpacks nothing.
     const elsewhere = await fresh('plain')
     const tmp = await fresh('tmp')
     const populated = await kod(['populate', '-c', first, ...target()], {cwd: elsewhere, env: {...env, TMPDIR: tmp}})
     expect(populated.exitCode, populated.stderr).to.equal(0)
-    expect(await readdir(elsewhere)).to.deep.equal(['kod-hello-0.1.0'])
+    expect(populated.stderr).to.match(/nothing to push, nothing unpacked/)
+    expect(await readdir(elsewhere)).to.deep.equal([])
     expect(await readdir(tmp)).to.deep.equal([])
+    // deploy unpacks where populate does (which a populate then reuses), never a copy in $TMPDIR.
     const deployed = await kod(['deploy', '-c', first, ...target(), '-n', 'ns', '--list-commands'], {cwd: elsewhere, env: {...env, TMPDIR: tmp}})
     expect(deployed.exitCode, deployed.stderr).to.equal(0)
-    expect(deployed.stderr).to.include(`using kod-hello-0.1.0, which already holds ${first} (checksums verified)`)
+    expect(deployed.stderr).to.include(`unpacked ${first} into kod-hello-0.1.0`)
+    expect(await readdir(elsewhere)).to.deep.equal(['kod-hello-0.1.0'])
+    expect(await readdir(tmp)).to.deep.equal([])
   })
 
   it('recognises a package by its content: renamed .tgz, no extension, gzip-compressed', async function () {

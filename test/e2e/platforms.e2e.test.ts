@@ -324,10 +324,15 @@ describe('platforms: a two-platform image packaged for one, relocated and served
     expect(await tags(`${relocated}/split`)).to.deep.equal([`kod-${digests.split.slice('sha256:'.length)}`])
     expect((await remote(`${relocated}/single:kod-${digests.single.slice('sha256:'.length)}`)).digest).to.equal(digests.single)
 
-    // A second populate finds every tag holding its image and pushes nothing.
+    // A second populate finds every tag holding its image (by the digests the package records) and pushes nothing.
     const again = await kod(['populate', '-c', file, '-r', airgap.host, '--plain-http'], {cwd})
     expect(again.exitCode, again.stderr).to.equal(0)
-    expect(again.stderr).to.match(/pushed 0 image\(s\) .*; 4 image\(s\) and \d+ chart\(s\) were there already/)
+    expect(again.stderr).to.match(/holds every image and chart of .* already, with the same digests.*nothing to push, nothing unpacked/)
+    // From the unpacked directory (no head to read), the same is found tag by tag.
+    const [unpacked] = (await readdir(cwd)).filter((name) => name.startsWith('kod-'))
+    const fromDir = await kod(['populate', '-c', path.join(cwd, unpacked), '-r', airgap.host, '--plain-http'], {cwd})
+    expect(fromDir.exitCode, fromDir.stderr).to.equal(0)
+    expect(fromDir.stderr).to.match(/pushed 0 image\(s\) .*; 4 image\(s\) and \d+ chart\(s\) were there already/)
   })
 
   it('refuses to move a kod- tag that holds another image (exit 7), as any tag', async function () {

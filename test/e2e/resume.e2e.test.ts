@@ -155,11 +155,43 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
     const third = registry.requests().length
     const done = await kod(args, {cwd: site, env: {TMPDIR: tmp}})
     expect(done.exitCode, done.stderr).to.equal(0)
-    expect(done.stderr).to.match(/pushed 0 image\(s\) and 0 chart\(s\) to .*; 1 image\(s\) and 1 chart\(s\) were there already with the same digest/)
+    expect(done.stderr).to.match(/holds every image and chart of .* already, with the same digests, and its metadata at .*: nothing to push, nothing unpacked/)
     expect(registry.requests().slice(third).filter((line) => /^(PUT|PATCH|POST) /.test(line))).to.deep.equal([])
     // The package was unpacked beside the user, as deploy does, never as a temporary copy in $TMPDIR.
     expect(await entries(tmp)).to.deep.equal([])
     expect(await entries(site)).to.deep.equal(['kod-hello-0.1.0'])
+  })
+
+  it('a populate into a registry that holds everything already neither unpacks nor pushes; one that lacks an image does both', async function () {
+    expect(kodpkg, 'the package test ran').to.be.a('string')
+    const {registry} = await airgap()
+    const site = path.join(work, 'site-filled')
+    await mkdir(site)
+    const args = ['populate', '-c', kodpkg, '-r', registry.host, '--plain-http']
+    // Only the package's metadata is there (its push is the last printed command): the images must still be looked at.
+    const listed = await kod([...args, '--list-commands'], {cwd: site})
+    expect(listed.exitCode, listed.stderr).to.equal(0)
+    const kodinfoPush = listed.stdout.trim().split('\n').at(-1)!
+    expect(kodinfoPush).to.match(/\/packages\/hello:0\.1\.0$/)
+    await execa('bash', ['-c', kodinfoPush], {cwd: site, env: {PATH: toolPath()}, stdin: 'ignore'})
+    await rm(path.join(site, 'kod-hello-0.1.0'), {recursive: true})
+    const first = await kod(args, {cwd: site})
+    expect(first.exitCode, first.stderr).to.equal(0)
+    expect(first.stderr).to.match(/pushed 1 image\(s\) and 1 chart\(s\)/)
+    expect(await entries(site), 'it had to push, so it unpacked where deploy does').to.deep.equal(['kod-hello-0.1.0'])
+    expect(await remoteDigest(`${registry.host}/kod/${proxy.host.replace(':', '-')}/kodtest/hello:1.0`)).to.equal(digest)
+
+    // Everything is there now: a populate from another directory reads the archive's head and the registry only.
+    const elsewhere = path.join(work, 'site-filled-again')
+    await mkdir(elsewhere)
+    const mark = registry.requests().length
+    const again = await kod(args, {cwd: elsewhere})
+    expect(again.exitCode, again.stderr).to.equal(0)
+    expect(again.stderr).to.match(/nothing to push, nothing unpacked; deploy from the registry with kod deploy -c oci:\/\/.*\/packages\/hello:0\.1\.0/)
+    const seen = registry.requests().slice(mark)
+    expect(seen.filter((line) => /\/manifests\//.test(line)), 'the manifests were looked at').to.have.length.greaterThan(2)
+    expect(seen.filter((line) => /^(PUT|PATCH|POST|DELETE) |\/blobs\//.test(line)), 'only manifests were looked at').to.deep.equal([])
+    expect(await entries(elsewhere)).to.deep.equal([])
   })
 
   it('refuses to move a tag that holds another image or chart (exit 7), and moves it with --force', async function () {

@@ -3,6 +3,7 @@ import path from 'node:path'
 import YAML from 'yaml'
 
 import type {DeployRequest, KodSource, OpenedPackage, SourceContext, Target, ToolRunner} from '../../api.js'
+import {LOOK_CONCURRENCY} from '../bounds.js'
 import {ExitCode, KodError, usageError} from '../errors.js'
 import {existsInRegistry, pullReference} from '../images.js'
 import {mapLimit} from '../kodpkg.js'
@@ -15,7 +16,6 @@ import {planCommands, planPopulate, prepareKodinfo, runPopulate} from './populat
 import {checkImagesByDigest} from './registry-package.js'
 
 /** How many images are checked in the target registry at once. */
-const CHECK_CONCURRENCY = 4
 
 export interface DeployOptions {
   /** Print the commands on stdout (see deployAction for what that means with and without noInstall). */
@@ -153,7 +153,7 @@ function renderCheck(
 /** The registry check, after populate: every image the deployment pulls from the registry is there. */
 async function registryCheck(ctx: SourceContext, images: Rendered[], target: Target, several: boolean): Promise<void> {
   const references = [...new Set(images.map((image) => pullReference(parseRef(image.ref))))]
-  const present = await mapLimit(references, CHECK_CONCURRENCY, (reference) => existsInRegistry(ctx.tools, reference, target))
+  const present = await mapLimit(references, LOOK_CONCURRENCY, (reference) => existsInRegistry(ctx.tools, reference, target))
   const missing = images.filter((image) => !present[references.indexOf(pullReference(parseRef(image.ref)))])
   if (missing.length > 0) {
     throw new KodError(`refusing to deploy: ${missing.length} image(s) are missing from ${target.registry}: ${listImages(missing, several)}`, {exit: ExitCode.notRelocated})

@@ -2,13 +2,13 @@ import type {KeyObject} from 'node:crypto'
 import {access, copyFile, mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {FoundImage, FoundUnit, Logger, PackageManifest, PackagedImage, PackageRequest, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
-import {makeDirectories, runPull} from '../bounds.js'
+import type {FoundImage, FoundUnit, Logger, PackageManifest, PackagedImage, PackageRequest, PlannedCommand, SourceContext, SourceError, SourcePackage, Unit} from '../../api.js'
+import {LOOK_CONCURRENCY, makeDirectories, pullBytes, runPull} from '../bounds.js'
 import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {commandHost, withRetries} from '../retry.js'
 import {formatSize} from '../format.js'
-import {describeImage, layoutNameFor, manifestDigest, type Mirror, pullCommand, pullSource, sourceDigest, sourceManifest} from '../images.js'
-import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, writePackage} from '../kodpkg.js'
+import {describeImage, layoutNameFor, manifestDigest, type Mirror, pullCommand, pullSource, sourceManifest} from '../images.js'
+import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, startLimited, writePackage} from '../kodpkg.js'
 import {stagingPrefix, sweepPackageLeftovers} from '../leftovers.js'
 import {isIndex, pruneLayout, readBlob, writeImageIndex} from '../oci.js'
 import {formatPlatform, type IndexEntry, type IndexSelection, noPlatformMessage, type PlatformChoice, recordedPlatforms, selectPlatforms, servesAny} from '../platforms.js'
@@ -206,12 +206,12 @@ interface Pulled {
  * refused (exit 2) before it is pulled; a single-platform image for another platform is kept, with a
  * warning the package records.
  */
-async function pullImage(ctx: SourceContext, image: StoredImage, layout: string, options: PackageOptions, trimmable: boolean): Promise<Pulled> {
+/** How one image is pulled: its pull command, and the one-line error of a pull that failed. */
+function pullOf(image: StoredImage, layout: string, options: PackageOptions): {command: PlannedCommand; layoutName: string; via?: string; cannotPull(error: unknown): never} {
   const ref = parseRef(image.name)
   const layoutName = layoutNameFor(image.name)
   const via = pullSource(ref, options.mirrors).via
-  const insecure = options.request.insecureRegistries
-  const command = pullCommand(ref, layout, layoutName, insecure, options.mirrors)
+  const command = pullCommand(ref, layout, layoutName, options.request.insecureRegistries, options.mirrors)
   const cannotPull = (error: unknown): never => {
     // A missing tool is said as it is, the same everywhere (exit 3).
     if ((error as KodError).exit === ExitCode.toolMissing) throw error
@@ -220,10 +220,44 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
       exit: (error as KodError).exit,
     })
   }
-  // Copies are retried while a registry that answered comes back; a look at a manifest is not (its failure
-  // leaves the choice to what the copy stores), and does not count as an answer.
+  return {command, layoutName, ...(via ? {via} : {}), cannotPull}
+}
+
+/** What the source said of an image before its pull: its top manifest or index, and how many bytes the pull moves (undefined: unknown). */
+interface SourceLook {
+  raw: string | undefined
+  bytes: number | undefined
+}
+
+/**
+ * The source's first answer for each image (sourceManifest, then pullBytes for the pull's time bound),
+ * asked a few at a time ahead of the pulls, which take each answer as it comes: each look is a process
+ * and a round trip, which one by one cost as much as a small pull. A source that does not answer within
+ * ANSWER_MS fails the pull that needs it, named.
+ */
+function lookAtSources(ctx: SourceContext, images: readonly StoredImage[], layout: string, options: PackageOptions): Array<Promise<SourceLook>> {
+  return startLimited(
+    images,
+    LOOK_CONCURRENCY,
+    async (image) => {
+      const {command, cannotPull} = pullOf(image, layout, options)
+      const look = async (): Promise<SourceLook> => {
+        const raw = await sourceManifest(ctx.tools, command)
+        return {raw, bytes: await pullBytes(ctx.tools, command, {top: raw})}
+      }
+      return look().catch(cannotPull)
+    },
+    ctx.cancelSignal,
+  )
+}
+
+async function pullImage(ctx: SourceContext, image: StoredImage, layout: string, options: PackageOptions, trimmable: boolean, looked: SourceLook): Promise<Pulled> {
+  const ref = parseRef(image.name)
+  const {command, layoutName, via, cannotPull} = pullOf(image, layout, options)
+  const insecure = options.request.insecureRegistries
+  // Copies are retried while a registry that answered comes back; a look at a manifest (lookAtSources) is
+  // not (its failure leaves the choice to what the copy stores), and does not count as an answer.
   const pulling = <T>(work: () => Promise<T>): Promise<T> => withRetries(commandHost(command.args), `pulling ${image.ref}`, ctx.log, work, {signal: ctx.cancelSignal}).catch(cannotPull)
-  const looking = <T>(work: () => Promise<T>): Promise<T> => work().catch(cannotPull)
   const servedOther = (digest: string): KodError =>
     new KodError(`${via ?? ref.host} served ${digest} for ${image.ref}, which is pinned to ${ref.digest}: refusing it`, {exit: ExitCode.toolFailed})
   const choice = options.platforms ?? {all: true}
@@ -247,19 +281,14 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   const keptWhole = (selection: IndexSelection): string =>
     `${image.ref} is pinned to the digest of a multi-platform index by a value that does not also set where it is pulled from (the digest is set apart), so kod cannot point it at a trimmed copy: kept all its platforms (${selection.available.join(', ')}), not only ${selection.keptPlatforms.join(', ')}`
 
-  const raw = wanted ? await looking(() => sourceManifest(ctx.tools, command)) : undefined
+  const raw = wanted ? looked.raw : undefined
   const index = asIndex(raw)
   const selection = choose(index)
   let trimmed: {sourceDigest: string; droppedPlatforms: string[]} | undefined
   if (selection && trimmable && index && raw !== undefined) {
     const served = manifestDigest(raw, ref.digest)
     if (ref.digest && !served.matches) throw servedOther(served.digest)
-    const firstKept = selection.kept.map((entry) => entry.platform).find((platform) => platform?.os && platform.architecture)
-    const named =
-      ref.digest || !firstKept
-        ? undefined
-        : await looking(() => sourceDigest(ctx.tools, command, {os: firstKept.os!, architecture: firstKept.architecture!, variant: firstKept.variant}))
-    const source = named && manifestDigest(raw, named).matches ? named : served.digest
+    const source = served.digest
     const scratch: string[] = []
     for (const [position, entry] of selection.kept.entries()) {
       const name = `${layoutName}-p${position}`
@@ -270,7 +299,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
     await writeImageIndex(layout, layoutName, {...index, manifests: selection.kept}, scratch)
     trimmed = {sourceDigest: source, droppedPlatforms: selection.droppedPlatforms}
   } else {
-    await pulling(() => runPull(ctx.tools, command))
+    await pulling(() => runPull(ctx.tools, command, {bytes: looked.bytes}))
     if (selection) ctx.log.warn(keptWhole(selection))
   }
   let described = await describeImage(layout, layoutName)
@@ -391,19 +420,20 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
         },
         {
           title: 'Pull images',
-          task: (_, task) => {
+          task: async (_, task) => {
             // The target's platform is unknown here: the default is said, with the way to choose another.
             if (!choice.all && choice.fromHost) {
               ctx.log.info(
                 `Platform ${choice.platforms.map((platform) => formatPlatform(platform)).join(', ')}: this machine's, the default (kod cannot know the cluster's); multi-platform images keep only it. Choose with --platform os/arch (repeatable) or --all-platforms`,
               )
             }
+            const looks = lookAtSources(ctx, images, layout, options)
             return countedSubtasks(
               task,
-              images.map((image) => ({
+              images.map((image, index) => ({
                 title: image.name,
                 run: async () => {
-                  const done = await pullImage(ctx, image, layout, options, canTrim(image.name, units))
+                  const done = await pullImage(ctx, image, layout, options, canTrim(image.name, units), await looks[index])
                   pulled.push(done.image)
                   if (done.warning) platformWarnings.push(done.warning)
                   return done.bytes

@@ -3,13 +3,13 @@ import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {ChartEntry, KodSource, OpenedPackage, PlannedCommand, SourceContext, Target} from '../../api.js'
-import {ANSWER_MS, inspectFlags, isTimeout, runPush} from '../bounds.js'
+import {ANSWER_MS, inspectFlags, isTimeout, LOOK_CONCURRENCY, runPush} from '../bounds.js'
 import {loginSuggestion} from '../credentials.js'
 import {ExitCode, isNotWritable, KodError, messageOf} from '../errors.js'
 import {describeImage, layoutNameOf, NOT_FOUND, pushCommand, pushReference} from '../images.js'
-import {artifactPushCommand, kodinfoReference, versionTag, writeKodinfo} from '../kodinfo.js'
-import {IMAGES_DIR, parseSums, SIGNATURE_FILE, SUMS_FILE} from '../kodpkg.js'
-import {findImage, readBlob} from '../oci.js'
+import {artifactPushCommand, KODINFO_ARTIFACT_TYPE, kodinfoFiles, kodinfoReference, versionTag, writeKodinfo} from '../kodinfo.js'
+import {type ArchiveHead, IMAGES_DIR, MANIFEST_FILE, mapLimit, parseSums, SIGNATURE_FILE, startLimited, SUMS_FILE} from '../kodpkg.js'
+import {findImage} from '../oci.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {parseRef} from '../refs.js'
 import {commandHost, noteAnswered, withRetries} from '../retry.js'
@@ -80,7 +80,7 @@ export interface PopulateOptions {
 }
 
 /**
- * What the registry holds under `reference` (docker://…): its raw manifest, or undefined when it holds
+ * What the registry holds under `reference` (docker://…): its raw manifest, byte for byte, or undefined when it holds
  * nothing there, or when it answered with an error the push itself will explain (a missing login). Only
  * a registry that does not answer within ANSWER_MS stops here.
  */
@@ -95,7 +95,7 @@ async function held(
   const flags = copyArgs ? inspectFlags(copyArgs, '--dest-') : isInsecure(target) ? ['--tls-verify=false'] : []
   const host = /^docker:\/\/([^/]+)/.exec(reference)?.[1]
   try {
-    const {stdout} = await ctx.tools.run('skopeo', ['inspect', '--raw', ...flags, reference], {env, timeoutMs: ANSWER_MS})
+    const {stdout} = await ctx.tools.run('skopeo', ['inspect', '--raw', ...flags, reference], {env, timeoutMs: ANSWER_MS, raw: true})
     if (host) noteAnswered(host)
     return stdout
   } catch (error) {
@@ -109,9 +109,9 @@ function sha256(bytes: string | Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
-/** The digest of what a registry holds, from its raw manifest as skopeo printed it (its final newline may be gone). */
-function sameManifest(raw: string, expected: Buffer): boolean {
-  return raw.trimEnd() === expected.toString('utf8').trimEnd()
+/** Whether a raw manifest the registry holds (as `held` read it) is the one with this digest. */
+function isManifest(raw: string, digest: string): boolean {
+  return sha256(raw) === digest
 }
 
 /** The chart archive a helm chart manifest points at (its content layer), if it is one. */
@@ -155,7 +155,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   if (plan.kodinfo && !options.force) {
     const info = plan.kodinfo
     const current = await held(ctx, info.to, `docker://${info.to}`, plan.target, info.command.env, info.command.args)
-    if (current !== undefined && !sameManifest(current, await readBlob(info.layout, info.digest))) {
+    if (current !== undefined && !isManifest(current, info.digest)) {
       throw new KodError(
         `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force`,
         {exit: ExitCode.tagConflict},
@@ -164,12 +164,14 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   }
   // Sizes only feed the progress display: an image whose size cannot be read is pushed all the same.
   const sizes = await Promise.all(plan.images.map(async (image) => describeImage(plan.layout, image.layoutName).then((described) => described.bytes, () => undefined)))
-  const pushImage = async (image: PopulatePlan['images'][number], bytes?: number): Promise<number | {skipped: string}> => {
-    const reference = `docker://${image.to}`
-    const current = await held(ctx, image.name, reference, plan.target, image.command.env, image.command.args)
+  // What the registry holds at each image's tag, asked a few at a time ahead of the pushes, which take each
+  // answer as it comes (each look is a process and a round trip: one by one they cost as long as a small push).
+  const holding = startLimited(plan.images, LOOK_CONCURRENCY, (image) => held(ctx, image.name, `docker://${image.to}`, plan.target, image.command.env, image.command.args), ctx.cancelSignal)
+  const pushImage = async (image: PopulatePlan['images'][number], looked: Promise<string | undefined>, bytes?: number): Promise<number | {skipped: string}> => {
+    const current = await looked
     if (current !== undefined) {
       const {digest} = await findImage(plan.layout, image.layoutName)
-      if (sameManifest(current, await readBlob(plan.layout, digest))) {
+      if (isManifest(current, digest)) {
         outcome.kept.images++
         return already(plan.registry)
       }
@@ -206,7 +208,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
         task: (_, task) =>
           countedSubtasks(
             task,
-            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => pushImage(image, sizes[index])})),
+            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => pushImage(image, holding[index], sizes[index])})),
             {doing: 'Push', did: 'pushed', noun: 'image(s)'},
           ),
       },
@@ -264,7 +266,7 @@ async function pushOne(ctx: SourceContext, command: PlannedCommand, what: string
  */
 async function pushArtifactOnce(ctx: SourceContext, info: Artifact, target: Target, what: string, force: boolean): Promise<boolean> {
   const current = await held(ctx, what, `docker://${info.to}`, target, info.command.env, info.command.args)
-  if (current !== undefined && sameManifest(current, await readBlob(info.layout, info.digest))) return false
+  if (current !== undefined && isManifest(current, info.digest)) return false
   if (current !== undefined && !force) throw tagConflict(`${what} from this package`, info.to, info.digest)
   await pushOne(ctx, info.command, what, target.registry)
   return true
@@ -289,4 +291,56 @@ export function describeOutcome(outcome: PopulateOutcome, registry: string): str
   const there = kept > 0 ? `; ${outcome.kept.images} image(s) and ${outcome.kept.charts} chart(s) were there already with the same digest` : ''
   const deploy = outcome.kodinfo ? `; deploy from the registry with kod deploy -c oci://${outcome.kodinfo}` : ''
   return `pushed ${outcome.pushed.images} image(s) and ${outcome.pushed.charts} chart(s) to ${registry}${there}${deploy}`
+}
+
+/** What a kodinfo's layers are (title → digest), from its raw manifest; undefined when it is no kodinfo. */
+function kodinfoLayers(raw: string): Map<string, string> | undefined {
+  try {
+    const manifest = JSON.parse(raw) as {artifactType?: string; layers?: Array<{digest?: string; annotations?: Record<string, string>}>}
+    if (manifest.artifactType !== KODINFO_ARTIFACT_TYPE || !Array.isArray(manifest.layers)) return undefined
+    return new Map(manifest.layers.map((layer) => [layer.annotations?.['org.opencontainers.image.title'] ?? '', layer.digest ?? '']))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether the registry holds everything a package file would push, judged from the archive's head alone
+ * (its manifest, which SHA256SUMS vouches for, and SHA256SUMS): the package's metadata (kodinfo, pushed
+ * last, so looked at first: a populate that did not finish stops the look there) with the same files,
+ * every chart with the same archive, every image with the same manifest digest. Digests name content, so
+ * the registry then holds exactly what populate would push, and the package need not be unpacked. `dir`
+ * is where it would be unpacked (the plan's paths; nothing is read there). Undefined when not.
+ */
+export async function populatedAlready(ctx: SourceContext, source: KodSource, head: ArchiveHead, dir: string, target: Target): Promise<PopulatePlan | undefined> {
+  if (head.sumsText === undefined || head.sumsDigest === undefined) return undefined
+  const sums = parseSums(head.sumsText)
+  // The manifest read from the head must be the one the checksums (and so the signature) vouch for.
+  if (sums.get(MANIFEST_FILE) !== head.manifestDigest) return undefined
+  const {manifest} = head
+  const plan = planPopulate(ctx, source, {dir, manifest}, target)
+  const to = kodinfoReference(target, manifest)
+  const heads: Record<string, string> = {
+    [MANIFEST_FILE]: head.manifestDigest,
+    [SUMS_FILE]: head.sumsDigest,
+    ...(head.signature ? {[SIGNATURE_FILE]: sha256(head.signature).slice('sha256:'.length)} : {}),
+  }
+  const expected = new Map(kodinfoFiles(manifest, sums, Boolean(head.signature)).map((file) => [file, `sha256:${heads[file] ?? sums.get(file)}`]))
+  const info = await held(ctx, to, `docker://${to}`, target)
+  const layers = info === undefined ? undefined : kodinfoLayers(info)
+  if (!layers || layers.size !== expected.size || [...expected].some(([file, digest]) => layers.get(file) !== digest)) return undefined
+  if (plan.charts.some((chart) => !chart.chart || !chart.to || !sums.has(chart.chart.file))) return undefined
+  const digests = new Map(manifest.images.map((image) => [image.name, image.digest]))
+  const looks = [
+    ...plan.images.map((image) => async () => {
+      const current = await held(ctx, image.name, `docker://${image.to}`, target, image.command.env, image.command.args)
+      return current !== undefined && isManifest(current, digests.get(image.name)!)
+    }),
+    ...plan.charts.map(({chart, to: reference, command}) => async () => {
+      const current = await held(ctx, `chart ${chart!.name} ${chart!.version}`, reference!, target, command.env)
+      return current !== undefined && chartLayer(current) === `sha256:${sums.get(chart!.file)}`
+    }),
+  ]
+  const found = await mapLimit(looks, LOOK_CONCURRENCY, (look) => look(), ctx.cancelSignal)
+  return found.every(Boolean) ? plan : undefined
 }
