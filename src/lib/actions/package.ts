@@ -7,10 +7,10 @@ import {LOOK_CONCURRENCY, makeDirectories, pullBytes, runPull} from '../bounds.j
 import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageError} from '../errors.js'
 import {commandHost, withRetries} from '../retry.js'
 import {formatSize} from '../format.js'
-import {describeImage, layoutNameFor, manifestDigest, type Mirror, pullCommand, pullSource, sourceManifest} from '../images.js'
+import {describeImage, layoutNameFor, layoutNameOf, manifestDigest, type Mirror, pullCommand, pullSource, sourceManifest} from '../images.js'
 import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, startLimited, writePackage} from '../kodpkg.js'
 import {stagingPrefix, sweepPackageLeftovers} from '../leftovers.js'
-import {isIndex, pruneLayout, readBlob, writeImageIndex} from '../oci.js'
+import {findImage, isIndex, pruneLayout, readBlob, writeImageIndex} from '../oci.js'
 import {formatPlatform, type IndexEntry, type IndexSelection, noPlatformMessage, type PlatformChoice, recordedPlatforms, selectPlatforms, servesAny} from '../platforms.js'
 import {countedSubtasks, keepSaying, runSteps} from '../progress.js'
 import {normalizeRef, parseRef, sameImage} from '../refs.js'
@@ -450,6 +450,12 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
             // Blobs no kept image reaches (dropped platforms, an interrupted run's pulls for other images) are not packaged.
             const pruned = await pruneLayout(layout)
             if (pruned.blobs > 0) ctx.log.debug(`removed ${pruned.blobs} blob(s), ${formatSize(pruned.bytes)}, that no packaged image uses`)
+            // Every image is still in the layout as it was pulled: anything that rewrote index.json meanwhile would
+            // otherwise be a silent miss, found only on the air-gapped side.
+            for (const image of pulled) {
+              const stored = await findImage(layout, layoutNameOf(image)).catch(() => undefined)
+              if (stored?.digest !== image.digest) throw new KodError(`${image.name} is no longer in the package's image layout as pulled (${image.digest}): the staging directory was changed during the run; nothing was written, run kod package again`)
+            }
             const warnings = [...(pkg.warnings ?? []), ...platformWarnings]
             const hintPaths: string[] = []
             const used = pkg.hintsUsed ?? []
