@@ -102,9 +102,9 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
       return blobs.length > 0 ? {name: names[0], blobs} : undefined
     }, 30_000)
     child.kill('SIGKILL')
-    await child
+    const killed = await child
     proxy.resume()
-    expect(staging, 'the killed run had pulled a blob into its staging directory').to.not.equal(undefined)
+    expect(staging, `the killed run had pulled a blob into its staging directory (it said: ${killed.stderr})`).to.not.equal(undefined)
     const pulledBefore = await layoutBlobs(path.join(out, staging!.name, 'images'))
     const layers = pulledBefore.length
     expect(layers).to.be.greaterThan(0)
