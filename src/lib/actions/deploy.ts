@@ -15,8 +15,6 @@ import {asKodError} from './package.js'
 import {planCommands, planPopulate, prepareKodinfo, runPopulate} from './populate.js'
 import {checkImagesByDigest} from './registry-package.js'
 
-/** How many images are checked in the target registry at once. */
-
 export interface DeployOptions {
   /** Print the commands on stdout (see deployAction for what that means with and without noInstall). */
   listCommands: boolean

@@ -195,17 +195,6 @@ interface Pulled {
   warning?: string
 }
 
-/**
- * Pulls one image into the layout under its layout name (layoutNameFor: valid whatever the
- * reference's spelling) and describes what was stored, refusing a digest other than the pinned one.
- *
- * With a choice of platforms (not --all-platforms), the source's top manifest is read first. An index
- * holding platforms that were not asked for is stored trimmed (when canTrim): each kept entry is pulled
- * by digest under a scratch name, then kod writes the index of exactly those entries (the source's
- * media type and fields kept) under the image's name. An index with none of the platforms asked for is
- * refused (exit 2) before it is pulled; a single-platform image for another platform is kept, with a
- * warning the package records.
- */
 /** How one image is pulled: its pull command, and the one-line error of a pull that failed. */
 function pullOf(image: StoredImage, layout: string, options: PackageOptions): {command: PlannedCommand; layoutName: string; via?: string; cannotPull(error: unknown): never} {
   const ref = parseRef(image.name)
@@ -251,6 +240,17 @@ function lookAtSources(ctx: SourceContext, images: readonly StoredImage[], layou
   )
 }
 
+/**
+ * Pulls one image into the layout under its layout name (layoutNameFor: valid whatever the
+ * reference's spelling) and describes what was stored, refusing a digest other than the pinned one.
+ *
+ * With a choice of platforms (not --all-platforms), the source's top manifest is read first. An index
+ * holding platforms that were not asked for is stored trimmed (when canTrim): each kept entry is pulled
+ * by digest under a scratch name, then kod writes the index of exactly those entries (the source's
+ * media type and fields kept) under the image's name. An index with none of the platforms asked for is
+ * refused (exit 2) before it is pulled; a single-platform image for another platform is kept, with a
+ * warning the package records.
+ */
 async function pullImage(ctx: SourceContext, image: StoredImage, layout: string, options: PackageOptions, trimmable: boolean, looked: SourceLook): Promise<Pulled> {
   const ref = parseRef(image.name)
   const {command, layoutName, via, cannotPull} = pullOf(image, layout, options)
@@ -288,7 +288,6 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   if (selection && trimmable && index && raw !== undefined) {
     const served = manifestDigest(raw, ref.digest)
     if (ref.digest && !served.matches) throw servedOther(served.digest)
-    const source = served.digest
     const scratch: string[] = []
     for (const [position, entry] of selection.kept.entries()) {
       const name = `${layoutName}-p${position}`
@@ -297,7 +296,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
       scratch.push(name)
     }
     await writeImageIndex(layout, layoutName, {...index, manifests: selection.kept}, scratch)
-    trimmed = {sourceDigest: source, droppedPlatforms: selection.droppedPlatforms}
+    trimmed = {sourceDigest: served.digest, droppedPlatforms: selection.droppedPlatforms}
   } else {
     await pulling(() => runPull(ctx.tools, command, {bytes: looked.bytes}))
     if (selection) ctx.log.warn(keptWhole(selection))

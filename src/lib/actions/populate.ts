@@ -6,10 +6,9 @@ import type {ChartEntry, KodSource, OpenedPackage, PlannedCommand, SourceContext
 import {ANSWER_MS, inspectFlags, isTimeout, LOOK_CONCURRENCY, runPush} from '../bounds.js'
 import {loginSuggestion} from '../credentials.js'
 import {ExitCode, isNotWritable, KodError, messageOf} from '../errors.js'
-import {describeImage, layoutNameOf, NOT_FOUND, pushCommand, pushReference} from '../images.js'
+import {describeImage, layoutNameOf, manifestDigest, NOT_FOUND, pushCommand, pushReference} from '../images.js'
 import {artifactPushCommand, KODINFO_ARTIFACT_TYPE, kodinfoFiles, kodinfoReference, versionTag, writeKodinfo} from '../kodinfo.js'
 import {type ArchiveHead, IMAGES_DIR, MANIFEST_FILE, mapLimit, parseSums, SIGNATURE_FILE, startLimited, SUMS_FILE} from '../kodpkg.js'
-import {findImage} from '../oci.js'
 import {countedSubtasks, runSteps} from '../progress.js'
 import {parseRef} from '../refs.js'
 import {commandHost, noteAnswered, withRetries} from '../retry.js'
@@ -18,8 +17,11 @@ import {isInsecure} from '../target.js'
 export interface PopulatePlan {
   /** The package's OCI layout the images are pushed from. */
   layout: string
-  /** `layoutName`: the image's name in that layout (format 1: its `name`). */
-  images: Array<{name: string; layoutName: string; to: string; command: PlannedCommand}>
+  /**
+   * `layoutName`: the image's name in that layout (format 1: its `name`); `digest`: its manifest's, as the
+   * package records it (verification checked the layout gives it the same).
+   */
+  images: Array<{name: string; layoutName: string; digest: string; to: string; command: PlannedCommand}>
   /** Each chart push, and for a `helm push` of a chart the package lists, where it lands (docker://…:version). */
   charts: Array<{command: PlannedCommand; chart?: ChartEntry & {path: string}; to?: string}>
   /** The target registry (host[:port][/path]), named when it refuses kod for want of a login. */
@@ -59,6 +61,7 @@ export function planPopulate(ctx: SourceContext, source: KodSource, pkg: OpenedP
     images: pkg.manifest.images.map((image) => ({
       name: image.name,
       layoutName: layoutNameOf(image),
+      digest: image.digest,
       to: pushReference(parseRef(image.name), target, image.digest),
       command: pushCommand(layout, image, target),
     })),
@@ -109,11 +112,6 @@ function sha256(bytes: string | Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
-/** Whether a raw manifest the registry holds (as `held` read it) is the one with this digest. */
-function isManifest(raw: string, digest: string): boolean {
-  return sha256(raw) === digest
-}
-
 /** The chart archive a helm chart manifest points at (its content layer), if it is one. */
 function chartLayer(raw: string): string | undefined {
   try {
@@ -155,7 +153,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   if (plan.kodinfo && !options.force) {
     const info = plan.kodinfo
     const current = await held(ctx, info.to, `docker://${info.to}`, plan.target, info.command.env, info.command.args)
-    if (current !== undefined && !isManifest(current, info.digest)) {
+    if (current !== undefined && !manifestDigest(current, info.digest).matches) {
       throw new KodError(
         `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force`,
         {exit: ExitCode.tagConflict},
@@ -170,8 +168,8 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   const pushImage = async (image: PopulatePlan['images'][number], looked: Promise<string | undefined>, bytes?: number): Promise<number | {skipped: string}> => {
     const current = await looked
     if (current !== undefined) {
-      const {digest} = await findImage(plan.layout, image.layoutName)
-      if (isManifest(current, digest)) {
+      const {digest} = image
+      if (manifestDigest(current, digest).matches) {
         outcome.kept.images++
         return already(plan.registry)
       }
@@ -266,7 +264,7 @@ async function pushOne(ctx: SourceContext, command: PlannedCommand, what: string
  */
 async function pushArtifactOnce(ctx: SourceContext, info: Artifact, target: Target, what: string, force: boolean): Promise<boolean> {
   const current = await held(ctx, what, `docker://${info.to}`, target, info.command.env, info.command.args)
-  if (current !== undefined && isManifest(current, info.digest)) return false
+  if (current !== undefined && manifestDigest(current, info.digest).matches) return false
   if (current !== undefined && !force) throw tagConflict(`${what} from this package`, info.to, info.digest)
   await pushOne(ctx, info.command, what, target.registry)
   return true
@@ -330,11 +328,10 @@ export async function populatedAlready(ctx: SourceContext, source: KodSource, he
   const layers = info === undefined ? undefined : kodinfoLayers(info)
   if (!layers || layers.size !== expected.size || [...expected].some(([file, digest]) => layers.get(file) !== digest)) return undefined
   if (plan.charts.some((chart) => !chart.chart || !chart.to || !sums.has(chart.chart.file))) return undefined
-  const digests = new Map(manifest.images.map((image) => [image.name, image.digest]))
   const looks = [
     ...plan.images.map((image) => async () => {
       const current = await held(ctx, image.name, `docker://${image.to}`, target, image.command.env, image.command.args)
-      return current !== undefined && isManifest(current, digests.get(image.name)!)
+      return current !== undefined && manifestDigest(current, image.digest).matches
     }),
     ...plan.charts.map(({chart, to: reference, command}) => async () => {
       const current = await held(ctx, `chart ${chart!.name} ${chart!.version}`, reference!, target, command.env)
