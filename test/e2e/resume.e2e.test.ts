@@ -70,10 +70,12 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
     work = await mkdtemp(path.join(os.tmpdir(), 'kod-resume-'))
     upstream = await startRegistry({accessLog: true})
     proxy = await startFaultProxy(upstream.host)
-    // One image of three 3 MB layers and a small one: big enough to stop between blobs.
+    // One image of layers of 1, 3 and 6 MB and a small one, big enough to stop between blobs: skopeo moves
+    // layers in parallel, so a stop after 4 or 5 MB finds the 1 MB layer done whether the streams share the
+    // bandwidth or run one after the other, and the 6 MB one not.
     const layout = path.join(work, 'build')
     const digests = await buildLayout(layout, [
-      {name: 'hello', layers: [{files: {'a.txt': noise(3 * MB)}}, {files: {'b.txt': noise(3 * MB)}}, {files: {'c.txt': noise(3 * MB)}}, {files: {'d.txt': 'small\n'}}]},
+      {name: 'hello', layers: [{files: {'a.txt': noise(1 * MB)}}, {files: {'b.txt': noise(3 * MB)}}, {files: {'c.txt': noise(6 * MB)}}, {files: {'d.txt': 'small\n'}}]},
     ])
     digest = digests.hello
     await execa('skopeo', ['copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`], {stdin: 'ignore'})
@@ -92,7 +94,7 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
 
   it('a package killed mid-pull leaves one staging directory, whose blobs the next run reuses instead of pulling them again', async function () {
     const out = path.join(work, 'killed-package')
-    const stalled = proxy.stallAfter('down', 4 * MB)
+    const stalled = proxy.stallAfter('down', 5 * MB)
     const child = startKod(packageArgs(out))
     await Promise.race([stalled, child])
     const staging = await waitFor(async () => {
@@ -241,7 +243,7 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
     const {proxy: front} = await airgap()
     const site = path.join(work, 'site-restart')
     await mkdir(site)
-    // Cut after 3 MB of the first layer, away for 6 s: longer than skopeo's own retries wait.
+    // Cut after 3 MB of layers, away for 6 s: longer than skopeo's own retries wait.
     const outage = front.outageAfter('up', 3 * MB, 6000)
     const result = await kod(['populate', '-c', kodpkg, '-r', front.host, '--plain-http'], {cwd: site})
     await outage
