@@ -4,7 +4,7 @@ import type {ImageRef, PackagedImage, PlannedCommand, Target, ToolRunner} from '
 import {ANSWER_MS, inspectFlags, isTimeout} from './bounds.js'
 import {loginSuggestion} from './credentials.js'
 import {ExitCode, KodError, usageError} from './errors.js'
-import {findImage, imagePlatforms, imageSize} from './oci.js'
+import {findImage, imageBlobs, imagePlatforms} from './oci.js'
 import {formatRef, hostComponent, parseRef, relocatedRepository} from './refs.js'
 import {isInsecure} from './target.js'
 
@@ -160,10 +160,15 @@ export function manifestDigest(raw: string, expected?: string): {digest: string;
   return {digest, matches: digest === expected}
 }
 
-/** Digest, platforms and stored size of the image named `layoutName` in the layout. */
-export async function describeImage(layout: string, layoutName: string): Promise<{digest: string; platforms: string[]; bytes: number}> {
+/**
+ * Digest, platforms, blobs and stored size of the image named `layoutName` in the layout: the size is
+ * what a pull stored and roughly what a push sends, for progress.
+ */
+export async function describeImage(layout: string, layoutName: string): Promise<{digest: string; platforms: string[]; blobs: Map<string, number>; bytes: number}> {
   const descriptor = await findImage(layout, layoutName)
-  return {digest: descriptor.digest, platforms: await imagePlatforms(layout, descriptor), bytes: await imageSize(layout, descriptor)}
+  const blobs = await imageBlobs(layout, descriptor)
+  const bytes = [...blobs.values()].reduce((sum, size) => sum + (Number.isFinite(size) ? size : 0), 0)
+  return {digest: descriptor.digest, platforms: await imagePlatforms(layout, descriptor), blobs, bytes}
 }
 
 /** skopeo's words for a manifest that is not there (as opposed to a registry that did not answer). */

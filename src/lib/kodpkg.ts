@@ -221,6 +221,14 @@ export function checkCoverage(manifest: PackageManifest, sums: Map<string, strin
   checkCovered(referencedFiles(manifest), sums, origin, 'package')
 }
 
+/** A package's head: kod-package.yaml, and its layout blobs hashed by their names. */
+export function packageHead(manifest: PackageManifest): ArchiveHeadFiles {
+  // A layout blob is named by its digest: skopeo checked it as it stored it (a blob an interrupted run left was
+  // checked when salvaged, and kod names the index blobs it writes by their digest), so it is not read a
+  // second time here. Verification, on the other side, reads every byte.
+  return {manifestFile: MANIFEST_FILE, manifestText: stringifyManifest(manifest), named: (file) => BLOB_PATH.exec(file)?.[1]}
+}
+
 /**
  * Writes the manifest and SHA256SUMS into `staging`, then tars it into `outFile` atomically: the
  * archive appears under its name only when complete.
@@ -233,11 +241,7 @@ export async function writePackage(
   /** --sign-key: SHA256SUMS.sig is written beside SHA256SUMS, and follows it in the archive. */
   signingKey?: KeyObject,
 ): Promise<{files: number; bytes: number}> {
-  // A layout blob is named by its digest: skopeo checked it as it stored it (a blob an interrupted run left was
-  // checked when salvaged, and kod names the index blobs it writes by their digest), so it is not read a
-  // second time here. Verification, on the other side, reads every byte.
-  const named = (file: string): string | undefined => BLOB_PATH.exec(file)?.[1]
-  return writeArchive(staging, {manifestFile: MANIFEST_FILE, manifestText: stringifyManifest(manifest), named}, outFile, signal, signingKey)
+  return writeArchive(staging, packageHead(manifest), outFile, signal, signingKey)
 }
 
 /**
@@ -249,26 +253,13 @@ export async function writePackage(
  */
 export async function writeArchive(
   staging: string,
-  head: {
-    manifestFile: string
-    manifestText: string
-    /** The sha256 (hex) of a file that is named by it and known to hold it, which is then not read to hash it. */
-    named?: (file: string) => string | undefined
-  },
+  head: ArchiveHeadFiles,
   outFile: string,
   signal?: AbortSignal,
   signingKey?: KeyObject,
 ): Promise<{files: number; bytes: number}> {
-  const {manifestFile} = head
-  await writeFile(path.join(staging, manifestFile), head.manifestText)
-  await rm(path.join(staging, SUMS_FILE), {force: true})
-  await rm(path.join(staging, SIGNATURE_FILE), {force: true})
-  const files = await listFiles(staging)
-  const hashes = await mapLimit(files, 4, async (file) => head.named?.(file) ?? sha256File(path.join(staging, file)), signal)
-  const sums = Buffer.from(formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
-  await writeFile(path.join(staging, SUMS_FILE), sums)
-  if (signingKey) await writeFile(path.join(staging, SIGNATURE_FILE), signSums(sums, signingKey))
-  const order = [manifestFile, SUMS_FILE, ...(signingKey ? [SIGNATURE_FILE] : []), ...files.filter((file) => file !== manifestFile)]
+  const {first, rest} = await stageHead(staging, head, signal, signingKey)
+  const order = [...first, ...rest]
   const partial = `${outFile}.partial-${process.pid}`
   try {
     await tar.create({cwd: staging, file: partial, portable: true, noDirRecurse: true}, order)
@@ -279,6 +270,32 @@ export async function writeArchive(
     throw error
   }
   return {files: order.length, bytes: (await stat(outFile)).size}
+}
+
+/** What heads an archive in kod's format: its manifest file and text, and which files need not be read to be hashed. */
+export interface ArchiveHeadFiles {
+  manifestFile: string
+  manifestText: string
+  /** The sha256 (hex) of a file that is named by it and known to hold it, which is then not read to hash it. */
+  named?: (file: string) => string | undefined
+}
+
+/**
+ * Writes `manifestFile`, then SHA256SUMS over every file of `staging` (sorted), then its signature when
+ * given a key, into `staging`. Returns the archive's first entries (manifest, SHA256SUMS, signature) and
+ * every other file, sorted.
+ */
+export async function stageHead(staging: string, head: ArchiveHeadFiles, signal?: AbortSignal, signingKey?: KeyObject): Promise<{first: string[]; rest: string[]}> {
+  const {manifestFile} = head
+  await writeFile(path.join(staging, manifestFile), head.manifestText)
+  await rm(path.join(staging, SUMS_FILE), {force: true})
+  await rm(path.join(staging, SIGNATURE_FILE), {force: true})
+  const files = await listFiles(staging)
+  const hashes = await mapLimit(files, 4, async (file) => head.named?.(file) ?? sha256File(path.join(staging, file)), signal)
+  const sums = Buffer.from(formatSums(new Map(files.map((file, index) => [file, hashes[index]]))))
+  await writeFile(path.join(staging, SUMS_FILE), sums)
+  if (signingKey) await writeFile(path.join(staging, SIGNATURE_FILE), signSums(sums, signingKey))
+  return {first: [manifestFile, SUMS_FILE, ...(signingKey ? [SIGNATURE_FILE] : [])], rest: files.filter((file) => file !== manifestFile)}
 }
 
 /** An archive entry's path without a leading "./" (tar run on "." writes them so). */

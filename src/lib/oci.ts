@@ -73,11 +73,11 @@ export async function findImage(layout: string, name: string): Promise<Descripto
 }
 
 /**
- * Bytes an image occupies in the layout: its manifest or index and every blob it reaches (each
- * platform's manifest, config and layers), each distinct blob once. What a pull stored and roughly
- * what a push sends, for progress.
+ * Every blob an image reaches in the layout, by digest, with its size: its manifest or index and each
+ * platform's manifest, config and layers, each distinct blob once (a non-distributable layer skopeo left
+ * out is named too, though the layout does not hold it).
  */
-export async function imageSize(layout: string, descriptor: Descriptor): Promise<number> {
+export async function imageBlobs(layout: string, descriptor: Descriptor): Promise<Map<string, number>> {
   const sizes = new Map<string, number>()
   const visit = async (entry: Descriptor): Promise<void> => {
     if (sizes.has(entry.digest)) return
@@ -89,7 +89,7 @@ export async function imageSize(layout: string, descriptor: Descriptor): Promise
     }
   }
   await visit(descriptor)
-  return [...sizes.values()].reduce((sum, size) => sum + (Number.isFinite(size) ? size : 0), 0)
+  return sizes
 }
 
 function platformString(platform: {os: string; architecture: string; variant?: string}): string {

@@ -4,7 +4,8 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {outputTarget} from '../../src/lib/actions/package.js'
-import {imageSize, layoutIndex} from '../../src/lib/oci.js'
+import {describeImage} from '../../src/lib/images.js'
+import {layoutIndex} from '../../src/lib/oci.js'
 import {progressMode} from '../../src/lib/progress.js'
 import {buildLayout} from '../support/oci-build.js'
 
@@ -58,7 +59,9 @@ describe('image sizes in the layout', function () {
 
     const single = named('single')
     const manifest = await json(single.digest)
-    expect(await imageSize(dir, single)).to.equal(single.size + manifest.config!.size + manifest.layers!.reduce((sum, layer) => sum + layer.size, 0))
+    const described = await describeImage(dir, 'single')
+    expect(described.bytes).to.equal(single.size + manifest.config!.size + manifest.layers!.reduce((sum, layer) => sum + layer.size, 0))
+    expect([...described.blobs.keys()].sort()).to.deep.equal([single.digest, manifest.config!.digest, ...manifest.layers!.map((layer) => layer.digest)].sort())
 
     // The index, two manifests, two configs, and the one layer both platforms share, counted once.
     const multi = named('multi')
@@ -72,6 +75,8 @@ describe('image sizes in the layout', function () {
     }
     expect(layers.size).to.equal(1)
     expected += [...layers.values()].reduce((sum, value) => sum + value, 0)
-    expect(await imageSize(dir, multi)).to.equal(expected)
+    const both = await describeImage(dir, 'multi')
+    expect(both.bytes).to.equal(expected)
+    expect(both.blobs.size).to.equal(1 + 2 + 2 + 1)
   })
 })

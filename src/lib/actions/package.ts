@@ -8,9 +8,10 @@ import {ExitCode, fileSystemError, isNotWritable, KodError, messageOf, usageErro
 import {commandHost, withRetries} from '../retry.js'
 import {formatSize} from '../format.js'
 import {describeImage, layoutNameFor, layoutNameOf, manifestDigest, type Mirror, pullCommand, pullSource, sourceManifest} from '../images.js'
-import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, readArchiveHead, startLimited, writePackage} from '../kodpkg.js'
+import {EXTENSION, FORMAT_VERSION, IMAGES_DIR, MANIFEST_FILE, packageBaseName, packageHead, readArchiveHead, startLimited} from '../kodpkg.js'
 import {stagingPrefix, sweepPackageLeftovers} from '../leftovers.js'
 import {findImage, isIndex, pruneLayout, readBlob, writeImageIndex} from '../oci.js'
+import {StreamingArchive} from '../package-writer.js'
 import {formatPlatform, type IndexEntry, type IndexSelection, noPlatformMessage, type PlatformChoice, recordedPlatforms, selectPlatforms, servesAny} from '../platforms.js'
 import {countedSubtasks, keepSaying, runSteps} from '../progress.js'
 import {normalizeRef, parseRef, sameImage} from '../refs.js'
@@ -192,6 +193,8 @@ export function pointAtStored(units: readonly Unit[], images: readonly PackagedI
 interface Pulled {
   image: PackagedImage
   bytes: number
+  /** Every blob the image reaches in the layout, by digest (some may be absent: non-distributable layers). */
+  blobs: Iterable<string>
   warning?: string
 }
 
@@ -315,7 +318,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
       ctx.log.warn(keptWhole(late))
     }
   }
-  const {digest, platforms, bytes} = described
+  const {digest, platforms, bytes, blobs} = described
   if (!trimmed && ref.digest && digest !== ref.digest) throw servedOther(digest)
   let warning: string | undefined
   if (wanted && !index && platforms.length > 0 && !servesAny(platforms, wanted)) {
@@ -324,6 +327,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   }
   return {
     bytes,
+    blobs: blobs.keys(),
     ...(warning ? {warning} : {}),
     image: {
       ref: image.ref,
@@ -359,6 +363,18 @@ async function checkReplaceable(file: string, signal?: AbortSignal): Promise<voi
   }
 }
 
+/** Where the package is written: -o FILE, or kod-<name>-<version>.kodpkg in the output directory. */
+function outputFile(options: PackageOptions, pkg: SourcePackage): string {
+  return options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
+}
+
+/** The staging paths of those blobs that the layout holds (skopeo leaves non-distributable layers out). */
+async function presentBlobs(layout: string, digests: Iterable<string>): Promise<string[]> {
+  const files = [...digests].map((digest) => `${IMAGES_DIR}/blobs/${digest.replace(':', '/')}`)
+  const held = await Promise.all(files.map(async (file) => stat(path.join(path.dirname(layout), file)).then((info) => info.isFile(), () => false)))
+  return files.filter((_, index) => held[index])
+}
+
 /**
  * kod package: fetch through the source, pull every image into one OCI layout, write the archive.
  * Everything is staged in a hidden directory beside the output and removed whatever happens; the
@@ -385,7 +401,9 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
   }
   const created = await makeDirectories(options.outDir).catch(notWritable)
   const staging = await mkdtemp(stagingPrefix(options.outDir)).catch(notWritable)
+  let archive: StreamingArchive | undefined
   const removeStaging = async (): Promise<void> => {
+    await archive?.abort()
     await rm(staging, {recursive: true, force: true})
     if (created && !result) await rm(created, {recursive: true, force: true})
   }
@@ -427,6 +445,8 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               )
             }
             const looks = lookAtSources(ctx, images, layout, options)
+            // The archive is written as the images come (each image's blobs while the next one pulls), its head last.
+            archive = await StreamingArchive.start(staging, outputFile(options, packaged!), images.length)
             return countedSubtasks(
               task,
               images.map((image, index) => ({
@@ -435,6 +455,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
                   const done = await pullImage(ctx, image, layout, options, canTrim(image.name, units), await looks[index])
                   pulled.push(done.image)
                   if (done.warning) platformWarnings.push(done.warning)
+                  archive!.add(await presentBlobs(layout, done.blobs))
                   return done.bytes
                 },
               })),
@@ -485,10 +506,11 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
               ...(warnings.length > 0 ? {warnings} : {}),
               ...(pkg.data ? {sourceData: pkg.data} : {}),
             }
-            const file = options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
+            const file = outputFile(options, pkg)
             await checkReplaceable(file, ctx.cancelSignal)
             task.title = `Write ${path.basename(file)}`
-            const written = await writePackage(staging, manifest, file, ctx.cancelSignal, options.signingKey)
+            archive ??= await StreamingArchive.start(staging, file, 0)
+            const written = await archive.finish(packageHead(manifest), ctx.cancelSignal, options.signingKey)
             result = {file, manifest, bytes: written.bytes}
             task.title = `Wrote ${path.basename(file)}, ${formatSize(written.bytes)}`
           },

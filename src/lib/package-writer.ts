@@ -1,0 +1,198 @@
+import type {KeyObject} from 'node:crypto'
+import {createReadStream, createWriteStream} from 'node:fs'
+import {type FileHandle, open, rename, rm, stat} from 'node:fs/promises'
+import path from 'node:path'
+import {pipeline} from 'node:stream/promises'
+import * as tar from 'tar'
+
+import {type ArchiveHeadFiles, IMAGES_DIR, stageHead} from './kodpkg.js'
+
+/**
+ * Writes a package archive while its images are still being pulled (docs/kodpkg.md, "Entry order"): each
+ * image's blobs are appended as soon as its pull is done, while the next one pulls, so that the archive is
+ * not written in a second pass over every byte once the last pull ends. The head (kod-package.yaml,
+ * SHA256SUMS, its signature, then the layout's oci-layout and index.json) can only be known at the end: it
+ * is written last, into room left at the start of the file, and whatever room it does not fill is taken by
+ * a pax extended header holding only a comment, which every tar reader skips. A head larger than its room
+ * (far more images than usual) costs one copy of the archive, as before. The archive appears under its
+ * name only when complete; `abort` removes what was written.
+ */
+export class StreamingArchive {
+  private readonly written = new Set<string>()
+  /** The blob entries being appended, one after another; the first failure stops the rest and is reported by finish. */
+  private appending: Promise<void> = Promise.resolve()
+  private failure: unknown
+  private stopped = false
+  /** Where the next entry starts. */
+  private position: number
+  /** One buffer for every blob: whatever the set's size, kod holds no more of it than this. */
+  private readonly buffer = Buffer.allocUnsafe(READ_SIZE)
+
+  private constructor(
+    private readonly staging: string,
+    private readonly outFile: string,
+    private readonly partial: string,
+    private readonly out: FileHandle,
+    private readonly room: number,
+  ) {
+    this.position = room
+  }
+
+  /**
+   * Starts `outFile`'s archive (as `<outFile>.partial-<pid>`) for files of `staging`, with room for the
+   * head of a package of `images` images (or `room` bytes, a multiple of 512).
+   */
+  static async start(staging: string, outFile: string, images: number, room = headRoom(images)): Promise<StreamingArchive> {
+    const partial = `${outFile}.partial-${process.pid}`
+    return new StreamingArchive(staging, outFile, partial, await open(partial, 'w'), room)
+  }
+
+  /**
+   * Appends these files of the staging directory (paths relative to it, each at most 100 bytes, as blob
+   * paths are), each once, in this order, while the caller goes on; they must not change any more.
+   */
+  add(files: Iterable<string>): void {
+    for (const file of files) {
+      if (this.written.has(file)) continue
+      this.written.add(file)
+      this.appending = this.appending.then(async () => {
+        if (this.failure === undefined && !this.stopped) await this.append(file).catch((error: unknown) => void (this.failure ??= error))
+      })
+    }
+  }
+
+  /**
+   * Writes the head files into the staging directory (SHA256SUMS over every file there), appends every
+   * file not added yet, writes the head into its room and renames the archive to its name. Every file
+   * added before must still be in the staging directory, unchanged.
+   */
+  async finish(head: ArchiveHeadFiles, signal?: AbortSignal, signingKey?: KeyObject): Promise<{files: number; bytes: number}> {
+    await this.appending
+    if (this.failure !== undefined) throw this.failure
+    const {first, rest} = await stageHead(this.staging, head, signal, signingKey)
+    const present = new Set(rest)
+    const gone = [...this.written].find((file) => !present.has(file))
+    if (gone) throw new Error(`${gone} was written into the package and then removed from its staging directory`)
+    const layout = [`${IMAGES_DIR}/oci-layout`, `${IMAGES_DIR}/index.json`].filter((file) => present.has(file))
+    const leading = [...first, ...layout]
+    // The other files (charts, values, hints: any name, any size) and the end of the archive, as node-tar writes them.
+    const others = rest.filter((file) => !leading.includes(file) && !this.written.has(file))
+    const pack = new tar.Pack({cwd: this.staging, portable: true, noDirRecurse: true, maxReadSize: READ_SIZE})
+    for (const file of others) pack.add(file)
+    pack.end()
+    for await (const chunk of pack as AsyncIterable<Buffer>) {
+      await this.out.write(chunk, 0, chunk.length, this.position)
+      this.position += chunk.length
+    }
+    signal?.throwIfAborted()
+    const headBytes = await tarOf(this.staging, leading)
+    if (fits(headBytes.length, this.room)) {
+      await this.out.write(Buffer.concat([headBytes, padding(this.room - headBytes.length)]), 0, this.room, 0)
+      await this.out.close()
+    } else {
+      await this.out.close()
+      await this.moveBody(headBytes)
+    }
+    signal?.throwIfAborted()
+    await rename(this.partial, this.outFile)
+    return {files: leading.length + this.written.size + others.length, bytes: (await stat(this.outFile)).size}
+  }
+
+  /** Removes the unfinished archive. */
+  async abort(): Promise<void> {
+    this.stopped = true
+    await this.appending
+    await this.out.close().catch(() => {})
+    await rm(this.partial, {force: true})
+  }
+
+  /** One file as a tar entry (a ustar header, its content, zeros to the next 512 bytes) at the end of the archive. */
+  private async append(file: string): Promise<void> {
+    const source = await open(path.join(this.staging, file), 'r')
+    try {
+      const info = await source.stat()
+      const header = new tar.Header({path: file, mode: ((info.mode & 0o7777) | 0o600) & ~0o22, size: info.size, mtime: info.mtime, type: 'File'})
+      const block = Buffer.alloc(BLOCK)
+      // A name longer than a ustar header holds would need a pax header: blob paths never do.
+      if (header.encode(block, 0)) throw new Error(`internal: ${file} needs a pax header`)
+      let at = this.position
+      await this.out.write(block, 0, BLOCK, at)
+      at += BLOCK
+      for (let done = 0; done < info.size; ) {
+        const {bytesRead} = await source.read(this.buffer, 0, Math.min(this.buffer.length, info.size - done), done)
+        if (bytesRead === 0) throw new Error(`${file} became shorter while it was written into the package`)
+        await this.out.write(this.buffer, 0, bytesRead, at)
+        done += bytesRead
+        at += bytesRead
+      }
+      const tail = (BLOCK - (info.size % BLOCK)) % BLOCK
+      if (tail > 0) await this.out.write(Buffer.alloc(tail), 0, tail, at)
+      this.position = at + tail
+    } finally {
+      await source.close()
+    }
+  }
+
+  /** The head outgrew its room: the archive is written again, the head first, then the body as streamed. */
+  private async moveBody(headBytes: Buffer): Promise<void> {
+    const moved = `${this.partial}.head`
+    try {
+      const out = createWriteStream(moved)
+      out.write(headBytes)
+      await pipeline(createReadStream(this.partial, {start: this.room, highWaterMark: READ_SIZE}), out)
+      await rename(moved, this.partial)
+    } catch (error) {
+      await rm(moved, {force: true})
+      throw error
+    }
+  }
+}
+
+const BLOCK = 512
+const READ_SIZE = 1024 * 1024
+
+/** node-tar skips (rather than reads) a pax header larger than this (its maxMetaEntrySize). */
+const MAX_PAX_RECORD = 1024 * 1024
+
+/**
+ * Room for a package's head: its manifest (about 1 KiB an image), SHA256SUMS (150 bytes a blob), a
+ * signature and index.json (300 bytes an image), generously: an image has rarely more than 15 blobs.
+ * At most what a single padding header can fill.
+ */
+export function headRoom(images: number): number {
+  return Math.min(32 * 1024 + images * 4 * 1024, MAX_PAX_RECORD)
+}
+
+/** Whether a head of `bytes` leaves its room empty or fillable by one padding header (a header block and at least one block of record). */
+function fits(bytes: number, room: number): boolean {
+  return bytes === room || (bytes + 2 * BLOCK <= room && room - bytes - BLOCK <= MAX_PAX_RECORD)
+}
+
+/**
+ * `size` bytes (a multiple of 512, at least 1024, or 0) of tar that every reader skips: a pax extended
+ * header ('x') whose only record is a comment (POSIX pax: "comment", ignored by readers), applying to the
+ * entry after it.
+ */
+export function padding(size: number): Buffer {
+  if (size === 0) return Buffer.alloc(0)
+  const recordBytes = size - BLOCK
+  const text = 'kod: room kept for this package\'s head, which is written last'
+  const digits = String(recordBytes).length
+  // "<length> comment=<value>\n", the length counting itself.
+  const value = text.padEnd(recordBytes - digits - ' comment='.length - 1, ' ')
+  const record = Buffer.from(`${recordBytes} comment=${value}\n`)
+  if (record.length !== recordBytes || recordBytes % BLOCK !== 0) throw new Error(`cannot pad ${size} bytes of tar`)
+  const header = Buffer.alloc(BLOCK)
+  new tar.Header({path: 'PaxHeaders/kod-head-room', type: 'ExtendedHeader', size: recordBytes, mode: 0o644, mtime: new Date(0)}).encode(header, 0)
+  return Buffer.concat([header, record])
+}
+
+/** These files of `dir` as tar entries, without the end-of-archive blocks. */
+async function tarOf(dir: string, files: string[]): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of tar.create({cwd: dir, portable: true, noDirRecurse: true}, files)) chunks.push(chunk as Buffer)
+  const bytes = Buffer.concat(chunks)
+  const end = bytes.length - 2 * BLOCK
+  if (end < 0 || bytes.subarray(end).some((byte) => byte !== 0)) throw new Error('tar wrote no end-of-archive blocks')
+  return bytes.subarray(0, end)
+}
