@@ -1,5 +1,6 @@
 import type {SourceContext} from 'kod'
 
+import type {RenderAhead} from './ahead.js'
 import {type Candidate, findCandidates} from './candidates.js'
 import {type ChartTree, valuesPathsInTemplates} from './chart-files.js'
 import {addHintBindings, type AnalysisHints} from './hint-bindings.js'
@@ -34,14 +35,18 @@ const PROBE_RETRIES = 3
 export class ImageAnalyzer {
   private readonly session: RenderSession
 
-  /** Renders tree.dir: the chart archive, or the unpacked scratch copy that carries the analysis-only hints template. */
+  /**
+   * Renders tree.dir: the chart archive, or the unpacked scratch copy that carries the analysis-only hints
+   * template; `ahead` is a first render started on the chart's directory while helm packaged it (ahead.ts).
+   */
   constructor(
     ctx: SourceContext,
     options: RenderOptions,
     private readonly tree: ChartTree,
     private readonly hints: AnalysisHints = {images: [], values: {}},
+    ahead?: RenderAhead,
   ) {
-    this.session = new RenderSession(ctx, tree.dir, options)
+    this.session = new RenderSession(ctx, tree.dir, options, ahead)
   }
 
   get renderCount(): number {

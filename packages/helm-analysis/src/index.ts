@@ -9,6 +9,8 @@ export const HELM_ANALYSIS_API = 'kod.helm-analysis/v1'
 export {chartMetadata, type ChartInput, classify, describeInput, fetchChart, missingDependencies} from './fetch.js'
 // A chart archive read as files: values with subchart defaults, template sources.
 export {type ChartFiles, type ChartTree, readChartFiles, readChartTree, unpackChart, valuesPathsInTemplates} from './chart-files.js'
+// The first render of a local chart, started on its directory while helm packages it.
+export {renderAhead, type RenderAhead} from './ahead.js'
 // Render: helm template as the install will, and the images and image-like strings in its output.
 export {
   composedImage,
@@ -72,6 +74,7 @@ export {
 export {
   analyseRelease,
   type AnalysedRelease,
+  analysisOptions,
   type AnalyseRelease,
   BITNAMI_REASON,
   type InstallSettings,

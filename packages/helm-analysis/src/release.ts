@@ -4,6 +4,7 @@ import YAML from 'yaml'
 
 import type {ChartEntry, DeployRequest, FoundImage, LoadedHints, OpenedPackage, PlannedCommand, RenderKnobs, SourceContext, Target, Unit} from 'kod'
 
+import type {RenderAhead} from './ahead.js'
 import {ImageAnalyzer} from './analyzer.js'
 import {readChartFiles, unpackChart} from './chart-files.js'
 import {imagesToCheck} from './deploy-check.js'
@@ -95,6 +96,13 @@ export interface AnalyseRelease {
   valuesFiles: string[]
   render?: RenderKnobs
   hints: LoadedHints[]
+  /** The first render, started on the chart's directory while helm packaged it (renderAhead, with analysisOptions). */
+  ahead?: RenderAhead
+}
+
+/** How the analysis renders a release: its release name and namespace (or kod's), values files and knobs. */
+export function analysisOptions(request: Pick<AnalyseRelease, 'namespace' | 'release' | 'render' | 'valuesFiles'>): RenderOptions {
+  return {release: request.release ?? PACKAGE_RELEASE, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles: request.valuesFiles, ...request.render}
 }
 
 export interface AnalysedRelease {
@@ -117,12 +125,9 @@ export async function analyseRelease(ctx: SourceContext, request: AnalyseRelease
   const dir = hintedImages(applied).length > 0 ? await unpackChart(request.chartPath, ctx.tmpDir) : request.chartPath
   const hinted = await writeHintsTemplate(dir, applied)
   const fromHints = hintValues(applied)
-  const analyzer = new ImageAnalyzer(
-    ctx,
-    {release: request.release ?? PACKAGE_RELEASE, namespace: request.namespace ?? PACKAGE_NAMESPACE, valuesFiles: request.valuesFiles, ...request.render},
-    {...files, dir},
-    {images: hinted, values: fromHints.values},
-  )
+  // A render ahead was of the chart as packaged: not of a copy carrying the hints template.
+  const ahead = dir === request.chartPath ? request.ahead : undefined
+  const analyzer = new ImageAnalyzer(ctx, analysisOptions(request), {...files, dir}, {images: hinted, values: fromHints.values}, ahead)
   const {images, extraValues, lists, unpackaged} = await analyzer.analyze()
   ctx.log.debug(`image analysis of ${chart.name}${request.release ? ` for release ${request.release}` : ''}: ${analyzer.renderCount} renders`)
   const where = request.release ? ` (release ${request.release})` : ''

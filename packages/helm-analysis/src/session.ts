@@ -4,11 +4,35 @@ import YAML from 'yaml'
 
 import type {SourceContext} from 'kod'
 
-import {type Occurrence, occurrences, type ReadingCache, render, type RenderOptions, setValues} from './render.js'
+import type {RenderAhead} from './ahead.js'
+import {type Occurrence, occurrences, type ReadingCache, render, type RenderOptions, setValues, templateArgs} from './render.js'
 import {getPath, isMap, mergeValues, readValuesYaml, setPath, type Values} from './values.js'
 
 /** Bitnami charts refuse replaced images unless this is set. */
 const ALLOW_INSECURE_IMAGES = ['global', 'security', 'allowInsecureImages']
+
+/**
+ * The values deploy must also set when relocating: the hints' values, and Bitnami's allowInsecureImages
+ * (true) when the chart's values have it (`insecureImagesKey`) and no hint sets it.
+ */
+export function extraValues(hintValues: Values, insecureImagesKey: boolean): Values {
+  const extra: Values = mergeValues({}, hintValues)
+  if (insecureImagesKey && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) setPath(extra, ALLOW_INSECURE_IMAGES, true)
+  return extra
+}
+
+/** A values file's text, as every render of an analysis gets it. */
+export function valuesText(values: Values): string {
+  return YAML.stringify(values, {lineWidth: 0})
+}
+
+/**
+ * What decides a render besides the chart: helm's arguments after it (the user's values files and knobs),
+ * and the text of the values files kod adds after those. Two renders with the same key render the same.
+ */
+export function renderKey(options: RenderOptions, fixedTexts: readonly string[]): string {
+  return JSON.stringify([templateArgs('', {...options, set: undefined}), fixedTexts])
+}
 
 /**
  * The renders of one analysis, and what every one of them sees: the user's values files, then --set
@@ -25,6 +49,8 @@ export class RenderSession {
   private readonly sets: string[]
   /** Values files every render gets after the user's: --set as a file, then the hints' and kod's own values. */
   private fixedFiles: string[] = []
+  /** Their texts, in the same order. */
+  private fixedTexts: string[] = []
   /** The documents of every render so far, read once each (render.ts). */
   private readonly readings: ReadingCache = new Map()
 
@@ -33,6 +59,8 @@ export class RenderSession {
     readonly ctx: SourceContext,
     private readonly chart: string,
     options: RenderOptions,
+    /** The first render, started on the chart's directory while helm packaged it (ahead.ts); taken when its values are these. */
+    private readonly ahead?: RenderAhead,
   ) {
     // --set becomes a values file (setValues), so that sentinel and probe values can come after it.
     this.options = {...options, set: undefined}
@@ -53,20 +81,26 @@ export class RenderSession {
     const fromSet = await setValues(this.ctx, this.sets)
     effective = mergeValues(effective, fromSet)
     this.effective = effective
-    const extra: Values = mergeValues({}, hintValues)
-    if (getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined && getPath(extra, ALLOW_INSECURE_IMAGES) === undefined) {
-      setPath(extra, ALLOW_INSECURE_IMAGES, true)
-    }
+    const extra = extraValues(hintValues, getPath(effective, ALLOW_INSECURE_IMAGES) !== undefined)
     this.extra = extra
     // Every render, the first included, sees --set and the values kod will set when relocating.
-    this.fixedFiles = [
-      ...(Object.keys(fromSet).length > 0 ? [await this.valuesFile('set', fromSet)] : []),
-      ...(Object.keys(extra).length > 0 ? [await this.valuesFile('extra', extra)] : []),
-    ]
+    const fixed = [...(Object.keys(fromSet).length > 0 ? [['set', fromSet] as const] : []), ...(Object.keys(extra).length > 0 ? [['extra', extra] as const] : [])]
+    this.fixedTexts = fixed.map(([, values]) => valuesText(values))
+    this.fixedFiles = await Promise.all(fixed.map(async ([name, values]) => this.valuesFile(name, values)))
   }
 
-  /** The chart as the user will render it (with kod's fixed values). */
+  /**
+   * The chart as the user will render it (with kod's fixed values): the render started ahead on the chart's
+   * directory when it had the very same values (and succeeded: a failure is the archive's to report).
+   */
   async render(): Promise<string> {
+    if (this.ahead && this.ahead.key === renderKey(this.options, this.fixedTexts)) {
+      const output = await this.ahead.output
+      if (output !== undefined) {
+        this.renders++
+        return output
+      }
+    }
     return this.renderFiles([])
   }
 
@@ -92,7 +126,7 @@ export class RenderSession {
 
   private async valuesFile(name: string, values: Values): Promise<string> {
     const file = path.join(this.ctx.tmpDir, `${name}-${this.renders}.yaml`)
-    await writeFile(file, YAML.stringify(values, {lineWidth: 0}))
+    await writeFile(file, valuesText(values))
     return file
   }
 }

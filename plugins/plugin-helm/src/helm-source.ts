@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import type {DeployPlan, DeployRequest, FoundUnit, KodSource, OpenedPackage, PackageRequest, PlannedCommand, SourceContext, SourcePackage, Target, Unit} from 'kod'
 
-import {analyseRelease, classify, describeInput, fetchChart, planRelease, pushChartCommands, unitRelocation} from '@kod/helm-analysis'
+import {analyseRelease, analysisOptions, classify, describeInput, fetchChart, planRelease, pushChartCommands, renderAhead, unitRelocation} from '@kod/helm-analysis'
 
 /** Copies the package-time -f files into the staging directory, as values/NN-<name>, in order. */
 async function stageValues(stagingDir: string, files: string[]): Promise<string[]> {
@@ -45,16 +45,13 @@ export function createHelmSource(): KodSource {
           {exit: 2},
         )
       }
+      const release = {valuesFiles: request.valuesFiles, render: request.render, hints: request.hints ?? []}
+      // A local chart's first render starts on its directory while helm packages it (renderAhead never fails).
+      const ahead = input.type === 'directory' ? renderAhead(ctx, input.path, analysisOptions(release), release.hints) : undefined
       const chart = await fetchChart(ctx, input, request, path.join(stagingDir, 'charts'))
       ctx.log.debug(`fetched ${describeInput(request)} as ${chart.file}`)
       const values = await stageValues(stagingDir, request.valuesFiles)
-      const analysed = await analyseRelease(ctx, {
-        chartPath: path.join(stagingDir, chart.file),
-        chart,
-        valuesFiles: request.valuesFiles,
-        render: request.render,
-        hints: request.hints ?? [],
-      })
+      const analysed = await analyseRelease(ctx, {...release, chartPath: path.join(stagingDir, chart.file), chart, ahead: await ahead})
       const unit: FoundUnit = {
         id: chart.name,
         release: chart.name,
