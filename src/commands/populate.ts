@@ -104,10 +104,13 @@ What the registry already holds under the same tag with the same digest is not p
   ): Promise<{registry: string; images: string[]; commands: string[]; warnings: string[]; package: string} | undefined> {
     const info = isRegistryInput(input) ? undefined : await stat(input).catch(() => undefined)
     if (!info?.isFile()) return undefined
+    // The plugins' sources load while the head is read (the plan of the chart pushes needs one).
+    const sources = this.sources()
+    sources.catch(() => {})
     const head = await readArchiveHead(input, this.abort.signal)
     // The signature first, as when unpacking: the package's claims are believed only once it is checked.
     if (verifyKey) checkSignature(head.sumsBytes, head.signature, verifyKey, input)
-    const source = (await this.sources()).get(head.manifest.source.kind)
+    const source = (await sources).get(head.manifest.source.kind)
     const dir = path.resolve(packageBaseName(head.manifest.name, head.manifest.version))
     const plan = await populatedAlready(ctx, source, head, dir, target)
     if (!plan) return undefined

@@ -194,6 +194,18 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
     expect(seen.filter((line) => /\/manifests\//.test(line)), 'the manifests were looked at').to.have.length.greaterThan(2)
     expect(seen.filter((line) => /^(PUT|PATCH|POST|DELETE) |\/blobs\//.test(line)), 'only manifests were looked at').to.deep.equal([])
     expect(await entries(elsewhere)).to.deep.equal([])
+
+    // Someone deletes the image; the package's metadata and the chart are still there. The metadata is not
+    // believed alone: the image is looked at, found missing, and pushed again.
+    const image = `kod/${proxy.host.replace(':', '-')}/kodtest/hello`
+    const deleted = await fetch(`http://${registry.host}/v2/${image}/manifests/${digest}`, {method: 'DELETE'})
+    expect(deleted.status, 'the registry deleted the image').to.equal(202)
+    const refill = path.join(work, 'site-image-deleted')
+    await mkdir(refill)
+    const refilled = await kod(args, {cwd: refill})
+    expect(refilled.exitCode, refilled.stderr).to.equal(0)
+    expect(refilled.stderr).to.match(/pushed 1 image\(s\) and 0 chart\(s\) to .*; 0 image\(s\) and 1 chart\(s\) were there already/)
+    expect(await remoteDigest(`${registry.host}/${image}:1.0`)).to.equal(digest)
   })
 
   it('refuses to move a tag that holds another image or chart (exit 7), and moves it with --force', async function () {

@@ -304,11 +304,16 @@ function kodinfoLayers(raw: string): Map<string, string> | undefined {
 
 /**
  * Whether the registry holds everything a package file would push, judged from the archive's head alone
- * (its manifest, which SHA256SUMS vouches for, and SHA256SUMS): the package's metadata (kodinfo, pushed
- * last, so looked at first: a populate that did not finish stops the look there) with the same files,
- * every chart with the same archive, every image with the same manifest digest. Digests name content, so
- * the registry then holds exactly what populate would push, and the package need not be unpacked. `dir`
- * is where it would be unpacked (the plan's paths; nothing is read there). Undefined when not.
+ * (its manifest, which SHA256SUMS vouches for, and SHA256SUMS): the package's metadata (kodinfo) with the
+ * same files, every chart with the same archive, every image with the same manifest digest. Digests name
+ * content, so the registry then holds exactly what populate would push, and the package need not be
+ * unpacked. `dir` is where it would be unpacked (the plan's paths; nothing is read there). Undefined when not.
+ *
+ * The looks run LOOK_CONCURRENCY at a time in one pool (not the metadata first and then the rest: that
+ * was one look's wait more), the metadata first, as it is pushed last: a populate that did not finish is
+ * told by it. The metadata is never believed alone (an image may have been deleted since): every image and
+ * chart is looked at. The first thing found missing or different stops the looks not yet started (one is
+ * enough to need the full populate, which looks again before each push).
  */
 export async function populatedAlready(ctx: SourceContext, source: KodSource, head: ArchiveHead, dir: string, target: Target): Promise<PopulatePlan | undefined> {
   if (head.sumsText === undefined || head.sumsDigest === undefined) return undefined
@@ -317,6 +322,7 @@ export async function populatedAlready(ctx: SourceContext, source: KodSource, he
   if (sums.get(MANIFEST_FILE) !== head.manifestDigest) return undefined
   const {manifest} = head
   const plan = planPopulate(ctx, source, {dir, manifest}, target)
+  if (plan.charts.some((chart) => !chart.chart || !chart.to || !sums.has(chart.chart.file))) return undefined
   const to = kodinfoReference(target, manifest)
   const heads: Record<string, string> = {
     [MANIFEST_FILE]: head.manifestDigest,
@@ -324,11 +330,12 @@ export async function populatedAlready(ctx: SourceContext, source: KodSource, he
     ...(head.signature ? {[SIGNATURE_FILE]: sha256(head.signature).slice('sha256:'.length)} : {}),
   }
   const expected = new Map(kodinfoFiles(manifest, sums, Boolean(head.signature)).map((file) => [file, `sha256:${heads[file] ?? sums.get(file)}`]))
-  const info = await held(ctx, to, `docker://${to}`, target)
-  const layers = info === undefined ? undefined : kodinfoLayers(info)
-  if (!layers || layers.size !== expected.size || [...expected].some(([file, digest]) => layers.get(file) !== digest)) return undefined
-  if (plan.charts.some((chart) => !chart.chart || !chart.to || !sums.has(chart.chart.file))) return undefined
-  const looks = [
+  const looks: Array<() => Promise<boolean>> = [
+    async () => {
+      const info = await held(ctx, to, `docker://${to}`, target)
+      const layers = info === undefined ? undefined : kodinfoLayers(info)
+      return layers !== undefined && layers.size === expected.size && [...expected].every(([file, digest]) => layers.get(file) === digest)
+    },
     ...plan.images.map((image) => async () => {
       const current = await held(ctx, image.name, `docker://${image.to}`, target, image.command.env, image.command.args)
       return current !== undefined && manifestDigest(current, image.digest).matches
@@ -338,6 +345,14 @@ export async function populatedAlready(ctx: SourceContext, source: KodSource, he
       return current !== undefined && chartLayer(current) === `sha256:${sums.get(chart!.file)}`
     }),
   ]
-  const found = await mapLimit(looks, LOOK_CONCURRENCY, (look) => look(), ctx.cancelSignal)
-  return found.every(Boolean) ? plan : undefined
+  let missing = false
+  await mapLimit(
+    looks,
+    LOOK_CONCURRENCY,
+    async (look) => {
+      if (!missing && !(await look())) missing = true
+    },
+    ctx.cancelSignal,
+  )
+  return missing ? undefined : plan
 }
