@@ -35,14 +35,24 @@ export function packageBaseName(name: string, version: string): string {
   return `kod-${name}-${version}`
 }
 
-/** The schemas, compiled when first needed (a command that reads no package does not pay for it at start-up). */
-let compiled: {ajv: Ajv; validate: ValidateFunction<PackageManifest>; validateLegacy: ValidateFunction<LegacyManifest>} | undefined
-function validators(): NonNullable<typeof compiled> {
-  if (!compiled) {
-    const ajv = new Ajv({allErrors: true})
-    compiled = {ajv, validate: ajv.compile<PackageManifest>(manifestSchema), validateLegacy: ajv.compile<LegacyManifest>(legacyManifestSchema)}
-  }
-  return compiled
+/**
+ * The schemas, each compiled when first needed: a command that reads no package does not pay for them at
+ * start-up, and one that reads a current package does not compile the legacy schema.
+ */
+let ajv: Ajv | undefined
+let compiled: ValidateFunction<PackageManifest> | undefined
+let compiledLegacy: ValidateFunction<LegacyManifest> | undefined
+function schemas(): Ajv {
+  return (ajv ??= new Ajv({allErrors: true}))
+}
+
+function validators(): {ajv: Ajv; validate: ValidateFunction<PackageManifest>} {
+  compiled ??= schemas().compile<PackageManifest>(manifestSchema)
+  return {ajv: schemas(), validate: compiled}
+}
+
+function legacyValidator(): ValidateFunction<LegacyManifest> {
+  return (compiledLegacy ??= schemas().compile<LegacyManifest>(legacyManifestSchema))
 }
 
 /** kod-package.yaml in format 1 or 2: one chart, its package-time values and its images at the top level. */
@@ -89,7 +99,7 @@ export function parseManifest(text: string, origin: string): PackageManifest {
     throw packageError(`${origin}: package format ${version} is not supported by this kod (reads formats ${READABLE_FORMATS.join(', ')}); use a matching kod version`)
   }
   const legacy = version === 1 || version === 2
-  const check = legacy ? validators().validateLegacy : validators().validate
+  const check = legacy ? legacyValidator() : validators().validate
   if (!check(data)) {
     const first = check.errors?.[0]
     const extra = (first?.params as {additionalProperty?: string} | undefined)?.additionalProperty
