@@ -140,6 +140,8 @@ export function stringifyManifest(manifest: PackageManifest): string {
 
 /** How much of a large file is read at once: a few large reads and writes, not thousands of 64 KiB ones. */
 const STREAM_CHUNK = 1024 * 1024
+/** Writes of an extracted file that may be under way at once while its next chunks are hashed. */
+const WRITES_IN_FLIGHT = 4
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
@@ -962,6 +964,8 @@ async function consumeEntry(verifier: ArchiveVerifier, entry: tar.ReadEntry, nam
   const destroy = (): void => void entry.destroy()
   stop.addEventListener('abort', destroy, {once: true})
   let handle: FileHandle | undefined
+  // Writes go on while the next chunks are hashed: a few at a time, each at its own offset.
+  const writing: Array<Promise<unknown>> = []
   try {
     stop.throwIfAborted()
     if (into) {
@@ -976,13 +980,21 @@ async function consumeEntry(verifier: ArchiveVerifier, entry: tar.ReadEntry, nam
       hash.update(chunk)
       read += chunk.length
       kept?.push(chunk)
-      if (handle) await handle.write(chunk)
+      if (handle) {
+        const written = handle.write(chunk, 0, chunk.length, read - chunk.length)
+        // Awaited below or in finally: not an unhandled rejection meanwhile.
+        written.catch(() => {})
+        writing.push(written)
+        if (writing.length >= WRITES_IN_FLIGHT) await writing.shift()
+      }
       if (stop.aborted) break
     }
+    await Promise.all(writing)
     // A destroyed entry ends its iteration early: what was read is not the file.
     stop.throwIfAborted()
   } finally {
     stop.removeEventListener('abort', destroy)
+    await Promise.allSettled(writing)
     await handle?.close()
   }
   return verifier.describe(name, hash.digest('hex'), read, kept && Buffer.concat(kept))

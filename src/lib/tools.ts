@@ -140,6 +140,18 @@ export async function deathSignalWrapper(): Promise<string | undefined> {
 }
 
 export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
+  // Where each tool was found on PATH, so that a command running skopeo a hundred times searches PATH once
+  // (a tool not found is looked for again: it may be installed meanwhile).
+  const found = new Map<string, string>()
+  const locate = async (file: string, env?: Record<string, string>): Promise<string | undefined> => {
+    const merged = {...process.env, ...env}
+    const key = `${file}\0${merged.PATH ?? ''}`
+    const known = found.get(key)
+    if (known) return known
+    const resolved = await resolveExecutable(file, merged)
+    if (resolved) found.set(key, resolved)
+    return resolved
+  }
   const runner: ToolRunner = {
     binary: (tool) => options.binaries?.[tool] ?? toolBinary(tool),
     async run(tool: ToolName, args: string[], runOptions: RunOptions = {}): Promise<RunResult> {
@@ -149,7 +161,7 @@ export function createToolRunner(options: RunnerOptions = {}): ToolRunner {
       const timeoutMs = runOptions.timeoutMs ?? defaultTimeoutMs(tool, args)
       const setpriv = options.setpriv === undefined ? await deathSignalWrapper() : options.setpriv || undefined
       // setpriv runs the tool by its resolved path, so a missing tool is still told as such (exit 3).
-      const executable = setpriv ? await resolveExecutable(file, {...process.env, ...runOptions.env}) : file
+      const executable = setpriv ? await locate(file, runOptions.env) : file
       if (!executable) throw missingTool(runner, tool)
       const notes = [...(setpriv ? ['via setpriv --pdeathsig KILL'] : []), `killed after ${formatDuration(timeoutMs)}`]
       options.onRun?.(`${formatCommand(runner, {tool, args, env: runOptions.env})}  # ${notes.join(', ')}`)
