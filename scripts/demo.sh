@@ -13,6 +13,8 @@ command -v unzip >/dev/null || missing+=(unzip)
 # the tests also use these
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
+# bsdtar: the tests check that another tar than GNU's reads a package.
+command -v bsdtar >/dev/null || missing+=(libarchive-tools)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

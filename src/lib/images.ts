@@ -164,10 +164,10 @@ export function manifestDigest(raw: string, expected?: string): {digest: string;
  * Digest, platforms, blobs and stored size of the image named `layoutName` in the layout: the size is
  * what a pull stored and roughly what a push sends, for progress.
  */
-export async function describeImage(layout: string, layoutName: string): Promise<{digest: string; platforms: string[]; blobs: Map<string, number>; bytes: number}> {
+export async function describeImage(layout: string, layoutName: string): Promise<{digest: string; platforms: string[]; blobs: Map<string, {size: number; manifest: boolean}>; bytes: number}> {
   const descriptor = await findImage(layout, layoutName)
   const blobs = await imageBlobs(layout, descriptor)
-  const bytes = [...blobs.values()].reduce((sum, size) => sum + (Number.isFinite(size) ? size : 0), 0)
+  const bytes = [...blobs.values()].reduce((sum, {size}) => sum + (Number.isFinite(size) ? size : 0), 0)
   return {digest: descriptor.digest, platforms: await imagePlatforms(layout, descriptor), blobs, bytes}
 }
 

@@ -153,6 +153,15 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** Writes all of `bytes` at `position` (a write may write less than it was given). */
+export async function writeFully(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const {bytesWritten} = await handle.write(bytes, done, bytes.length - done, position + done)
+    if (bytesWritten === 0) throw new Error('the disk took no more bytes')
+    done += bytesWritten
+  }
+}
+
 /** Every regular file below dir, as sorted posix paths relative to it. */
 export async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, {recursive: true, withFileTypes: true})
@@ -981,7 +990,7 @@ async function consumeEntry(verifier: ArchiveVerifier, entry: tar.ReadEntry, nam
       read += chunk.length
       kept?.push(chunk)
       if (handle) {
-        const written = handle.write(chunk, 0, chunk.length, read - chunk.length)
+        const written = writeFully(handle, chunk, read - chunk.length)
         // Awaited below or in finally: not an unhandled rejection meanwhile.
         written.catch(() => {})
         writing.push(written)

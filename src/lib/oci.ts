@@ -73,23 +73,24 @@ export async function findImage(layout: string, name: string): Promise<Descripto
 }
 
 /**
- * Every blob an image reaches in the layout, by digest, with its size: its manifest or index and each
- * platform's manifest, config and layers, each distinct blob once (a non-distributable layer skopeo left
- * out is named too, though the layout does not hold it).
+ * Every blob an image reaches in the layout, by digest, with its size and whether it is a manifest or an
+ * index (rather than a config or a layer): its manifest or index and each platform's manifest, config and
+ * layers, each distinct blob once (a non-distributable layer skopeo left out is named too, though the
+ * layout does not hold it).
  */
-export async function imageBlobs(layout: string, descriptor: Descriptor): Promise<Map<string, number>> {
-  const sizes = new Map<string, number>()
+export async function imageBlobs(layout: string, descriptor: Descriptor): Promise<Map<string, {size: number; manifest: boolean}>> {
+  const blobs = new Map<string, {size: number; manifest: boolean}>()
   const visit = async (entry: Descriptor): Promise<void> => {
-    if (sizes.has(entry.digest)) return
-    sizes.set(entry.digest, entry.size)
+    if (blobs.get(entry.digest)?.manifest) return
+    blobs.set(entry.digest, {size: entry.size, manifest: true})
     const manifest = await readJson<IndexLike>(blobPath(layout, entry.digest))
     for (const child of manifest.manifests ?? []) await visit(child)
     for (const blob of [manifest.config, ...(manifest.layers ?? [])]) {
-      if (blob) sizes.set(blob.digest, blob.size)
+      if (blob && !blobs.has(blob.digest)) blobs.set(blob.digest, {size: blob.size, manifest: false})
     }
   }
   await visit(descriptor)
-  return sizes
+  return blobs
 }
 
 function platformString(platform: {os: string; architecture: string; variant?: string}): string {

@@ -5,7 +5,7 @@ import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import * as tar from 'tar'
 
-import {type ArchiveHeadFiles, IMAGES_DIR, stageHead} from './kodpkg.js'
+import {type ArchiveHeadFiles, IMAGES_DIR, stageHead, writeFully} from './kodpkg.js'
 
 /**
  * Writes a package archive while its images are still being pulled (docs/kodpkg.md, "Entry order"): each
@@ -40,7 +40,7 @@ export class StreamingArchive {
 
   /**
    * Starts `outFile`'s archive (as `<outFile>.partial-<pid>`) for files of `staging`, with room for the
-   * head of a package of `images` images (or `room` bytes, a multiple of 512).
+   * head of a package of `images` images (or `room` bytes, a multiple of 512, at most 960 KiB).
    */
   static async start(staging: string, outFile: string, images: number, room = headRoom(images)): Promise<StreamingArchive> {
     const partial = `${outFile}.partial-${process.pid}`
@@ -48,15 +48,20 @@ export class StreamingArchive {
   }
 
   /**
-   * Appends these files of the staging directory (paths relative to it, each at most 100 bytes, as blob
-   * paths are), each once, in this order, while the caller goes on; they must not change any more.
+   * Appends these files of the staging directory (paths relative to it, with the size each must have), each
+   * once, in this order, while the caller goes on. A file of another size is left to `finish` (it may be
+   * being written); one that changes while it is copied fails the archive. Throws what an earlier append
+   * failed with, so that the pulls stop at once.
    */
-  add(files: Iterable<string>): void {
-    for (const file of files) {
+  add(files: Iterable<{file: string; size: number}>): void {
+    if (this.failure !== undefined) throw this.failure
+    for (const {file, size} of files) {
       if (this.written.has(file)) continue
       this.written.add(file)
       this.appending = this.appending.then(async () => {
-        if (this.failure === undefined && !this.stopped) await this.append(file).catch((error: unknown) => void (this.failure ??= error))
+        if (this.failure !== undefined || this.stopped) return
+        const appended = await this.append(file, size).catch((error: unknown) => void (this.failure ??= error))
+        if (appended === false) this.written.delete(file)
       })
     }
   }
@@ -81,17 +86,17 @@ export class StreamingArchive {
     for (const file of others) pack.add(file)
     pack.end()
     for await (const chunk of pack as AsyncIterable<Buffer>) {
-      await this.out.write(chunk, 0, chunk.length, this.position)
+      await writeFully(this.out, chunk, this.position)
       this.position += chunk.length
     }
     signal?.throwIfAborted()
     const headBytes = await tarOf(this.staging, leading)
     if (fits(headBytes.length, this.room)) {
-      await this.out.write(Buffer.concat([headBytes, padding(this.room - headBytes.length)]), 0, this.room, 0)
+      await writeFully(this.out, Buffer.concat([headBytes, padding(this.room - headBytes.length)]), 0)
       await this.out.close()
     } else {
       await this.out.close()
-      await this.moveBody(headBytes)
+      await this.moveBody(headBytes, signal)
     }
     signal?.throwIfAborted()
     await rename(this.partial, this.outFile)
@@ -106,40 +111,52 @@ export class StreamingArchive {
     await rm(this.partial, {force: true})
   }
 
-  /** One file as a tar entry (a ustar header, its content, zeros to the next 512 bytes) at the end of the archive. */
-  private async append(file: string): Promise<void> {
+  /**
+   * One file as a tar entry (a pax header when its size or name needs one, a ustar header, its content,
+   * zeros to the next 512 bytes) at the end of the archive; false, writing nothing, when the file is not
+   * `expected` bytes.
+   */
+  private async append(file: string, expected: number): Promise<boolean> {
     const source = await open(path.join(this.staging, file), 'r')
     try {
       const info = await source.stat()
-      const header = new tar.Header({path: file, mode: ((info.mode & 0o7777) | 0o600) & ~0o22, size: info.size, mtime: info.mtime, type: 'File'})
+      if (info.size !== expected) return false
+      const fields = {path: file, mode: ((info.mode & 0o7777) | 0o600) & ~0o22, size: info.size, mtime: info.mtime}
       const block = Buffer.alloc(BLOCK)
-      // A name longer than a ustar header holds would need a pax header: blob paths never do.
-      if (header.encode(block, 0)) throw new Error(`internal: ${file} needs a pax header`)
+      // A size of 8 GiB or more, or a name longer than a ustar header holds: a pax header first, as node-tar writes one.
+      const needsPax = new tar.Header({...fields, type: 'File'}).encode(block, 0)
       let at = this.position
-      await this.out.write(block, 0, BLOCK, at)
-      at += BLOCK
+      for (const bytes of [...(needsPax ? [new tar.Pax(fields, false).encode()] : []), block]) {
+        await writeFully(this.out, bytes, at)
+        at += bytes.length
+      }
       for (let done = 0; done < info.size; ) {
+        if (this.stopped) throw new Error('stopped')
         const {bytesRead} = await source.read(this.buffer, 0, Math.min(this.buffer.length, info.size - done), done)
         if (bytesRead === 0) throw new Error(`${file} became shorter while it was written into the package`)
-        await this.out.write(this.buffer, 0, bytesRead, at)
+        await writeFully(this.out, this.buffer.subarray(0, bytesRead), at)
         done += bytesRead
         at += bytesRead
       }
+      const after = await source.stat()
+      if (after.size !== info.size || after.mtimeMs !== info.mtimeMs) throw new Error(`${file} changed while it was written into the package; run kod package again`)
       const tail = (BLOCK - (info.size % BLOCK)) % BLOCK
-      if (tail > 0) await this.out.write(Buffer.alloc(tail), 0, tail, at)
+      if (tail > 0) await writeFully(this.out, Buffer.alloc(tail), at)
       this.position = at + tail
+      return true
     } finally {
       await source.close()
     }
   }
 
   /** The head outgrew its room: the archive is written again, the head first, then the body as streamed. */
-  private async moveBody(headBytes: Buffer): Promise<void> {
-    const moved = `${this.partial}.head`
+  private async moveBody(headBytes: Buffer, signal?: AbortSignal): Promise<void> {
+    // Named so that the next run into this directory removes it, should this one be killed (leftovers.ts).
+    const moved = `${this.outFile}.head.partial-${process.pid}`
     try {
       const out = createWriteStream(moved)
       out.write(headBytes)
-      await pipeline(createReadStream(this.partial, {start: this.room, highWaterMark: READ_SIZE}), out)
+      await pipeline(createReadStream(this.partial, {start: this.room, highWaterMark: READ_SIZE}), out, ...(signal ? [{signal}] : []))
       await rename(moved, this.partial)
     } catch (error) {
       await rm(moved, {force: true})
@@ -148,11 +165,15 @@ export class StreamingArchive {
   }
 }
 
+
 const BLOCK = 512
 const READ_SIZE = 1024 * 1024
 
-/** node-tar skips (rather than reads) a pax header larger than this (its maxMetaEntrySize). */
-const MAX_PAX_RECORD = 1024 * 1024
+/**
+ * The largest padding record: node-tar skips a pax header over 1 MiB (its maxMetaEntrySize), and
+ * libarchive (bsdtar) refuses a record of a million bytes or more.
+ */
+const MAX_PAX_RECORD = 960 * 1024
 
 /**
  * Room for a package's head: its manifest (about 1 KiB an image), SHA256SUMS (150 bytes a blob), a
@@ -169,9 +190,10 @@ function fits(bytes: number, room: number): boolean {
 }
 
 /**
- * `size` bytes (a multiple of 512, at least 1024, or 0) of tar that every reader skips: a pax extended
- * header ('x') whose only record is a comment (POSIX pax: "comment", ignored by readers), applying to the
- * entry after it.
+ * `size` bytes (a multiple of 512, at least 1024, or 0) of tar that every reader skips: a pax global
+ * header ('g') whose only record is a comment (POSIX pax: "comment", ignored by readers). A global header
+ * stands alone, so the entry after it may have a pax header of its own ('x'), which bsdtar refuses
+ * right after another 'x'.
  */
 export function padding(size: number): Buffer {
   if (size === 0) return Buffer.alloc(0)
@@ -183,7 +205,7 @@ export function padding(size: number): Buffer {
   const record = Buffer.from(`${recordBytes} comment=${value}\n`)
   if (record.length !== recordBytes || recordBytes % BLOCK !== 0) throw new Error(`cannot pad ${size} bytes of tar`)
   const header = Buffer.alloc(BLOCK)
-  new tar.Header({path: 'PaxHeaders/kod-head-room', type: 'ExtendedHeader', size: recordBytes, mode: 0o644, mtime: new Date(0)}).encode(header, 0)
+  new tar.Header({path: 'PaxHeaders/kod-head-room', type: 'GlobalExtendedHeader', size: recordBytes, mode: 0o644, mtime: new Date(0)}).encode(header, 0)
   return Buffer.concat([header, record])
 }
 

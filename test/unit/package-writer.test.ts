@@ -31,9 +31,14 @@ describe('the package archive written while images are pulled', function () {
       images: Object.entries(digests).map(([name, digest]) => ({ref: `${name}:1`, name: `docker.io/library/${name}:1`, layoutName: name, digest, platforms: ['linux/amd64'], units: ['demo']})),
     })
 
-  /** The blobs of the layout, as staging paths, in the order the test "pulls" them: one image's, then the rest. */
+  /** The blobs of the layout, as staging paths. */
   async function blobs(): Promise<string[]> {
     return (await listFiles(staging)).filter((name) => name.startsWith('images/blobs/'))
+  }
+
+  /** Files as add() takes them: with the size each has. */
+  async function sized(files: string[]): Promise<Array<{file: string; size: number}>> {
+    return Promise.all(files.map(async (file) => ({file, size: (await stat(path.join(staging, file))).size})))
   }
 
   beforeEach(async function () {
@@ -58,8 +63,8 @@ describe('the package archive written while images are pulled', function () {
     const archive = await StreamingArchive.start(staging, file, 2)
     const all = await blobs()
     const firstTwo = all.slice(0, 2)
-    archive.add(firstTwo)
-    archive.add([...all].reverse())
+    archive.add(await sized(firstTwo))
+    archive.add(await sized([...all].reverse()))
     expect((await readdir(dir)).filter((name) => name.includes('.partial-'))).to.have.length(1)
     const written = await archive.finish(packageHead(manifest()))
     const listed = await entries(file)
@@ -68,9 +73,9 @@ describe('the package archive written while images are pulled', function () {
     expect(names.slice(4, 4 + all.length)).to.deep.equal([...firstTwo, ...all.filter((name) => !firstTwo.includes(name)).reverse()])
     expect(names.slice(4 + all.length)).to.deep.equal(['charts/demo-1.0.0.tgz', 'values/01-base.yaml'])
     expect(written.files).to.equal(names.length)
-    // The room the head did not fill is a comment on the first blob, which no reader takes for a file.
+    // The room the head did not fill is a global comment before the first blob, which no reader takes for a file.
     expect(listed[4].comment).to.match(/^kod: room kept for this package's head/)
-    expect(listed.filter((entry) => entry.comment)).to.have.length(1)
+    expect(listed.slice(0, 4).filter((entry) => entry.comment)).to.deep.equal([])
     expect(written.bytes).to.equal((await stat(file)).size)
     expect((await readdir(dir)).sort()).to.deep.equal(['kod-demo-1.0.0.kodpkg', 'staging'])
 
@@ -89,7 +94,7 @@ describe('the package archive written while images are pulled', function () {
 
   it('writes the archive again, head first, when the head outgrows its room', async function () {
     const archive = await StreamingArchive.start(staging, file, 0, 1024)
-    archive.add(await blobs())
+    archive.add(await sized(await blobs()))
     await archive.finish(packageHead(manifest()))
     const names = (await entries(file)).map((entry) => entry.path)
     expect(names.slice(0, 4)).to.deep.equal(['kod-package.yaml', 'SHA256SUMS', 'images/oci-layout', 'images/index.json'])
@@ -100,13 +105,13 @@ describe('the package archive written while images are pulled', function () {
 
   it('leaves nothing when aborted, and refuses to finish when a file it wrote is gone', async function () {
     const aborted = await StreamingArchive.start(staging, file, 2)
-    aborted.add(await blobs())
+    aborted.add(await sized(await blobs()))
     await aborted.abort()
     expect((await readdir(dir)).sort()).to.deep.equal(['staging'])
 
     const archive = await StreamingArchive.start(staging, file, 2)
     const [first] = await blobs()
-    archive.add([first])
+    archive.add(await sized([first]))
     await rm(path.join(staging, first))
     const error = await archive.finish(packageHead(manifest())).then(
       () => undefined,
@@ -117,16 +122,43 @@ describe('the package archive written while images are pulled', function () {
     expect((await readdir(dir)).sort()).to.deep.equal(['staging'])
   })
 
-  it('pads with one pax header of exactly the size asked, which tar readers skip', async function () {
-    for (const size of [1024, 1536, 8192, 1024 * 1024 + 512]) {
+  it('leaves a file whose size is not the one given to the end, where it is written as it then is', async function () {
+    const archive = await StreamingArchive.start(staging, file, 2)
+    const all = await blobs()
+    const [odd, ...others] = await sized(all)
+    archive.add([{...odd, size: odd.size + 1}, ...others])
+    await archive.finish(packageHead(manifest()))
+    const names = (await entries(file)).map((entry) => entry.path)
+    expect(names.slice(4, 4 + others.length)).to.deep.equal(others.map((entry) => entry.file))
+    expect(names.slice(4 + others.length)).to.deep.equal(['charts/demo-1.0.0.tgz', odd.file, 'values/01-base.yaml'])
+    expect(await extractPackage(file, path.join(dir, 'out'))).to.deep.equal(manifest())
+  })
+
+  it('bsdtar reads it too, also when the entry after the room has a pax header of its own (a long name)', async function () {
+    const long = `charts/${'c'.repeat(120)}.tgz`
+    await writeFile(path.join(staging, long), 'a chart with a long name')
+    await rm(path.join(staging, 'images'), {recursive: true})
+    digests = {}
+    const archive = await StreamingArchive.start(staging, file, 0)
+    // Appended as a blob is: a pax header (its name is longer than a ustar header holds), then its own header.
+    archive.add(await sized([long]))
+    await archive.finish(packageHead(manifest()))
+    const listed = await run('bsdtar', ['-tf', file])
+    expect(listed.stderr).to.equal('')
+    expect(listed.stdout.trim().split('\n')).to.deep.equal(['kod-package.yaml', 'SHA256SUMS', long, 'charts/demo-1.0.0.tgz', 'values/01-base.yaml'])
+    expect((await run('tar', ['-tf', file])).stdout.trim().split('\n')).to.deep.equal(['kod-package.yaml', 'SHA256SUMS', long, 'charts/demo-1.0.0.tgz', 'values/01-base.yaml'])
+  })
+
+  it('pads with one pax global header of exactly the size asked, which tar readers skip', async function () {
+    for (const size of [1024, 1536, 8192, 960 * 1024]) {
       const pad = padding(size)
       expect(pad.length).to.equal(size)
-      expect(String.fromCharCode(pad[156])).to.equal('x')
+      expect(String.fromCharCode(pad[156])).to.equal('g')
     }
     expect(padding(0).length).to.equal(0)
     expect(() => padding(700)).to.throw(/cannot pad 700 bytes/)
     expect(headRoom(0)).to.equal(32 * 1024)
     expect(headRoom(30)).to.equal(152 * 1024)
-    expect(headRoom(100_000)).to.equal(1024 * 1024)
+    expect(headRoom(100_000)).to.equal(960 * 1024)
   })
 })

@@ -194,7 +194,7 @@ interface Pulled {
   image: PackagedImage
   bytes: number
   /** Every blob the image reaches in the layout, by digest (some may be absent: non-distributable layers). */
-  blobs: Iterable<string>
+  blobs: ReadonlyMap<string, {size: number; manifest: boolean}>
   warning?: string
 }
 
@@ -327,7 +327,7 @@ async function pullImage(ctx: SourceContext, image: StoredImage, layout: string,
   }
   return {
     bytes,
-    blobs: blobs.keys(),
+    blobs,
     ...(warning ? {warning} : {}),
     image: {
       ref: image.ref,
@@ -368,10 +368,15 @@ function outputFile(options: PackageOptions, pkg: SourcePackage): string {
   return options.outFile ?? path.join(options.outDir, `${packageBaseName(pkg.name, pkg.version)}${EXTENSION}`)
 }
 
-/** The staging paths of those blobs that the layout holds (skopeo leaves non-distributable layers out). */
-async function presentBlobs(layout: string, digests: Iterable<string>): Promise<string[]> {
-  const files = [...digests].map((digest) => `${IMAGES_DIR}/blobs/${digest.replace(':', '/')}`)
-  const held = await Promise.all(files.map(async (file) => stat(path.join(path.dirname(layout), file)).then((info) => info.isFile(), () => false)))
+/**
+ * The layers and configs of an image that the layout holds (skopeo leaves non-distributable layers out),
+ * as staging paths with their sizes, to be written into the archive while the next image pulls. Manifests
+ * and indexes are not: a later pull of the same image rewrites them in place (skopeo, and kod trimming an
+ * index), so they are written with the rest once every pull is done; they are small.
+ */
+async function streamable(layout: string, blobs: ReadonlyMap<string, {size: number; manifest: boolean}>): Promise<Array<{file: string; size: number}>> {
+  const files = [...blobs].filter(([, blob]) => !blob.manifest).map(([digest, {size}]) => ({file: `${IMAGES_DIR}/blobs/${digest.replace(':', '/')}`, size}))
+  const held = await Promise.all(files.map(async ({file}) => stat(path.join(path.dirname(layout), file)).then((info) => info.isFile(), () => false)))
   return files.filter((_, index) => held[index])
 }
 
@@ -455,7 +460,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
                   const done = await pullImage(ctx, image, layout, options, canTrim(image.name, units), await looks[index])
                   pulled.push(done.image)
                   if (done.warning) platformWarnings.push(done.warning)
-                  archive!.add(await presentBlobs(layout, done.blobs))
+                  archive!.add(await streamable(layout, done.blobs))
                   return done.bytes
                 },
               })),
