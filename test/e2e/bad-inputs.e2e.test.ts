@@ -740,7 +740,7 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
       unpacks: true,
       args: () => ['populate', '-c', good, ...target(silent.host)],
       exit: 4,
-      error: () => new RegExp(`^Error: cannot push \\S+: skopeo inspect timed out after \\d+s waiting for registry ${esc(silent.host)}; check that the registry is up`),
+      error: () => new RegExp(`^Error: cannot push .+?: skopeo inspect timed out after \\d+s waiting for registry ${esc(silent.host)}; check that the registry is up`),
       within: 60_000,
     },
     {
