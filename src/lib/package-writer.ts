@@ -13,7 +13,7 @@ import {type ArchiveHeadFiles, IMAGES_DIR, stageHead, writeFully} from './kodpkg
  * not written in a second pass over every byte once the last pull ends. The head (kod-package.yaml,
  * SHA256SUMS, its signature, then the layout's oci-layout and index.json) can only be known at the end: it
  * is written last, into room left at the start of the file, and whatever room it does not fill is taken by
- * a pax extended header holding only a comment, which every tar reader skips. A head larger than its room
+ * a pax global header holding only a comment, which every tar reader skips. A head larger than its room
  * (far more images than usual) costs one copy of the archive, as before. The archive appears under its
  * name only when complete; `abort` removes what was written.
  */
@@ -49,8 +49,9 @@ export class StreamingArchive {
 
   /**
    * Appends these files of the staging directory (paths relative to it, with the size each must have), each
-   * once, in this order, while the caller goes on. A file of another size is left to `finish` (it may be
-   * being written); one that changes while it is copied fails the archive. Throws what an earlier append
+   * once, in this order, while the caller goes on. A file that is not there is not written (a layer skopeo
+   * left out); one of another size is left to `finish` (it may be being written); one that changes while it
+   * is copied fails the archive. Throws what an earlier append
    * failed with, so that the pulls stop at once.
    */
   add(files: Iterable<{file: string; size: number}>): void {
@@ -114,10 +115,14 @@ export class StreamingArchive {
   /**
    * One file as a tar entry (a pax header when its size or name needs one, a ustar header, its content,
    * zeros to the next 512 bytes) at the end of the archive; false, writing nothing, when the file is not
-   * `expected` bytes.
+   * there or not `expected` bytes.
    */
   private async append(file: string, expected: number): Promise<boolean> {
-    const source = await open(path.join(this.staging, file), 'r')
+    const source = await open(path.join(this.staging, file), 'r').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined
+      throw error
+    })
+    if (!source) return false
     try {
       const info = await source.stat()
       if (info.size !== expected) return false
@@ -164,7 +169,6 @@ export class StreamingArchive {
     }
   }
 }
-
 
 const BLOCK = 512
 const READ_SIZE = 1024 * 1024

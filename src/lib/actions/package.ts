@@ -369,15 +369,14 @@ function outputFile(options: PackageOptions, pkg: SourcePackage): string {
 }
 
 /**
- * The layers and configs of an image that the layout holds (skopeo leaves non-distributable layers out),
- * as staging paths with their sizes, to be written into the archive while the next image pulls. Manifests
- * and indexes are not: a later pull of the same image rewrites them in place (skopeo, and kod trimming an
- * index), so they are written with the rest once every pull is done; they are small.
+ * The layers and configs of an image, as staging paths with their sizes, to be written into the archive
+ * while the next image pulls (one the layout does not hold, a non-distributable layer skopeo left out, is
+ * not written). Manifests and indexes are not: a later pull of the same image rewrites them in place
+ * (skopeo, and kod trimming an index), so they are written with the rest once every pull is done; they are
+ * small.
  */
-async function streamable(layout: string, blobs: ReadonlyMap<string, {size: number; manifest: boolean}>): Promise<Array<{file: string; size: number}>> {
-  const files = [...blobs].filter(([, blob]) => !blob.manifest).map(([digest, {size}]) => ({file: `${IMAGES_DIR}/blobs/${digest.replace(':', '/')}`, size}))
-  const held = await Promise.all(files.map(async ({file}) => stat(path.join(path.dirname(layout), file)).then((info) => info.isFile(), () => false)))
-  return files.filter((_, index) => held[index])
+function streamable(blobs: ReadonlyMap<string, {size: number; manifest: boolean}>): Array<{file: string; size: number}> {
+  return [...blobs].filter(([, blob]) => !blob.manifest).map(([digest, {size}]) => ({file: `${IMAGES_DIR}/blobs/${digest.replace(':', '/')}`, size}))
 }
 
 /**
@@ -460,7 +459,7 @@ export async function packageAction(ctx: SourceContext, sources: SourceRegistry,
                   const done = await pullImage(ctx, image, layout, options, canTrim(image.name, units), await looks[index])
                   pulled.push(done.image)
                   if (done.warning) platformWarnings.push(done.warning)
-                  archive!.add(await streamable(layout, done.blobs))
+                  archive!.add(streamable(done.blobs))
                   return done.bytes
                 },
               })),
