@@ -1,11 +1,12 @@
 import type {Config} from '@oclif/core'
-import {Ajv, type ValidateFunction} from 'ajv'
+import type {ValidateFunction} from 'ajv'
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import YAML from 'yaml'
 
 import {HINTS_API, type HintFile, type LoadedHints, type Logger} from '../api.js'
 import {messageOf, usageError, yamlProblem} from './errors.js'
+import {validatorFor} from './vendor/validators.js'
 
 /**
  * Hint files (docs/hints.md): YAML, validated against this schema wherever they come from — --hints
@@ -14,57 +15,9 @@ import {messageOf, usageError, yamlProblem} from './errors.js'
 export const HINTS_HOOK = 'kod:hints'
 const HOOK_TIMEOUT_MS = 10_000
 
-export const hintSchema = {
-  $id: 'https://kod.dev/schemas/image-hints-v1.json',
-  type: 'object',
-  required: ['apiVersion', 'kind', 'hints'],
-  additionalProperties: false,
-  properties: {
-    apiVersion: {const: 'kod.dev/v1'},
-    kind: {const: 'ImageHints'},
-    hints: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['chart'],
-        additionalProperties: false,
-        properties: {
-          chart: {type: 'string', minLength: 1},
-          versions: {type: 'string', minLength: 1},
-          images: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['ref'],
-              additionalProperties: false,
-              properties: {
-                ref: {type: 'string', minLength: 1},
-                values: {type: 'array', items: {type: 'string', minLength: 1}},
-              },
-            },
-          },
-          set: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['path', 'value'],
-              additionalProperties: false,
-              properties: {
-                path: {type: 'string', minLength: 1},
-                value: {},
-                reason: {type: 'string'},
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-} as const
+export {hintSchema} from './hint-schema.js'
 
-/** The schema, compiled when first needed (not at start-up). */
-let compiled: ValidateFunction<HintFile> | undefined
-const validator = (): ValidateFunction<HintFile> => (compiled ??= new Ajv({allErrors: true}).compile<HintFile>(hintSchema))
+const validator = (): ValidateFunction<HintFile> => validatorFor('hints') as ValidateFunction<HintFile>
 
 export async function loadHintFile(file: string, library: string): Promise<LoadedHints> {
   let text: string

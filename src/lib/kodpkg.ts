@@ -1,4 +1,4 @@
-import {Ajv, type ValidateFunction} from 'ajv'
+import type {ValidateFunction} from 'ajv'
 import {createHash, type KeyObject, randomBytes} from 'node:crypto'
 import {setMaxListeners} from 'node:events'
 import {createReadStream} from 'node:fs'
@@ -11,10 +11,10 @@ import YAML from 'yaml'
 import type {PackagedImage, PackageManifest, UnitImage} from '../api.js'
 import {makeDirectories} from './bounds.js'
 import {ExitCode, KodError, messageOf, packageError, usageError} from './errors.js'
-import {legacyManifestSchema, manifestSchema} from './kodpkg-schema.js'
 import {blobLinks, type BlobLinks, type LayoutBlob, layoutProblem, REF_NAME} from './oci.js'
 import {SIGNATURE_FILE, signSums} from './signing.js'
 import {unitValuesFileName} from './units.js'
+import {validatorFor} from './vendor/validators.js'
 
 /**
  * The .kodpkg format (docs/kodpkg.md): a plain tar archive holding kod-package.yaml (first),
@@ -35,25 +35,9 @@ export function packageBaseName(name: string, version: string): string {
   return `kod-${name}-${version}`
 }
 
-/**
- * The schemas, each compiled when first needed: a command that reads no package does not pay for them at
- * start-up, and one that reads a current package does not compile the legacy schema.
- */
-let ajv: Ajv | undefined
-let compiled: ValidateFunction<PackageManifest> | undefined
-let compiledLegacy: ValidateFunction<LegacyManifest> | undefined
-function schemas(): Ajv {
-  return (ajv ??= new Ajv({allErrors: true}))
-}
-
-function validators(): {ajv: Ajv; validate: ValidateFunction<PackageManifest>} {
-  compiled ??= schemas().compile<PackageManifest>(manifestSchema)
-  return {ajv: schemas(), validate: compiled}
-}
-
-function legacyValidator(): ValidateFunction<LegacyManifest> {
-  return (compiledLegacy ??= schemas().compile<LegacyManifest>(legacyManifestSchema))
-}
+/** Each schema's validation function (ahead-of-time code once built, see vendor/validators.ts). */
+const validateManifest = (): ValidateFunction<PackageManifest> => validatorFor('manifest') as ValidateFunction<PackageManifest>
+const legacyValidator = (): ValidateFunction<LegacyManifest> => validatorFor('legacyManifest') as ValidateFunction<LegacyManifest>
 
 /** kod-package.yaml in format 1 or 2: one chart, its package-time values and its images at the top level. */
 interface LegacyManifest extends Omit<PackageManifest, 'formatVersion' | 'units' | 'images'> {
@@ -99,7 +83,7 @@ export function parseManifest(text: string, origin: string): PackageManifest {
     throw packageError(`${origin}: package format ${version} is not supported by this kod (reads formats ${READABLE_FORMATS.join(', ')}); use a matching kod version`)
   }
   const legacy = version === 1 || version === 2
-  const check = legacy ? legacyValidator() : validators().validate
+  const check = legacy ? legacyValidator() : validateManifest()
   if (!check(data)) {
     const first = check.errors?.[0]
     const extra = (first?.params as {additionalProperty?: string} | undefined)?.additionalProperty
@@ -130,9 +114,10 @@ function checkConsistency(manifest: PackageManifest, origin: string): void {
 }
 
 export function stringifyManifest(manifest: PackageManifest): string {
-  const {ajv, validate} = validators()
+  const validate = validateManifest()
   if (manifest.formatVersion !== FORMAT_VERSION || !validate(manifest)) {
-    throw new Error(`internal: manifest does not match its schema: ${ajv.errorsText(validate.errors)}`)
+    const problems = (validate.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message ?? ''}`.trim())
+    throw new Error(`internal: manifest does not match its schema: ${problems.join(', ') || `format ${manifest.formatVersion}`}`)
   }
   checkConsistency(manifest, 'internal')
   return YAML.stringify(manifest, {lineWidth: 0})

@@ -1,7 +1,7 @@
 import {constants, statSync} from 'node:fs'
 import {access} from 'node:fs/promises'
 import path from 'node:path'
-import {execa, type ExecaError} from 'execa'
+import {execa, type ExecaError} from './vendor/execa.js'
 
 import type {PlannedCommand, RunOptions, RunResult, ToolName, ToolRunner} from '../api.js'
 import {defaultTimeoutMs, formatDuration, registryHosts} from './bounds.js'
