@@ -6,7 +6,7 @@ import path from 'node:path'
 
 import type {SourceContext, Target} from '../api.js'
 import {openPackage, packageWarnings} from '../lib/actions/open.js'
-import {describeOutcome, planCommands, planPopulate, populatedAlready, prepareKodinfo, pushArtifact, runPopulate} from '../lib/actions/populate.js'
+import {describeOutcome, type HeldAnswers, planCommands, planPopulate, populatedAlready, prepareKodinfo, pushArtifact, runPopulate} from '../lib/actions/populate.js'
 import {isRegistryInput} from '../lib/actions/registry-package.js'
 import {KodCommand, packageFlag, targetFlags, targetFrom, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
@@ -63,8 +63,10 @@ What the registry already holds under the same tag with the same digest is not p
     const listCommands = flags['list-commands']
     if (flags['as-artifact']) return this.asArtifact(flags, target, ctx)
     const verifyKey = await verifyKeyFrom(flags['verify-key'])
+    // What the registry answered when asked whether it holds the package already: not asked again before the pushes.
+    const answers: HeldAnswers = new Map()
     if (!listCommands) {
-      const done = await this.populatedAlready(flags.package, verifyKey, target, ctx)
+      const done = await this.populatedAlready(flags.package, verifyKey, target, ctx, answers)
       if (done) return done
     }
     // Unpacked where deploy unpacks, never into a temporary copy: printed commands name its files and
@@ -85,7 +87,7 @@ What the registry already holds under the same tag with the same digest is not p
     if (listCommands) {
       for (const line of commands) this.log(line)
     } else {
-      const outcome = await runPopulate(ctx, plan, {quiet: this.quiet(flags), force: flags.force})
+      const outcome = await runPopulate(ctx, plan, {quiet: this.quiet(flags), force: flags.force, answers})
       this.logToStderr(describeOutcome(outcome, target.registry))
     }
     return {registry: target.registry, images: plan.images.map((image) => image.to), commands, warnings, ...(plan.kodinfo ? {package: `oci://${plan.kodinfo.to}`} : {})}
@@ -101,6 +103,7 @@ What the registry already holds under the same tag with the same digest is not p
     verifyKey: KeyObject | undefined,
     target: Target,
     ctx: SourceContext,
+    answers: HeldAnswers,
   ): Promise<{registry: string; images: string[]; commands: string[]; warnings: string[]; package: string} | undefined> {
     const info = isRegistryInput(input) ? undefined : await stat(input).catch(() => undefined)
     if (!info?.isFile()) return undefined
@@ -112,7 +115,7 @@ What the registry already holds under the same tag with the same digest is not p
     if (verifyKey) checkSignature(head.sumsBytes, head.signature, verifyKey, input)
     const source = (await sources).get(head.manifest.source.kind)
     const dir = path.resolve(packageBaseName(head.manifest.name, head.manifest.version))
-    const plan = await populatedAlready(ctx, source, head, dir, target)
+    const plan = await populatedAlready(ctx, source, head, dir, target, answers)
     if (!plan) return undefined
     const warnings = packageWarnings(head.manifest)
     for (const warning of warnings) ctx.log.warn(warning)

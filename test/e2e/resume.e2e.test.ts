@@ -179,9 +179,13 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
     expect(kodinfoPush).to.match(/\/packages\/hello:0\.1\.0$/)
     await execa('bash', ['-c', kodinfoPush], {cwd: site, env: {PATH: toolPath()}, stdin: 'ignore'})
     await rm(path.join(site, 'kod-hello-0.1.0'), {recursive: true})
-    const first = await kod(args, {cwd: site})
+    const first = await kod(args, {cwd: site, env: {DEBUG: 'kod:populate'}})
     expect(first.exitCode, first.stderr).to.equal(0)
     expect(first.stderr).to.match(/pushed 1 image\(s\) and 1 chart\(s\)/)
+    // What the registry answered when asked whether it held the package already is not asked again before the pushes.
+    const looks = (reference: string): number => first.stderr.split('\n').filter((line) => line.includes('run: skopeo inspect') && line.includes(`docker://${reference} `)).length
+    expect(looks(`${registry.host}/kod/${proxy.host.replace(':', '-')}/kodtest/hello:1.0`), 'the image was looked at once').to.equal(1)
+    expect(looks(`${registry.host}/kod/charts/hello:0.1.0`), 'the chart was looked at once').to.equal(1)
     expect(await entries(site), 'it had to push, so it unpacked where deploy does').to.deep.equal(['kod-hello-0.1.0'])
     expect(await remoteDigest(`${registry.host}/kod/${proxy.host.replace(':', '-')}/kodtest/hello:1.0`)).to.equal(digest)
 

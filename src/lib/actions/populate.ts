@@ -80,12 +80,31 @@ export interface PopulateOptions {
   quiet: boolean
   /** --force: move a tag the registry holds with other content (refused otherwise, exit 7). */
   force?: boolean
+  /** What populatedAlready learnt of the registry, used instead of asking again. */
+  answers?: HeldAnswers
+}
+
+/**
+ * The registry's answers populatedAlready had (each look keyed by what it asked, and how: its flags and environment),
+ * for the full populate that follows when something was missing: each is taken once, so that a thing looked at again
+ * later (the metadata, after the pushes) is asked afresh.
+ */
+export type HeldAnswers = Map<string, Promise<string | undefined>>
+
+/** skopeo inspect's flags for a look at the registry: those of the push it precedes, or the target's TLS choice. */
+function lookFlags(target: Target, copyArgs?: readonly string[]): string[] {
+  return copyArgs ? inspectFlags(copyArgs, '--dest-') : isInsecure(target) ? ['--tls-verify=false'] : []
+}
+
+function lookKey(reference: string, target: Target, env?: Record<string, string>, copyArgs?: readonly string[]): string {
+  return JSON.stringify([reference, lookFlags(target, copyArgs), env ?? {}])
 }
 
 /**
  * What the registry holds under `reference` (docker://…): its raw manifest, byte for byte, or undefined when it holds
  * nothing there, or when it answered with an error the push itself will explain (a missing login). Only
- * a registry that does not answer within ANSWER_MS stops here.
+ * a registry that does not answer within ANSWER_MS stops here. When `answers` holds the very same look, made moments
+ * ago, that answer is taken instead (so used once).
  */
 async function held(
   ctx: SourceContext,
@@ -94,11 +113,17 @@ async function held(
   target: Target,
   env?: Record<string, string>,
   copyArgs?: readonly string[],
+  answers?: HeldAnswers,
 ): Promise<string | undefined> {
-  const flags = copyArgs ? inspectFlags(copyArgs, '--dest-') : isInsecure(target) ? ['--tls-verify=false'] : []
+  const key = answers && lookKey(reference, target, env, copyArgs)
+  const known = key === undefined ? undefined : answers?.get(key)
+  if (known) {
+    answers!.delete(key!)
+    return known
+  }
   const host = /^docker:\/\/([^/]+)/.exec(reference)?.[1]
   try {
-    const {stdout} = await ctx.tools.run('skopeo', ['inspect', '--raw', ...flags, reference], {env, timeoutMs: ANSWER_MS, raw: true})
+    const {stdout} = await ctx.tools.run('skopeo', ['inspect', '--raw', ...lookFlags(target, copyArgs), reference], {env, timeoutMs: ANSWER_MS, raw: true})
     if (host) noteAnswered(host)
     return stdout
   } catch (error) {
@@ -152,7 +177,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   // A re-made package of the same version is said before anything is pushed, not after the images.
   if (plan.kodinfo && !options.force) {
     const info = plan.kodinfo
-    const current = await held(ctx, info.to, `docker://${info.to}`, plan.target, info.command.env, info.command.args)
+    const current = await held(ctx, info.to, `docker://${info.to}`, plan.target, info.command.env, info.command.args, options.answers)
     if (current !== undefined && !manifestDigest(current, info.digest).matches) {
       throw new KodError(
         `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force`,
@@ -164,7 +189,12 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   const sizes = await Promise.all(plan.images.map(async (image) => describeImage(plan.layout, image.layoutName).then((described) => described.bytes, () => undefined)))
   // What the registry holds at each image's tag, asked a few at a time ahead of the pushes, which take each
   // answer as it comes (each look is a process and a round trip: one by one they cost as long as a small push).
-  const holding = startLimited(plan.images, LOOK_CONCURRENCY, (image) => held(ctx, image.name, `docker://${image.to}`, plan.target, image.command.env, image.command.args), ctx.cancelSignal)
+  const holding = startLimited(
+    plan.images,
+    LOOK_CONCURRENCY,
+    (image) => held(ctx, image.name, `docker://${image.to}`, plan.target, image.command.env, image.command.args, options.answers),
+    ctx.cancelSignal,
+  )
   const pushImage = async (image: PopulatePlan['images'][number], looked: Promise<string | undefined>, bytes?: number): Promise<number | {skipped: string}> => {
     const current = await looked
     if (current !== undefined) {
@@ -183,7 +213,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
   const pushChart = async (chart: PopulatePlan['charts'][number]): Promise<boolean> => {
     const what = chart.chart ? `chart ${chart.chart.name} ${chart.chart.version}` : (chart.command.args[1] ?? 'chart')
     if (chart.chart && chart.to) {
-      const current = await held(ctx, what, chart.to, plan.target, chart.command.env)
+      const current = await held(ctx, what, chart.to, plan.target, chart.command.env, undefined, options.answers)
       if (current !== undefined) {
         const ours = sha256(await readFile(chart.chart.path))
         if (chartLayer(current) === ours) {
@@ -312,10 +342,18 @@ function kodinfoLayers(raw: string): Map<string, string> | undefined {
  * The looks run LOOK_CONCURRENCY at a time in one pool (not the metadata first and then the rest: that
  * was one look's wait more), the metadata first, as it is pushed last: a populate that did not finish is
  * told by it. The metadata is never believed alone (an image may have been deleted since): every image and
- * chart is looked at. The first thing found missing or different stops the looks not yet started (one is
- * enough to need the full populate, which looks again before each push).
+ * chart is looked at. The first thing found missing or different answers at once (one is enough to need the full
+ * populate): the looks not yet started are not, those under way end on their own, and every answer had is left in
+ * `answers` for the full populate, which would otherwise ask the same before its pushes.
  */
-export async function populatedAlready(ctx: SourceContext, source: KodSource, head: ArchiveHead, dir: string, target: Target): Promise<PopulatePlan | undefined> {
+export async function populatedAlready(
+  ctx: SourceContext,
+  source: KodSource,
+  head: ArchiveHead,
+  dir: string,
+  target: Target,
+  answers?: HeldAnswers,
+): Promise<PopulatePlan | undefined> {
   if (head.sumsText === undefined || head.sumsDigest === undefined) return undefined
   const sums = parseSums(head.sumsText)
   // The manifest read from the head must be the one the checksums (and so the signature) vouch for.
@@ -330,29 +368,44 @@ export async function populatedAlready(ctx: SourceContext, source: KodSource, he
     ...(head.signature ? {[SIGNATURE_FILE]: sha256(head.signature).slice('sha256:'.length)} : {}),
   }
   const expected = new Map(kodinfoFiles(manifest, sums, Boolean(head.signature)).map((file) => [file, `sha256:${heads[file] ?? sums.get(file)}`]))
+  const ask = (what: string, reference: string, env?: Record<string, string>, copyArgs?: readonly string[]): Promise<string | undefined> => {
+    const answer = held(ctx, what, reference, target, env, copyArgs)
+    answer.catch(() => {})
+    answers?.set(lookKey(reference, target, env, copyArgs), answer)
+    return answer
+  }
   const looks: Array<() => Promise<boolean>> = [
     async () => {
-      const info = await held(ctx, to, `docker://${to}`, target)
+      const info = await ask(to, `docker://${to}`)
       const layers = info === undefined ? undefined : kodinfoLayers(info)
       return layers !== undefined && layers.size === expected.size && [...expected].every(([file, digest]) => layers.get(file) === digest)
     },
     ...plan.images.map((image) => async () => {
-      const current = await held(ctx, image.name, `docker://${image.to}`, target, image.command.env, image.command.args)
+      const current = await ask(image.name, `docker://${image.to}`, image.command.env, image.command.args)
       return current !== undefined && manifestDigest(current, image.digest).matches
     }),
     ...plan.charts.map(({chart, to: reference, command}) => async () => {
-      const current = await held(ctx, `chart ${chart!.name} ${chart!.version}`, reference!, target, command.env)
+      const current = await ask(`chart ${chart!.name} ${chart!.version}`, reference!, command.env)
       return current !== undefined && chartLayer(current) === `sha256:${sums.get(chart!.file)}`
     }),
   ]
-  let missing = false
-  await mapLimit(
-    looks,
-    LOOK_CONCURRENCY,
-    async (look) => {
-      if (!missing && !(await look())) missing = true
-    },
-    ctx.cancelSignal,
-  )
-  return missing ? undefined : plan
+  return new Promise((resolve, reject) => {
+    let answered = false
+    const answer = (settle: () => void): void => {
+      if (answered) return
+      answered = true
+      settle()
+    }
+    mapLimit(
+      looks,
+      LOOK_CONCURRENCY,
+      async (look) => {
+        if (!answered && !(await look())) answer(() => resolve(undefined))
+      },
+      ctx.cancelSignal,
+    ).then(
+      () => answer(() => resolve(plan)),
+      (error: unknown) => answer(() => reject(error)),
+    )
+  })
 }
