@@ -229,54 +229,42 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
     outcome.pushed.charts++
     return true
   }
-  // The charts are pushed while the images are (each is small, and helm and skopeo run side by side): their step
-  // then waits for what is mostly done.
-  const chartsPushed = (async (): Promise<number> => {
-    let pushed = 0
-    for (const chart of plan.charts) if (await pushChart(chart)) pushed++
-    return pushed
-  })()
-  chartsPushed.catch(() => {})
-  try {
-    await runSteps(
-      [
-        {
-          title: `Push ${plan.images.length} image(s)`,
-          task: (_, task) =>
-            countedSubtasks(
-              task,
-              plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => pushImage(image, holding[index], sizes[index])})),
-              {doing: 'Push', did: 'pushed', noun: 'image(s)'},
-            ),
+  await runSteps(
+    [
+      {
+        title: `Push ${plan.images.length} image(s)`,
+        task: (_, task) =>
+          countedSubtasks(
+            task,
+            plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => pushImage(image, holding[index], sizes[index])})),
+            {doing: 'Push', did: 'pushed', noun: 'image(s)'},
+          ),
+      },
+      {
+        title: `Push ${plan.charts.length} chart(s)`,
+        task: async (_, task) => {
+          let pushed = 0
+          for (const chart of plan.charts) if (await pushChart(chart)) pushed++
+          const kept = plan.charts.length - pushed
+          task.title = `Pushed ${pushed} chart(s)${kept > 0 ? `, ${kept} already in ${plan.registry} with the same content` : ''}`
         },
-        {
-          title: `Push ${plan.charts.length} chart(s)`,
-          task: async (_, task) => {
-            const pushed = await chartsPushed
-            const kept = plan.charts.length - pushed
-            task.title = `Pushed ${pushed} chart(s)${kept > 0 ? `, ${kept} already in ${plan.registry} with the same content` : ''}`
-          },
-        },
-        ...(plan.kodinfo
-          ? [
-              {
-                title: `Push the package's metadata to ${plan.kodinfo.to}`,
-                task: async (_: unknown, task: {title: string}) => {
-                  const info = plan.kodinfo!
-                  const pushed = await pushArtifactOnce(ctx, info, plan.target, `the package's metadata`, Boolean(options.force))
-                  task.title = pushed ? `Pushed the package's metadata to ${info.to}` : `The package's metadata is in ${info.to} already`
-                  outcome.kodinfo = info.to
-                },
+      },
+      ...(plan.kodinfo
+        ? [
+            {
+              title: `Push the package's metadata to ${plan.kodinfo.to}`,
+              task: async (_: unknown, task: {title: string}) => {
+                const info = plan.kodinfo!
+                const pushed = await pushArtifactOnce(ctx, info, plan.target, `the package's metadata`, Boolean(options.force))
+                task.title = pushed ? `Pushed the package's metadata to ${info.to}` : `The package's metadata is in ${info.to} already`
+                outcome.kodinfo = info.to
               },
-            ]
-          : []),
-      ],
-      {quiet: options.quiet},
-    )
-  } finally {
-    // Nothing of this populate goes on after it has ended, failed or not.
-    await Promise.allSettled([chartsPushed])
-  }
+            },
+          ]
+        : []),
+    ],
+    {quiet: options.quiet},
+  )
   return outcome
 }
 
