@@ -87,9 +87,21 @@ export interface PopulateOptions {
 /**
  * The registry's answers populatedAlready had (each look keyed by what it asked, and how: its flags and environment),
  * for the full populate that follows when something was missing: each is taken once, so that a thing looked at again
- * later (the metadata, after the pushes) is asked afresh.
+ * later (the metadata, after the pushes) is asked afresh, and only while it is as fresh as a look made ahead of the
+ * pushes would be (ANSWER_REUSE_MS from when it was asked): a large package's extraction takes longer, and a tag
+ * that changed meanwhile must still be refused, not moved on an old answer.
  */
-export type HeldAnswers = Map<string, Promise<string | undefined>>
+export type HeldAnswers = Map<string, {answer: Promise<string | undefined>; asked: number}>
+
+/** How long after it was asked a registry's answer stands in for a new look (see HeldAnswers). */
+export const ANSWER_REUSE_MS = 5000
+
+/** The answer `answers` holds for `key`, taken out (so used once), when it was asked within ANSWER_REUSE_MS of `now`. */
+export function takeAnswer(answers: HeldAnswers, key: string, now = Date.now()): Promise<string | undefined> | undefined {
+  const known = answers.get(key)
+  answers.delete(key)
+  return known && now - known.asked <= ANSWER_REUSE_MS ? known.answer : undefined
+}
 
 /** skopeo inspect's flags for a look at the registry: those of the push it precedes, or the target's TLS choice. */
 function lookFlags(target: Target, copyArgs?: readonly string[]): string[] {
@@ -103,8 +115,8 @@ function lookKey(reference: string, target: Target, env?: Record<string, string>
 /**
  * What the registry holds under `reference` (docker://…): its raw manifest, byte for byte, or undefined when it holds
  * nothing there, or when it answered with an error the push itself will explain (a missing login). Only
- * a registry that does not answer within ANSWER_MS stops here. When `answers` holds the very same look, made moments
- * ago, that answer is taken instead (so used once).
+ * a registry that does not answer within ANSWER_MS stops here. When `answers` holds the very same look, asked moments
+ * ago, that answer is taken instead (so used once; see HeldAnswers).
  */
 async function held(
   ctx: SourceContext,
@@ -115,12 +127,8 @@ async function held(
   copyArgs?: readonly string[],
   answers?: HeldAnswers,
 ): Promise<string | undefined> {
-  const key = answers && lookKey(reference, target, env, copyArgs)
-  const known = key === undefined ? undefined : answers?.get(key)
-  if (known) {
-    answers!.delete(key!)
-    return known
-  }
+  const known = answers && takeAnswer(answers, lookKey(reference, target, env, copyArgs))
+  if (known) return known
   const host = /^docker:\/\/([^/]+)/.exec(reference)?.[1]
   try {
     const {stdout} = await ctx.tools.run('skopeo', ['inspect', '--raw', ...lookFlags(target, copyArgs), reference], {env, timeoutMs: ANSWER_MS, raw: true})
@@ -371,7 +379,7 @@ export async function populatedAlready(
   const ask = (what: string, reference: string, env?: Record<string, string>, copyArgs?: readonly string[]): Promise<string | undefined> => {
     const answer = held(ctx, what, reference, target, env, copyArgs)
     answer.catch(() => {})
-    answers?.set(lookKey(reference, target, env, copyArgs), answer)
+    answers?.set(lookKey(reference, target, env, copyArgs), {answer, asked: Date.now()})
     return answer
   }
   const looks: Array<() => Promise<boolean>> = [
