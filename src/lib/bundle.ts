@@ -1,4 +1,4 @@
-import {Ajv, type ErrorObject} from 'ajv'
+import {Ajv} from 'ajv'
 import type {KeyObject} from 'node:crypto'
 import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
@@ -18,6 +18,7 @@ import {
   verifyDirectoryAs,
   writeArchive,
 } from './kodpkg.js'
+import {schemaProblem} from './schemas.js'
 import {checkSignature, SIGNATURE_FILE} from './signing.js'
 
 /**
@@ -102,12 +103,6 @@ function validatorOf(kind: BundleKind<never>): ReturnType<typeof ajv.compile> {
     validators.set(kind, validate)
   }
   return validate
-}
-
-function schemaProblem(errors: ErrorObject[] | null | undefined): string {
-  const first = errors?.[0]
-  const extra = (first?.params as {additionalProperty?: string} | undefined)?.additionalProperty
-  return extra ? `${first?.instancePath || ''}/${extra} is a field this kod does not know (made by hand, tampered with, or by a newer kod)` : `${first?.instancePath || '/'} ${first?.message ?? ''}`.trim()
 }
 
 /** Reads kod-bundle.yaml as `kind` says it must be (exit 5 naming `origin` and the problem otherwise). */

@@ -12,6 +12,7 @@ import type {PackagedImage, PackageManifest, UnitImage} from '../api.js'
 import {makeDirectories} from './bounds.js'
 import {ExitCode, KodError, messageOf, packageError, usageError} from './errors.js'
 import {blobLinks, type BlobLinks, type LayoutBlob, layoutProblem, REF_NAME} from './oci.js'
+import {schemaProblem} from './schemas.js'
 import {SIGNATURE_FILE, signSums} from './signing.js'
 import {unitValuesFileName} from './units.js'
 import {validatorFor} from './vendor/validators.js'
@@ -84,12 +85,7 @@ export function parseManifest(text: string, origin: string): PackageManifest {
   }
   const legacy = version === 1 || version === 2
   const check = legacy ? legacyValidator() : validateManifest()
-  if (!check(data)) {
-    const first = check.errors?.[0]
-    const extra = (first?.params as {additionalProperty?: string} | undefined)?.additionalProperty
-    const what = extra ? `${first?.instancePath || ''}/${extra} is a field this kod does not know (made by hand, tampered with, or by a newer kod)` : `${first?.instancePath || '/'} ${first?.message ?? ''}`
-    throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${what}`.trim())
-  }
+  if (!check(data)) throw packageError(`${origin}: ${MANIFEST_FILE} is invalid: ${schemaProblem(check.errors)}`)
   const manifest = legacy ? upgradeManifest(data as LegacyManifest) : (data as PackageManifest)
   checkConsistency(manifest, origin)
   return manifest
