@@ -12,8 +12,12 @@ export interface FaultProxy {
   host: string
   /** Bytes forwarded so far, each way. */
   bytes(): {up: number; down: number}
-  /** Stop forwarding once `direction` has carried `after` more bytes; resume() lets it flow again. */
-  stallAfter(direction: 'up' | 'down', after: number): Promise<void>
+  /**
+   * Stop each connection alone once it has carried `after` bytes `direction` from now; the others flow on, so
+   * transfers shorter than `after` complete whatever share of the bandwidth they get and longer ones never do.
+   * Resolves when the first connection stops; resume() lets them all flow again.
+   */
+  stallEachAfter(direction: 'up' | 'down', after: number): Promise<void>
   resume(): void
   /** Once `direction` has carried `after` more bytes: cut every connection and refuse new ones for `ms`. */
   outageAfter(direction: 'up' | 'down', after: number, ms: number): Promise<void>
@@ -21,15 +25,16 @@ export interface FaultProxy {
 }
 
 type Trigger = {direction: 'up' | 'down'; at: number; fire: () => void}
+type EachTrigger = {direction: 'up' | 'down'; after: number; fire: () => void}
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const [targetHost, targetPort] = target.split(':')
   const port = await freePort()
   const sockets = new Set<net.Socket>()
   const counted = {up: 0, down: 0}
-  let stalled = false
   const paused: net.Socket[] = []
   let trigger: Trigger | undefined
+  let each: EachTrigger | undefined
   let server: net.Server
 
   const count = (direction: 'up' | 'down', length: number): void => {
@@ -42,13 +47,22 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   }
 
   const pipe = (from: net.Socket, to: net.Socket, direction: 'up' | 'down'): void => {
+    // What this connection carried this way since the per-connection stall was set (or since it opened).
+    let carried = 0
+    let carriedFor: EachTrigger | undefined
     from.on('data', (chunk: Buffer) => {
-      if (stalled) {
+      if (each && carriedFor !== each) {
+        carriedFor = each
+        carried = 0
+      }
+      if (each !== undefined && each.direction === direction && carried >= each.after) {
         from.pause()
         paused.push(from)
         from.unshift(chunk)
+        each.fire()
         return
       }
+      carried += chunk.length
       count(direction, chunk.length)
       if (!to.destroyed) to.write(chunk)
     })
@@ -81,20 +95,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   return {
     host: `127.0.0.1:${port}`,
     bytes: () => ({...counted}),
-    stallAfter(direction, after) {
+    stallEachAfter(direction, after) {
       return new Promise((resolve) => {
-        trigger = {
-          direction,
-          at: counted[direction] + after,
-          fire() {
-            stalled = true
-            resolve()
-          },
-        }
+        each = {direction, after, fire: () => resolve()}
       })
     },
     resume() {
-      stalled = false
+      each = undefined
       for (const socket of paused.splice(0)) socket.resume()
     },
     outageAfter(direction, after, ms) {
@@ -111,7 +118,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       })
     },
     async stop() {
-      stalled = false
+      each = undefined
       cutAll()
       await new Promise((resolve) => server.close(() => resolve(undefined)))
     },
