@@ -15,7 +15,7 @@ import YAML from 'yaml'
 import {oneLineError} from '../support/assertions.js'
 import {startChartServer, startSilentServer, type ChartServer} from '../support/chart-server.js'
 import {FIXTURES, kod, type KodResult, TOOLS_BIN} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {freePort, startRegistry, type TestRegistry} from '../support/registry.js'
 
 /**
@@ -1181,9 +1181,7 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
     closed = `127.0.0.1:${await freePort()}`
 
     // One tiny image upstream, and the good package of hello 0.1.0 that runs it.
-    const layout = path.join(work, 'build')
-    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
-    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`], {stdin: 'ignore'})
+    await seedHello(work, upstream)
     const valuesFor = async (name: string, repository: string, tag?: string): Promise<string> => {
       const file = path.join(shared, name)
       await writeFile(file, YAML.stringify({image: {repository, ...(tag ? {tag} : {})}}))

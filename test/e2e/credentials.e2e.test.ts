@@ -8,7 +8,7 @@ import YAML from 'yaml'
 
 import {startChartServer, type ChartServer} from '../support/chart-server.js'
 import {FIXTURES, kod, type KodResult, TOOLS_BIN, toolPath} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 
 /**
@@ -116,11 +116,7 @@ describe('credentials (e2e)', function () {
     upstream = await startRegistry()
     chartRegistry = await startRegistry({auth: {user: CHART_USER, password: SENTINEL}})
     target = await startRegistry({auth: {user: TARGET_USER, password: SENTINEL}})
-    const layout = path.join(work, 'build')
-    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
-    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
-    values = path.join(work, 'upstream.yaml')
-    await writeFile(values, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`, tag: '1.0'}}))
+    values = (await seedHello(work, upstream, {tag: true})).values
 
     // The chart in an HTTPS repository and an OCI registry, both behind the sentinel login (set up outside kod's HOME).
     const site = path.join(work, 'site')

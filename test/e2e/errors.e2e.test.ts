@@ -3,10 +3,9 @@ import {execa} from 'execa'
 import {cp, mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import YAML from 'yaml'
 
 import {FIXTURES, kod, TOOLS_BIN} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 import {oneLineError as oneErrorLine} from '../support/assertions.js'
 
@@ -37,11 +36,7 @@ describe('errors: one line naming the file or host, with the right exit code (e2
   before(async function () {
     work = await mkdtemp(path.join(os.tmpdir(), 'kod-errors-'))
     upstream = await startRegistry()
-    const layout = path.join(work, 'build')
-    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
-    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
-    valuesFile = path.join(work, 'upstream.yaml')
-    await writeFile(valuesFile, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`}}))
+    valuesFile = (await seedHello(work, upstream)).values
     badValues = path.join(work, 'bad-values.yaml')
     await writeFile(badValues, BAD_YAML)
     const out = path.join(work, 'pkg')

@@ -1,5 +1,4 @@
 import {expect} from 'chai'
-import {execa} from 'execa'
 import {chmod, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -7,7 +6,7 @@ import YAML from 'yaml'
 
 import {startSilentServer} from '../support/chart-server.js'
 import {FIXTURES, kod, startKod, TOOLS_BIN, toolPath} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {childrenOf, type ProcInfo, processesNaming, waitFor} from '../support/processes.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 
@@ -41,11 +40,7 @@ describe('bounded waits: nothing hangs (e2e)', function () {
     await writeFile(hangValues, YAML.stringify({image: {repository: `${silent.host}/kodtest/hello`}}))
     // A real package, for populate to push to the silent registry.
     upstream = await startRegistry()
-    const layout = path.join(work, 'build')
-    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
-    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
-    const values = path.join(work, 'upstream.yaml')
-    await writeFile(values, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`}}))
+    const {values} = await seedHello(work, upstream)
     kodpkg = path.join(work, 'hello.kodpkg')
     const packaged = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', kodpkg, '--insecure-registry', upstream.host])
     expect(packaged.exitCode, packaged.stderr).to.equal(0)

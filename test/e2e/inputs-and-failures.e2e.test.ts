@@ -8,7 +8,7 @@ import YAML from 'yaml'
 
 import {startChartServer, startSilentServer, type ChartServer} from '../support/chart-server.js'
 import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 import {oneLineError} from '../support/assertions.js'
 
@@ -29,11 +29,7 @@ describe('chart inputs and bad input (e2e)', function () {
   before(async function () {
     work = await mkdtemp(path.join(os.tmpdir(), 'kod-inputs-'))
     upstream = await startRegistry()
-    const layout = path.join(work, 'build')
-    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
-    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
-    valuesFile = path.join(work, 'upstream.yaml')
-    await writeFile(valuesFile, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`}}))
+    valuesFile = (await seedHello(work, upstream)).values
 
     // The chart as a .tgz, in an https repository (with index.yaml), and in an OCI registry.
     const site = path.join(work, 'site')

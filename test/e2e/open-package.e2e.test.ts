@@ -8,7 +8,7 @@ import YAML from 'yaml'
 
 import {writePackage} from '../../src/lib/kodpkg.js'
 import {FIXTURES, kod, ROOT, TOOLS_BIN, toolPath} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {startRegistry, type TestRegistry} from '../support/registry.js'
 import {demoManifest} from '../support/manifest.js'
 import {oneLineError} from '../support/assertions.js'
@@ -46,10 +46,7 @@ describe('opening packages on the air-gapped side (e2e)', function () {
     env = {HOME: work}
     upstream = await startRegistry()
     airgap = await startRegistry()
-    const layout = path.join(work, 'build')
-    await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])
-    await execa('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
-    await writeFile(path.join(work, 'upstream.yaml'), YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`}}))
+    await seedHello(work, upstream)
     first = await packageHello(await fresh('first'))
     second = await packageHello(await fresh('second'))
     expect(await readFile(first)).to.not.deep.equal(await readFile(second))

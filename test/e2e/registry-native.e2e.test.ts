@@ -9,7 +9,7 @@ import YAML from 'yaml'
 import {imagesInManifests} from '../../packages/helm-analysis/src/render.js'
 import {oneLineError} from '../support/assertions.js'
 import {FIXTURES, kod, toolPath} from '../support/kod.js'
-import {buildLayout} from '../support/oci-build.js'
+import {seedHello} from '../support/hello-image.js'
 import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 
 /**
@@ -42,11 +42,8 @@ describe('registry-native packages: deploy and inspect from oci:// (e2e)', funct
     const memory = path.join(work, 'helm-memory.yaml')
     await writeFile(memory, '[]\n')
     helmEnv = {HELM_DRIVER: 'memory', HELM_MEMORY_DRIVER_DATA: memory, HOME: work}
-    const layout = path.join(work, 'build')
-    digest = (await buildLayout(layout, [{name: 'hello', layers: [{files: {'hello.txt': 'hello\n'}}]}])).hello
-    await skopeo(['copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:hello`, `docker://${upstream.host}/kodtest/hello:1.0`])
-    const values = path.join(work, 'upstream.yaml')
-    await writeFile(values, YAML.stringify({image: {repository: `${upstream.host}/kodtest/hello`, tag: '1.0'}}))
+    const {digest: seeded, values} = await seedHello(work, upstream, {tag: true})
+    digest = seeded
     kodpkg = path.join(work, 'out', 'kod-hello-0.1.0.kodpkg')
     const packaged = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', values, '-o', kodpkg, '--insecure-registry', upstream.host])
     expect(packaged.exitCode, packaged.stderr).to.equal(0)
