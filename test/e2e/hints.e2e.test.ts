@@ -69,6 +69,23 @@ describe('hint files and hint libraries (e2e)', function () {
     expect(text).to.match(/# workers\.pullFromMirror: the app must be told the worker image is relocated/)
   })
 
+  it("relocates istiod's injected proxy through plugin-helm's built-in hint, and reads no image from the injector's values dump", async function () {
+    // The fixture keeps istiod's shape: the sidecar injector's ConfigMap carries the chart's values as JSON
+    // ({"global": {"proxy": {"image": "proxyv2"}}}), the name part of the proxy image the injector composes.
+    const istiod = path.join(FIXTURES, 'charts', 'istiod')
+    const result = await kod(['images', '-c', istiod, '--json'], {env})
+    expect(result.exitCode, result.stderr).to.equal(0)
+    expect(result.stderr, 'no warning').to.equal('')
+    const rows = (JSON.parse(result.stdout).images as Row[]).map(({foundIn, ref, relocatable, values}) => ({foundIn, ref, relocatable, values}))
+    expect(rows).to.deep.equal([
+      {ref: 'registry.invalid/istio/pilot:1.30.3', values: ['global.hub'], relocatable: true, foundIn: ['istiod/templates/deployment.yaml']},
+      {ref: 'registry.invalid/istio/proxyv2:1.30.3', values: ['global.hub'], relocatable: true, foundIn: ['hint istiod.yaml (@kod/plugin-helm (plugin-helm built-in hints))']},
+    ])
+    const relocated = await kod(['images', '-c', istiod, '--relocate-to', 'air.local:5000'], {env})
+    expect(relocated.exitCode, relocated.stderr).to.equal(0)
+    expect(YAML.parse(relocated.stdout)).to.deep.equal({global: {hub: 'air.local:5000/kod/registry.invalid/istio'}})
+  })
+
   it('refuses a hint file that does not match the schema, in one line', async function () {
     const bad = path.join(work, 'bad.yaml')
     await writeFile(bad, YAML.stringify({apiVersion: 'kod.dev/v1', kind: 'ImageHints', hints: [{chart: 'acme', images: [{reference: 'x'}]}]}))

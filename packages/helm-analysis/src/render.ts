@@ -31,6 +31,15 @@ export interface Occurrence {
 /** Values of image fields that are not images: istio's gateway chart sets `image: auto`, which its injector replaces. */
 const NOT_IMAGES = new Set(['auto'])
 
+/**
+ * A pattern that matches images, not an image: a policy's `image: "*:*"`, `"!*:latest"` or
+ * `"registry.io/* | docker.io/*"` (Kyverno, Gatekeeper). No reference holds `*` or `?`, nor starts with
+ * `!`, so nothing can pull one: it is neither packaged nor checked at deploy.
+ */
+export function isImagePattern(value: string): boolean {
+  return /[*?]/.test(value) || value.startsWith('!')
+}
+
 /** Image-like tokens in text: a path and a tag or digest (registry optional). */
 const IMAGE_TOKEN = /(?<![\w./:@-])(?:[a-z0-9][a-z0-9.-]*(?::\d+)?\/)?[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)+(?::\w[\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})(?![\w./@-])/g
 
@@ -40,12 +49,13 @@ export function imageTokens(text: string): string[] {
 
 /**
  * `image:` lines of ConfigMap or Secret text that does not parse as YAML or JSON as a whole (a template
- * with placeholders elsewhere, a JSON fragment): their values are image fields, even without a registry
- * or a path (`image: busybox:1.28`, `"image": "busybox:1.28",`). Text that parses is read field by field.
- * Values still holding a template (`{{ .ProxyImage }}`) and values with neither tag, digest nor path
+ * with placeholders elsewhere, a JSON fragment), and `image = "…"` lines of TOML or INI text (a CI
+ * runner's config): their values are image fields, even without a registry or a path (`image:
+ * busybox:1.28`, `"image": "busybox:1.28",`, `image = "ubuntu:22.04"`). Text that parses is read field by
+ * field. Values still holding a template (`{{ .ProxyImage }}`) and values with neither tag, digest nor path
  * (`image: true`) are left out.
  */
-const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*:[ \t]*["']?([^\s"'#{},]+)["']?[ \t]*,?[ \t]*(?:#.*)?$/gm
+const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*[:=][ \t]*["']?([^\s"'#{},]+)["']?[ \t]*,?[ \t]*(?:#.*)?$/gm
 
 export function imageFieldsInText(text: string): string[] {
   const found = [...text.matchAll(TEXT_IMAGE_FIELD)].map((match) => match[1]).filter((value) => /[/:@]/.test(value))
@@ -87,17 +97,24 @@ const SOURCE_COMMENT = /^# Source: (.+)$/m
 const TOOL_FAILED_EXIT = 4
 
 /**
- * `image: {registry, repository, tag, digest}`, the values shape many charts also pass to their custom
- * resources: the whole reference, or undefined when there is no repository.
+ * An `image:` map, the values shape many charts also pass to their custom resources: `{registry,
+ * repository, tag, digest}` (Bitnami, VictoriaMetrics), `{registry, image, tag, digest}` (ingress-nginx) or
+ * `{name, version}` (linkerd) — the name from `repository`, `image` or `name`, the tag from `tag` or
+ * `version` (a digest when it starts with sha256:) — read as the whole reference. Undefined when the map
+ * names no image.
  */
 export function imageFromMap(map: Record<string, unknown>): string | undefined {
   const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '')
-  const repository = text(map.repository)
-  if (!repository) return undefined
+  const name = [map.repository, map.image, map.name].map(text).find(Boolean)
+  if (!name) return undefined
   const registry = text(map.registry).replace(/\/+$/, '')
-  const tag = text(map.tag)
+  let ref = `${registry ? `${registry}/` : ''}${name}`
+  const tag = [map.tag, map.version].map(text).find(Boolean)
   const digest = text(map.digest)
-  return `${registry ? `${registry}/` : ''}${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`
+  const last = ref.slice(ref.lastIndexOf('/') + 1)
+  if (tag && !/[:@]/.test(last)) ref += /^sha256:/.test(tag) ? `@${tag}` : `:${tag}`
+  if (digest && !ref.includes('@')) ref += `@${digest}`
+  return ref
 }
 
 /** Text a ConfigMap or Secret carries, by key: data (a Secret's decoded from base64) and a Secret's stringData. */
@@ -158,11 +175,24 @@ function structured(text: string): unknown[] {
 }
 
 /**
+ * Whether an image field of YAML or JSON kept as ConfigMap or Secret text names an image to run. In a pod
+ * template it does, even as a bare name (`image: busybox` of a container). But such text is also a
+ * values dump an injector reads (istiod's `{"global": {"proxy": {"image": "proxyv2"}}}`), where a bare
+ * name outside a container is the name part of an image composed at run time (a hint names that one):
+ * not an image. So a bare name counts only in a container (beside a `name`, or in a list of containers).
+ */
+function imageInText(value: string, record: Record<string, unknown>, parentKey: string): boolean {
+  return /[/:@]/.test(value) || typeof record.name === 'string' || /containers$/i.test(parentKey)
+}
+
+/**
  * Every place of one document that may hold an image: image fields (composed ones included), container
  * arguments (with the flag they belong to), env values (with their variable's name) and other fields
- * named like an image. `base` prefixes every `where`.
+ * named like an image. `base` prefixes every `where`; it is not empty for a document of ConfigMap or
+ * Secret text (imageInText).
  */
 function visitDocument(document: unknown, template: string, base: string, found: Occurrence[]): void {
+  const inText = base !== ''
   const visit = (node: unknown, at: string, parentKey: string): void => {
     if (Array.isArray(node)) {
       let flag: string | undefined
@@ -185,7 +215,7 @@ function visitDocument(document: unknown, template: string, base: string, found:
         const where = `${base}${at}/${key}`
         if (key === 'image' && typeof value === 'string') {
           const image = composed ?? value.trim()
-          if (image && !NOT_IMAGES.has(image)) found.push({where, template, value: image, kind: 'image'})
+          if (image && !NOT_IMAGES.has(image) && !isImagePattern(image) && (!inText || imageInText(image, record, parentKey))) found.push({where, template, value: image, kind: 'image'})
         } else if (key === 'image' && typeof value === 'object' && value !== null && !Array.isArray(value) && imageFromMap(value as Record<string, unknown>)) {
           found.push({where, template, value: imageFromMap(value as Record<string, unknown>)!, kind: 'image'})
         } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {

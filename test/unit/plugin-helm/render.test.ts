@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {composedImage, imageFieldsInText, imagesInManifests, namedForImage, occurrences} from '../../../packages/helm-analysis/src/render.js'
+import {composedImage, imageFieldsInText, imageFromMap, imagesInManifests, namedForImage, occurrences} from '../../../packages/helm-analysis/src/render.js'
 
 describe('plugin-helm: images in rendered manifests', function () {
   it('finds image fields at any depth, with the template they came from', function () {
@@ -69,6 +69,56 @@ spec:
     expect(imagesInManifests(output).map((image) => image.ref)).to.deep.equal(['nvcr.io/nvidia/driver:550.54.15', 'nvcr.io/nvidia/k8s/container-toolkit:v1.17.0'])
   })
 
+  it('reads an image: map of any common shape as the whole reference', function () {
+    expect(imageFromMap({registry: 'docker.io', repository: 'bitnami/redis', tag: '7.2', digest: ''})).to.equal('docker.io/bitnami/redis:7.2')
+    expect(imageFromMap({registry: 'registry.k8s.io', image: 'ingress-nginx/controller', tag: 'v1.10.0', digest: `sha256:${'c'.repeat(64)}`})).to.equal(
+      `registry.k8s.io/ingress-nginx/controller:v1.10.0@sha256:${'c'.repeat(64)}`,
+    )
+    expect(imageFromMap({name: 'cr.l5d.io/linkerd/debug', version: 'stable-2.14.10'})).to.equal('cr.l5d.io/linkerd/debug:stable-2.14.10')
+    expect(imageFromMap({registry: 'quay.io', name: 'acme/c', tag: 3})).to.equal('quay.io/acme/c:3')
+    // version is a tag, never dropped (it was: quay.io/acme/d, an image that is not the one that runs).
+    expect(imageFromMap({repository: 'quay.io/acme/d', version: '4.0'})).to.equal('quay.io/acme/d:4.0')
+    expect(imageFromMap({repository: 'quay.io/acme/e', version: `sha256:${'d'.repeat(64)}`})).to.equal(`quay.io/acme/e@sha256:${'d'.repeat(64)}`)
+    expect(imageFromMap({repository: 'registry.local:5000/f:1.0', tag: '2.0'})).to.equal('registry.local:5000/f:1.0')
+    expect(imageFromMap({pullPolicy: 'Always'})).to.equal(undefined)
+    const output = `---
+# Source: mesh/templates/debug.yaml
+apiVersion: example.io/v1
+kind: Mesh
+spec:
+  debug: {image: {name: cr.l5d.io/linkerd/debug, version: stable-2.14.10}}
+  c: {image: {registry: quay.io, name: acme/c, tag: "3.0"}}
+  d: {image: {repository: quay.io/acme/d, version: "4.0"}}
+  e: {image: {registry: registry.k8s.io, image: ingress-nginx/controller, tag: v1.10.0}}
+`
+    expect(imagesInManifests(output).map((image) => image.ref)).to.deep.equal([
+      'cr.l5d.io/linkerd/debug:stable-2.14.10',
+      'quay.io/acme/c:3.0',
+      'quay.io/acme/d:4.0',
+      'registry.k8s.io/ingress-nginx/controller:v1.10.0',
+    ])
+  })
+
+  it('takes a policy\'s image patterns for what they are: nothing to pull', function () {
+    const output = `---
+# Source: policies/templates/latest.yaml
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+spec:
+  rules:
+    - validate:
+        pattern:
+          spec:
+            containers: [{image: "!*:latest"}, {image: "*:*"}, {image: "registry.io/* | docker.io/*"}, {image: "nginx:1.?"}]
+---
+# Source: policies/templates/pod.yaml
+kind: Pod
+spec:
+  containers: [{name: c, image: "nginx:1.25"}]
+`
+    expect(imagesInManifests(output).map((image) => image.ref)).to.deep.equal(['nginx:1.25'])
+  })
+
   it('reads image: lines of pod templates kept as text, and only plausible references', function () {
     const text = [
       'containers:',
@@ -82,6 +132,9 @@ spec:
       'debugImage: ghcr.io/not/this:1',
     ].join('\n')
     expect(imageFieldsInText(text)).to.deep.equal(['busybox:1.28', `quay.io/x/y@sha256:${'b'.repeat(64)}`, 'registry.local:5000/z'])
+    // A CI runner's TOML config.
+    const toml = ['[[runners]]', '  [runners.kubernetes]', '    image = "ubuntu:22.04"', "    image = 'alpine'", '    helper_image = "x/helper:1"'].join('\n')
+    expect(imageFieldsInText(toml)).to.deep.equal(['ubuntu:22.04'])
   })
 
   it('names the flag of an argument and the variable of an env value', function () {
