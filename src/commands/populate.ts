@@ -44,7 +44,7 @@ What the registry already holds under the same tag with the same digest is not p
     'verify-key': verifyKeyFlag,
     ...targetFlags,
     force: Flags.boolean({
-      summary: 'Move tags the registry already holds with other content to this package\'s images and charts (refused otherwise, exit 7).',
+      summary: 'Move tags the registry already holds with other content to this package\'s images and charts (refused otherwise, exit 7). Also spelt --force-push, as deploy names it.',
       aliases: ['force-push'],
     }),
     'as-artifact': Flags.boolean({

@@ -180,9 +180,19 @@ describe('registry-native packages: deploy and inspect from oci:// (e2e)', funct
       // Another build of the same version: its metadata would move the tag; refused before any image is pushed.
       const rebuilt = await kod(['populate', '-c', file, '-r', airgap.host, '--plain-http'], {cwd: await mkdtemp(path.join(work, 'rebuilt-'))})
       expect(rebuilt.exitCode, rebuilt.stderr).to.equal(7)
-      oneLineError(rebuilt, /kod\/packages\/hello:0\.1\.0 already holds another build of hello:0\.1\.0: .*another --prefix, or replace it with --force/)
+      oneLineError(rebuilt, /kod\/packages\/hello:0\.1\.0 already holds another build of hello:0\.1\.0: .*another --prefix, or replace it with --force-push$/)
       const catalog = (await (await fetch(`http://${airgap.host}/v2/_catalog`)).json()) as {repositories: string[]}
       expect(catalog.repositories.filter((repository) => repository.includes(upstreamAgain.host.replace(':', '-'))), 'no image pushed').to.deep.equal([])
+      // deploy says the same, naming its own flag, which replaces it.
+      const deployArgs = ['deploy', '-c', file, '-r', airgap.host, '--plain-http', '--no-install', '-n', 'shop']
+      const metadataBefore = await remoteDigest(reference.slice('oci://'.length))
+      const refused = await kod(deployArgs, {cwd: await mkdtemp(path.join(work, 'rebuilt-deploy-')), env: helmEnv})
+      expect(refused.exitCode, refused.stderr).to.equal(7)
+      oneLineError(refused, /already holds another build of hello:0\.1\.0: .*replace it with --force-push$/)
+      const replaced = await kod([...deployArgs, '--force-push'], {cwd: await mkdtemp(path.join(work, 'rebuilt-deploy-')), env: helmEnv})
+      expect(replaced.exitCode, replaced.stderr).to.equal(0)
+      expect(replaced.stderr).to.match(/as --force-push asks/)
+      expect(await remoteDigest(reference.slice('oci://'.length)), 'the metadata tag moved to the new build').to.not.equal(metadataBefore)
       const cwd = await mkdtemp(path.join(work, 'artifact-'))
       const pushed = await kod(['populate', '-c', file, '-r', airgap.host, '--plain-http', '--as-artifact'], {cwd})
       expect(pushed.exitCode, pushed.stderr).to.equal(0)

@@ -253,7 +253,7 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
 
     const forced = await kod([...args, '--force'], {cwd: site})
     expect(forced.exitCode, forced.stderr).to.equal(0)
-    expect(forced.stderr).to.match(/held another image: replaced with .*as --force asks/)
+    expect(forced.stderr).to.match(/held another image: replaced with .*as --force-push asks/)
     expect(await remoteDigest(to)).to.equal(digest)
 
     // A chart of the same name and version but other content under the chart's tag.

@@ -157,7 +157,7 @@ function chartLayer(raw: string): string | undefined {
 
 function tagConflict(what: string, to: string, ours: string): KodError {
   return new KodError(
-    `${to} already holds something other than ${what} (${ours}): kod does not move a tag that exists; push to another --prefix, or replace it with --force`,
+    `${to} already holds something other than ${what} (${ours}): kod does not move a tag that exists; push to another --prefix, or replace it with --force-push`,
     {exit: ExitCode.tagConflict},
   )
 }
@@ -188,7 +188,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
     const current = await held(ctx, info.to, `docker://${info.to}`, plan.target, info.command.env, info.command.args, options.answers)
     if (current !== undefined && !manifestDigest(current, info.digest).matches) {
       throw new KodError(
-        `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force`,
+        `${info.to} already holds another build of ${info.to.split('/').at(-1)}: kod does not replace a populated package's metadata; push to another --prefix, or replace it with --force-push`,
         {exit: ExitCode.tagConflict},
       )
     }
@@ -212,7 +212,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
         return already(plan.registry)
       }
       if (!options.force) throw tagConflict(`${image.name} from this package`, image.to, digest)
-      ctx.log.warn(`${image.to} held another image: replaced with ${image.name} (${digest}), as --force asks`)
+      ctx.log.warn(`${image.to} held another image: replaced with ${image.name} (${digest}), as --force-push asks`)
     }
     await push(image.command, image.name, bytes)
     outcome.pushed.images++
@@ -230,7 +230,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
         }
         const to = chart.to.slice('docker://'.length)
         if (!options.force) throw tagConflict(`${what} from this package`, to, ours)
-        ctx.log.warn(`${to} held another chart: replaced with ${what}, as --force asks`)
+        ctx.log.warn(`${to} held another chart: replaced with ${what}, as --force-push asks`)
       }
     }
     await push(chart.command, what)
@@ -305,6 +305,7 @@ async function pushArtifactOnce(ctx: SourceContext, info: Artifact, target: Targ
   if (current !== undefined && manifestDigest(current, info.digest).matches) return false
   if (current !== undefined && !force) throw tagConflict(`${what} from this package`, info.to, info.digest)
   await pushOne(ctx, info.command, what, target.registry)
+  if (current !== undefined) ctx.log.warn(`${info.to} held something else: replaced with ${what} from this package (${info.digest}), as --force-push asks`)
   return true
 }
 
