@@ -203,6 +203,12 @@ describe('package-tools and deploy-tools, with the real tools (e2e)', function (
       const images = await installed(['images', '-c', chart, '--json'])
       expect(images.exitCode, images.stderr).to.equal(0)
       expect(JSON.parse(images.stdout).images).to.deep.equal([])
+      // Every plugin's commands are found from its manifest, none imported to be listed: nothing said but the answer.
+      for (const args of [['sources'], ['--help'], ['deploy-tools', '--help'], ['deploy-zot', '--help']]) {
+        const ran = await installed(args)
+        expect(ran.exitCode, `kod ${args.join(' ')}: ${ran.stderr}`).to.equal(0)
+        expect(ran.stderr, `kod ${args.join(' ')}`).to.equal('')
+      }
       expect((await installed(['deploy-tools', '--help'])).stdout).to.match(/Install a tools bundle/)
     })
 
