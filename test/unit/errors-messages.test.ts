@@ -1,5 +1,7 @@
 import {expect} from 'chai'
 
+import {deployFailure} from '../../src/lib/actions/deploy.js'
+import {asKodError} from '../../src/lib/actions/package.js'
 import {insecureRegistryHost} from '../../src/lib/base-command.js'
 import {ExitCode, fileSystemError, KodError, yamlProblem} from '../../src/lib/errors.js'
 
@@ -31,6 +33,20 @@ describe('errors: file-system errors, YAML problems, --insecure-registry', funct
     it('still names the path of a code it does not know', function () {
       const error = fileSystemError(nodeError('EIO', 'read', '/dev/sdz'))
       expect(error!.message).to.match(/^\/dev\/sdz: EIO/)
+    })
+
+    it("a plugin's file-system error is one line naming the path; deploy's values files that cannot be written say where to go", function () {
+      const plugin = asKodError(nodeError('EACCES', 'open', '/media/pkg/notes.txt'))
+      expect(plugin.message).to.equal('/media/pkg/notes.txt: permission denied: choose a path you may read and write')
+      expect(plugin.exit).to.equal(ExitCode.usage)
+      for (const code of ['EACCES', 'EROFS', 'EPERM']) {
+        const failure = deployFailure(nodeError(code, 'open', '/media/pkg/kod-values-hello.yaml'), '/media/pkg')
+        expect(failure.message).to.match(/^cannot write kod's values files into \/media\/pkg: it is not writable; .*unpack the \.kodpkg there with kod unpack -c FILE -o DIR\) and deploy with -c DIR$/)
+        expect(failure.exit).to.equal(ExitCode.usage)
+      }
+      // Elsewhere, the path is named as it is.
+      expect(deployFailure(nodeError('EACCES', 'open', '/etc/x.yaml'), '/media/pkg').message).to.match(/^\/etc\/x\.yaml: permission denied/)
+      expect(deployFailure(new Error('helm says no'), '/media/pkg').message).to.equal('helm says no')
     })
 
     it('leaves alone anything that is not a file-system error', function () {

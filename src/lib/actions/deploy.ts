@@ -4,7 +4,7 @@ import YAML from 'yaml'
 
 import type {DeployRequest, KodSource, OpenedPackage, SourceContext, Target, ToolRunner} from '../../api.js'
 import {LOOK_CONCURRENCY} from '../bounds.js'
-import {ExitCode, KodError, usageError} from '../errors.js'
+import {ExitCode, isNotWritable, KodError, usageError} from '../errors.js'
 import {existsInRegistry, pullReference} from '../images.js'
 import {mapLimit} from '../kodpkg.js'
 import {parseRef, relocatedRepository, sameImage} from '../refs.js'
@@ -256,6 +256,18 @@ async function createPullSecret(ctx: SourceContext, secret: CreateSecret, namesp
 }
 
 /**
+ * A source's deploy failure as one line. The source writes kod's values files into the package directory:
+ * one that cannot be written (read-only media, another user's) says so and where to go instead.
+ */
+export function deployFailure(error: unknown, packageDir: string): KodError {
+  const {path: file} = (error ?? {}) as {path?: unknown}
+  if (isNotWritable(error) && typeof file === 'string' && path.dirname(file) === packageDir) {
+    return usageError(`cannot write kod's values files into ${packageDir}: it is not writable; copy the package directory somewhere you can write (or unpack the .kodpkg there with kod unpack -c FILE -o DIR) and deploy with -c DIR`)
+  }
+  return asKodError(error)
+}
+
+/**
  * kod deploy: the source writes the relocation values and renders the chart with them; the render check
  * refuses any image from outside the registry not accepted with --allow-external. Then:
  *
@@ -275,7 +287,7 @@ export async function deployAction(
   const warnings = packageWarnings(pkg.manifest)
   for (const warning of warnings) ctx.log.warn(warning)
   const plan = await source.deploy(ctx, pkg, request).catch((error: unknown) => {
-    throw asKodError(error)
+    throw deployFailure(error, pkg.dir)
   })
   const several = new Set(plan.renderedImages.map((image) => image.unit)).size > 1
   const {accepted, inRegistry} = renderCheck(ctx, pkg, plan.renderedImages, request.target, options, several)

@@ -47,9 +47,14 @@ export interface PackageResult {
   bytes: number
 }
 
-/** Errors from a plugin become one-line kod errors (exit 2 when the plugin says the input is bad); kod's own pass through. */
+/**
+ * Errors from a plugin become one-line kod errors (exit 2 when the plugin says the input is bad; a file-system
+ * error names its path and what to do); kod's own pass through.
+ */
 export function asKodError(error: unknown): KodError {
   if (error instanceof KodError) return error
+  const fsFailure = fileSystemError(error)
+  if (fsFailure) return fsFailure
   const exit = (error as SourceError | null)?.exit === ExitCode.usage ? ExitCode.usage : ExitCode.failure
   return new KodError(messageOf(error), {exit})
 }
