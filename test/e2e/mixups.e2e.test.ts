@@ -70,7 +70,9 @@ describe('mix-ups are bad input, said before any work (e2e)', function () {
     const readOnly = '/sys/kernel'
     const copy = path.join(work, 'copy.tgz')
     await cp(kodpkg, copy)
-    await expectUsage(['deploy', '--list-commands', '-c', copy, '-r', '127.0.0.1:1'], /cannot unpack .*copy\.tgz into .*: it is not writable/, readOnly)
+    await expectUsage(['deploy', '--list-commands', '-c', copy, '-r', '127.0.0.1:1'], /cannot unpack .*copy\.tgz into the current directory \(\/sys\/kernel\): it is not writable; run kod from a directory you can write to/, readOnly)
+    // unpack -o names the directory it was given, and the flag to change.
+    await expectUsage(['unpack', '-c', copy, '-o', '/sys/kernel/pkg'], /cannot unpack .*copy\.tgz into \/sys\/kernel\/pkg: \/sys\/kernel is not writable; give -o a directory you can write to$/)
     await expectUsage(['package', '-c', path.join(work, 'plain')], /cannot write the package into \/sys\/kernel: it is not writable; choose a directory you can write to with -o/, readOnly)
   })
 })

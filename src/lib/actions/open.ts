@@ -252,7 +252,10 @@ async function openLocal(input: string, options: OpenOptions): Promise<Opened> {
   // A directory kod cannot write into is bad input, not a failure (root passes access(), so try and see).
   const unwritable = (error: unknown): never => {
     if (!isNotWritable(error)) throw error
-    throw usageError(`cannot unpack ${input} into ${shown(path.dirname(dir))}: it is not writable; run kod from a directory you can write to, or unpack it with kod unpack -c ${input} -o DIR and use -c DIR`)
+    const where = shown(path.dirname(dir))
+    const named = where === '.' ? `the current directory (${path.dirname(dir)})` : where
+    if (fixed !== undefined) throw usageError(`cannot unpack ${input} into ${shown(dir)}: ${named} is not writable; give -o a directory you can write to`)
+    throw usageError(`cannot unpack ${input} into ${named}: it is not writable; run kod from a directory you can write to, or unpack it with kod unpack -c ${input} -o DIR and use -c DIR`)
   }
   await sweepUnpackLeftovers(dir, {debug: () => {}})
   const extractTitles = [`Extract and verify ${path.basename(input)} (${size})`, `Extracted and verified ${path.basename(input)} (${size}) into ${shown(dir)}`] as const
