@@ -34,10 +34,14 @@ export function formatPlatform(platform: Platform): string {
   return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/')
 }
 
+/** Operating systems images are built for (GOOS values): a --platform of one of these alone lacks its architecture. */
+const KNOWN_OS = new Set(['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'solaris', 'illumos', 'aix', 'plan9'])
+
 /** `os/arch[/variant]` as --platform takes it (linux/amd64, linux/arm64/v8, linux/arm/v7); a bad one is a usage error. */
 export function parsePlatform(spec: string): Platform {
   const parts = spec.trim().toLowerCase().split('/')
   const bad = (why: string): Error => usageError(`--platform ${spec}: ${why}; use os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7`)
+  if (parts.length === 1 && KNOWN_OS.has(parts[0])) throw bad(`no architecture given (${parts[0]}/${hostPlatform().architecture}?)`)
   if (parts.length === 1 && COMPONENT.test(parts[0])) throw bad(`no operating system given (linux/${parts[0]}?)`)
   if (parts.length < 2 || parts.length > 3 || !parts.every((part) => COMPONENT.test(part))) throw bad('not a platform')
   const [os, given, variant] = parts

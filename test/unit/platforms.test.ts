@@ -45,6 +45,8 @@ describe('platforms', function () {
   it('refuses anything else with one line saying the form (exit 2)', function () {
     for (const [spec, why] of [
       ['amd64', /--platform amd64: no operating system given \(linux\/amd64\?\); use os\/arch\[\/variant\], e\.g\. linux\/amd64/],
+      ['linux', /--platform linux: no architecture given \(linux\/[a-z0-9]+\?\); use os\/arch\[\/variant\]/],
+      ['Windows', /--platform Windows: no architecture given \(windows\/[a-z0-9]+\?\)/],
       ['', /--platform : not a platform/],
       ['linux/', /not a platform/],
       ['linux/arm64/v8/x', /not a platform/],
