@@ -23,7 +23,7 @@ Image registry credentials come from the usual auth files (skopeo login / docker
 
 Platforms: a multi-platform image (an image index) is stored with only the platforms the cluster needs. kod cannot know the cluster's, so by default it keeps this machine's (linux/amd64 on an x86-64 machine, linux/arm64 on an ARM64 one) and says so; --platform os/arch[/variant] (repeatable) chooses, --all-platforms keeps every one, byte for byte. A trimmed index is a new image index (a new digest); when the chart pins the image by its index's digest in the value that relocates it, deploy's values point at the trimmed one, which populate pushes (when the digest is a value of its own, kod keeps every platform of that image, and says so). An image with none of the platforms asked for is refused (exit 2), naming the platforms it has; a single-platform image built for another platform is packaged as it is, with a warning the package records.
 
-The file appears only when complete: a failed or interrupted run leaves nothing behind; a run killed outright leaves at most a hidden staging directory, whose pulled image blobs the next run into the same directory reuses.`
+The file appears only when complete: a failed or interrupted run leaves nothing behind; a run killed outright leaves at most a hidden staging directory and partial file, whose pulled image blobs the next run into the same directory reuses.`
 
   static override examples = [
     {description: 'Package a local chart directory:', command: '<%= config.bin %> <%= command.id %> -c ./mychart'},

@@ -247,6 +247,15 @@ export async function writePackage(
 }
 
 /**
+ * The hidden name an archive is written under until it is complete (`.<name>.partial-<pid>` beside it,
+ * or `.<name>.<what>.partial-<pid>`): a run killed outright leaves nothing a user would take for a
+ * package, and the next run into the same directory removes it (sweepPackageLeftovers).
+ */
+export function partialFile(outFile: string, what?: string): string {
+  return path.join(path.dirname(outFile), `.${path.basename(outFile)}${what ? `.${what}` : ''}.partial-${process.pid}`)
+}
+
+/**
  * An archive in kod's format, whatever its manifest (a package's kod-package.yaml, a bundle's
  * kod-bundle.yaml): writes `manifestText` as `manifestFile` and SHA256SUMS (over every file of `staging`)
  * into `staging`, signs SHA256SUMS when given a key, then tars it into `outFile` atomically, the manifest
@@ -262,7 +271,7 @@ export async function writeArchive(
 ): Promise<{files: number; bytes: number}> {
   const {first, rest} = await stageHead(staging, head, signal, signingKey)
   const order = [...first, ...rest]
-  const partial = `${outFile}.partial-${process.pid}`
+  const partial = partialFile(outFile)
   try {
     await tar.create({cwd: staging, file: partial, portable: true, noDirRecurse: true}, order)
     signal?.throwIfAborted()

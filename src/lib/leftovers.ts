@@ -8,7 +8,7 @@ import {sha256File} from './kodpkg.js'
 /**
  * What interrupted runs leave behind, and how the next run deals with it (docs/security.md). Every
  * temporary name kod makes carries its process id: `.kod-staging-<pid>-*` beside a package being
- * written, `<file>.partial-<pid>`, `<dir>.extracting-<pid>`, `<dir>.partial-<pid>`,
+ * written, `.<file>.partial-<pid>` (`<file>.partial-<pid>` by earlier kod), `<dir>.extracting-<pid>`, `<dir>.partial-<pid>`,
  * `<dir>.discard-<pid>-*`, `<dir>.replaced-<pid>`, and `$TMPDIR/kod-<pid>-*`. A later run removes those
  * whose process is gone (a live one, or one of another user, is never touched), keeping what is worth
  * keeping: the image blobs a killed package had pulled, each checked against its sha256 name.

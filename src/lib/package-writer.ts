@@ -5,7 +5,7 @@ import path from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import * as tar from 'tar'
 
-import {type ArchiveHeadFiles, IMAGES_DIR, stageHead, writeFully} from './kodpkg.js'
+import {type ArchiveHeadFiles, IMAGES_DIR, partialFile, stageHead, writeFully} from './kodpkg.js'
 
 /**
  * Writes a package archive while its images are still being pulled (docs/kodpkg.md, "Entry order"): each
@@ -39,11 +39,11 @@ export class StreamingArchive {
   }
 
   /**
-   * Starts `outFile`'s archive (as `<outFile>.partial-<pid>`) for files of `staging`, with room for the
+   * Starts `outFile`'s archive (as `.<outFile>.partial-<pid>`, partialFile) for files of `staging`, with room for the
    * head of a package of `images` images (or `room` bytes, a multiple of 512, at most 960 KiB).
    */
   static async start(staging: string, outFile: string, images: number, room = headRoom(images)): Promise<StreamingArchive> {
-    const partial = `${outFile}.partial-${process.pid}`
+    const partial = partialFile(outFile)
     return new StreamingArchive(staging, outFile, partial, await open(partial, 'w'), room)
   }
 
@@ -157,7 +157,7 @@ export class StreamingArchive {
   /** The head outgrew its room: the archive is written again, the head first, then the body as streamed. */
   private async moveBody(headBytes: Buffer, signal?: AbortSignal): Promise<void> {
     // Named so that the next run into this directory removes it, should this one be killed (leftovers.ts).
-    const moved = `${this.outFile}.head.partial-${process.pid}`
+    const moved = partialFile(this.outFile, 'head')
     try {
       const out = createWriteStream(moved)
       out.write(headBytes)

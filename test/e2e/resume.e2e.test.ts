@@ -123,6 +123,7 @@ describe('interrupted runs resume and leave nothing behind (e2e)', function () {
     const killed = await child
     proxy.resume()
     expect(staging, `the killed run had pulled a blob into its staging directory (it said: ${killed.stderr})`).to.not.equal(undefined)
+    expect((await entries(out)).filter((name) => !name.startsWith('.')), 'the killed run left nothing a user would take for a package').to.deep.equal([])
     const pulledBefore = await layoutBlobs(path.join(out, staging!.name, 'images'))
     const layers = pulledBefore.length
     expect(layers).to.be.greaterThan(0)

@@ -48,10 +48,13 @@ describe('leftovers of interrupted runs', function () {
     await writeFile(path.join(blobs, goodHex), good)
     await writeFile(path.join(blobs, badHex), 'truncated or tampered')
     await writeFile(path.join(blobs, 'oci-put-blob123'), 'a temporary file skopeo was writing')
-    await writeFile(path.join(dir, `kod-x-1.0.kodpkg.partial-${dead}`), 'half an archive')
+    await writeFile(path.join(dir, `.kod-x-1.0.kodpkg.partial-${dead}`), 'half an archive')
+    await writeFile(path.join(dir, `.kod-x-1.0.kodpkg.head.partial-${dead}`), 'half a head')
+    // The visible name earlier kod wrote.
+    await writeFile(path.join(dir, `kod-w-1.0.kodpkg.partial-${dead}`), 'half an older archive')
     // A live run's staging and partial file, and a user's file, are not touched.
     await mkdir(path.join(dir, `.kod-staging-${process.pid}-live01`))
-    await writeFile(path.join(dir, `kod-y-1.0.kodpkg.partial-${process.pid}`), 'being written')
+    await writeFile(path.join(dir, `.kod-y-1.0.kodpkg.partial-${process.pid}`), 'being written')
     await writeFile(path.join(dir, 'notes.partial-x'), 'mine')
 
     const layout = path.join(dir, `.kod-staging-${process.pid}-live01`, 'images')
@@ -59,7 +62,7 @@ describe('leftovers of interrupted runs', function () {
     expect(reused).to.deep.equal({blobs: 1, bytes: good.length})
     expect(await names(path.join(layout, 'blobs', 'sha256'))).to.deep.equal([goodHex])
     expect(await readFile(path.join(layout, 'blobs', 'sha256', goodHex), 'utf8')).to.equal(good)
-    expect(await names(dir)).to.deep.equal([`.kod-staging-${process.pid}-live01`, `kod-y-1.0.kodpkg.partial-${process.pid}`, 'notes.partial-x'])
+    expect(await names(dir)).to.deep.equal([`.kod-staging-${process.pid}-live01`, `.kod-y-1.0.kodpkg.partial-${process.pid}`, 'notes.partial-x'])
   })
 
   it('removes what dead unpacks left beside the directory, and nothing of live ones or of other directories', async function () {
