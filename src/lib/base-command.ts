@@ -211,6 +211,9 @@ export async function packageRequestFrom(flags: ChartFlagValues, hints: LoadedHi
 
 export function renderKnobsFrom(flags: {'kube-version'?: string; 'api-versions'?: string[]; set?: string[]}): RenderKnobs {
   checkKubeVersion(flags['kube-version'])
+  // helm takes a --set with nothing before its "=" and sets nothing: a typo said, not ignored.
+  const keyless = flags.set?.find((value) => !value.trim() || value.split(/(?<!\\),/).some((part) => part.trim().startsWith('=')))
+  if (keyless !== undefined) throw usageError(`--set ${JSON.stringify(keyless)}: no key before "="; use --set key=value (a.b=value for a nested key)`)
   return {
     ...(flags['kube-version'] ? {kubeVersion: flags['kube-version']} : {}),
     ...(flags['api-versions']?.length ? {apiVersions: flags['api-versions']} : {}),

@@ -370,6 +370,12 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
       error: () => /^Error: .*--set.*image\.tag/,
     },
     {
+      name: 'images: --set with no key (helm would set nothing)',
+      args: () => ['images', '-c', HELLO, '--set', 'image.tag=1,=x'],
+      exit: 2,
+      error: () => /^Error: --set "image\.tag=1,=x": no key before "="; use --set key=value/,
+    },
+    {
       name: 'images: --set with a list index that is no number',
       args: () => ['images', '-c', HELLO, '--set', 'a[x]=1'],
       exit: 2,
