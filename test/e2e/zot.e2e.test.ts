@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
 import {createHash} from 'node:crypto'
-import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import * as tar from 'tar'
@@ -27,7 +27,7 @@ const STAND_IN_ZOT = `#!/bin/sh
 case "$1" in
   -v|--version) echo '{"level":"info","distribution-spec":"1.1.1","commit":"v0.0.0-standin","binary-type":"stand-in","message":"version"}' ;;
   verify)
-    [ "$2" = "--help" ] && { echo 'verify validates a zot config file (stand-in)'; exit 0; }
+    [ "$2" = "--help" ] && { printf 'verify validates a zot config file (stand-in)\\n\\nUsage:\\n  zot verify <config> [flags]\\n'; exit 0; }
     [ -n "$ZOT_STANDIN_REFUSE" ] && { echo '{"level":"error","message":"invalid config file (stand-in refusing on purpose)"}' >&2; exit 1; }
     node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); if (!c.distSpecVersion) process.exit(1)' "$2" ;;
   *) echo 'usage: zot [command] (stand-in)' >&2; exit 1 ;;
@@ -124,6 +124,32 @@ describe('kod package-zot / deploy-zot (e2e, with a stand-in for zot)', function
       const again = await kod(['package-zot', '--zot-binary', file('zot'), '-o', file('again.kodbundle')], {cwd: work})
       expect(again.stderr).to.match(/^Warning: zot .*a script \(#!\)/m)
       expect(again.stdout).to.match(/again\.kodbundle: zot v0\.0\.0-standin, \(platform unknown\)/)
+    })
+
+    it('another program given as zot (a distribution registry) is said to report no zot version, and zot verify is not run on it', async function () {
+      const dir = await freshRoot('not-zot')
+      const notZot = path.join(dir, 'zot-linux-amd64')
+      await cp('/usr/bin/docker-registry', notZot)
+      const made = await kod(['package-zot', '--zot-binary', notZot, '-o', path.join(dir, 'b.kodbundle')], {cwd: dir})
+      expect(made.exitCode, made.stderr).to.equal(0)
+      expect(made.stderr).to.match(/^Warning: zot .*reported no zot version \(recorded as unknown\): is it zot\?/m)
+      let manifest: {binaries: Array<{name: string; version?: string; verify?: boolean}>} | undefined
+      await tar.list({
+        file: path.join(dir, 'b.kodbundle'),
+        onReadEntry(entry) {
+          const chunks: Buffer[] = []
+          entry.on('data', (chunk: Buffer) => chunks.push(chunk))
+          if (entry.path === 'kod-bundle.yaml') entry.on('end', () => void (manifest = YAML.parse(Buffer.concat(chunks).toString())))
+        },
+      })
+      const zot = manifest!.binaries.find((binary) => binary.name === 'zot')!
+      expect(zot.version).to.equal(undefined)
+      // The registry says `Error: unknown command "verify"`: that is no zot verify.
+      expect(zot.verify).to.equal(false)
+      const root = await freshRoot('not-zot-root')
+      const deployed = await kod(['deploy-zot', '-c', path.join(dir, 'b.kodbundle'), '--root', root], {cwd: dir})
+      expect(deployed.exitCode, deployed.stderr).to.equal(0)
+      expect(deployed.stderr + deployed.stdout).to.not.match(/zot verify accepted/)
     })
 
     it('names the default file after the version, in the current directory', async function () {

@@ -5,7 +5,7 @@ import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
-import {parseVersion} from '../../plugins/plugin-zot/src/binary.js'
+import {answersVerify, parseVersion} from '../../plugins/plugin-zot/src/binary.js'
 import {configTemplate} from '../../plugins/plugin-zot/src/config.js'
 import {checkHtpasswd} from '../../plugins/plugin-zot/src/htpasswd.js'
 import {PATHS} from '../../plugins/plugin-zot/src/layout.js'
@@ -108,6 +108,16 @@ describe('zot binaries', () => {
     expect(parseVersion('zot version v2.0.4\n')).to.equal('v2.0.4')
     expect(parseVersion('{"level":"info","distribution-spec":"1.1.1","commit":"","message":"version"}')).to.equal(undefined)
     expect(parseVersion('usage: zot [command]')).to.equal(undefined)
+    // Another program's version is not zot's (a distribution registry given as --zot-binary).
+    expect(parseVersion('docker-registry github.com/docker/distribution 2.8.2+ds1\n')).to.equal(undefined)
+    expect(parseVersion('zot github.com/docker/distribution 2.8.2+ds1\n'), 'the same, run as zot').to.equal(undefined)
+  })
+
+  it("tells zot's verify help from another program's complaint about it", function () {
+    expect(answersVerify('`verify` validates a zot config file\n\nUsage:\n  zot verify <config> [flags]\n\nFlags:\n  -h, --help   help for verify\n')).to.equal(true)
+    expect(answersVerify('Error: unknown command "verify" for "registry"\nRun \'registry --help\' for usage.\n')).to.equal(false)
+    expect(answersVerify('usage: zot [command]\n')).to.equal(false)
+    expect(answersVerify('')).to.equal(false)
   })
 })
 

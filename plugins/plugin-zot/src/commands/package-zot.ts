@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import {BUNDLE_API_VERSION, BUNDLE_FORMAT, createToolRunner, Flags, formatSize, hostPlatform, KodCommand, loadSigningKey, readExecutableInfo, runSteps, sha256File, step, usageError, writeBundle} from 'kod/sdk'
 
-import {parseVersion} from '../binary.js'
+import {answersVerify, parseVersion} from '../binary.js'
 import {bundleFileName, zotBundle, type ZotBundleManifest} from '../bundle-kind.js'
 import {configTemplate, stringifyConfig} from '../config.js'
 import {BUNDLE_FILES, type BinaryName, type BundledBinary} from '../manifest.js'
@@ -113,8 +113,8 @@ The version is what \`zot --version\` reports (recorded as unknown when it repor
       version = parseVersion((await answer(args)) ?? '')
       if (version) break
     }
-    if (!version && runnable) notes.push(`\`${name} --version\` and \`${name} -v\` reported no version (recorded as unknown)`)
-    const verify = name === 'zot' ? /verify/.test((await answer(['verify', '--help'])) ?? '') : undefined
+    if (!version && runnable) notes.push(`\`${name} --version\` and \`${name} -v\` reported no ${name} version (recorded as unknown): is it ${name}?`)
+    const verify = name === 'zot' ? answersVerify((await answer(['verify', '--help'])) ?? '') : undefined
     const info = await stat(target)
     return {
       name,
