@@ -876,6 +876,8 @@ export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: strin
   let tooLarge: string | undefined
   /** A manifest or checksum entry that is not a regular file (a link placed where kod-package.yaml belongs). */
   let notAFile: {name: string; type: string} | undefined
+  /** A manifest or checksum entry the file ends inside of. */
+  let cutShort: string | undefined
   const enough = new AbortController()
   const parser = new tar.Parser({
     strict: true,
@@ -903,7 +905,13 @@ export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: strin
       const chunks: Buffer[] = []
       entry.on('data', (chunk: Buffer) => chunks.push(chunk))
       entry.on('end', () => {
-        texts.set(name, Buffer.concat(chunks))
+        const bytes = Buffer.concat(chunks)
+        // The archive ends inside this entry (a copy cut short): not a manifest that fails its schema.
+        if (entry.size !== undefined && bytes.length < entry.size) {
+          cutShort ??= name
+          return
+        }
+        texts.set(name, bytes)
         if (first === manifestFile && texts.has(manifestFile) && texts.has(SUMS_FILE) && texts.has(SIGNATURE_FILE)) enough.abort()
       })
     },
@@ -915,6 +923,7 @@ export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: strin
     signal?.throwIfAborted()
   }
   if (tooLarge) throw packageError(`${file}: ${tooLarge} is larger than ${LIMITS.textBytes} bytes; kod refuses such a ${noun}`)
+  if (cutShort) throw packageError(`${file} is damaged or truncated (it ends inside ${cutShort}); get a fresh copy`)
   if (notAFile) {
     const what = notAFile.type === 'SymbolicLink' ? 'a symbolic link' : notAFile.type === 'Link' ? 'a hard link' : `a ${notAFile.type} entry`
     throw packageError(`${file}: ${notAFile.name} is ${what}; a ${noun} holds only regular files, so this one was made by hand or tampered with: get a fresh copy`)
@@ -924,6 +933,8 @@ export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: strin
   const manifestText = manifestBytes?.toString('utf8')
   const sumsText = sumsBytes?.toString('utf8')
   if (manifestBytes !== undefined && manifestText !== undefined && (first === manifestFile || sumsText !== undefined)) {
+    // Only the head was read: a copy cut short further on is told by its end, before anything trusts the rest.
+    if (!(await endsWhole(file))) throw packageError(`${file} is damaged or truncated (it does not end as a whole tar archive does); get a fresh copy`)
     return {
       manifest: format.parse(manifestText, file),
       manifestText,
@@ -938,6 +949,26 @@ export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: strin
   if (other) throw notA(noun, file, other)
   if (manifestText !== undefined) throw notA(noun, file, `it is a tar archive holding ${manifestFile} but no ${SUMS_FILE}`)
   throw notA(noun, file, `it is a tar archive without ${manifestFile}`)
+}
+
+/**
+ * Whether a file ends as a whole tar archive does: in 512-byte blocks, the last two all zeros. A copy cut
+ * short almost never does. A gzip-compressed archive carries its own check (its reader fails on a cut one).
+ */
+async function endsWhole(file: string): Promise<boolean> {
+  const handle = await open(file, 'r')
+  try {
+    const {size} = await handle.stat()
+    const magic = Buffer.alloc(2)
+    await handle.read(magic, 0, 2, 0)
+    if (magic[0] === 0x1f && magic[1] === 0x8b) return true
+    if (size % 512 !== 0 || size < 1024) return false
+    const tail = Buffer.alloc(1024)
+    await handle.read(tail, 0, 1024, size - 1024)
+    return tail.every((byte) => byte === 0)
+  } finally {
+    await handle.close()
+  }
 }
 
 export interface ArchiveSummary<M = PackageManifest> {

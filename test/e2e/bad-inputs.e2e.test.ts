@@ -474,6 +474,24 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
       error: badPackage('(truncated|incomplete|ends early|damaged)'),
     },
     {
+      name: 'inspect: a package cut short inside its manifest',
+      setup: async (d) => void (await hostile(d, (await readFile(good)).subarray(0, 700))),
+      args: (d) => ['inspect', '-c', pkgIn(d)],
+      exit: 5,
+      error: badPackage('is damaged or truncated \\(it ends inside kod-package\\.yaml\\); get a fresh copy'),
+    },
+    {
+      name: 'deploy: a package cut short after its head, its whole copy unpacked beside it already',
+      setup: async (d) => {
+        await hostile(d, (await readFile(good)).subarray(0, Math.floor((await readFile(good)).length * 0.6)))
+        const unpacked = await kod(['unpack', '-c', good], {cwd: d.cwd})
+        expect(unpacked.exitCode, unpacked.stderr).to.equal(0)
+      },
+      args: (d) => deployArgs(pkgIn(d), airgap.host),
+      exit: 5,
+      error: badPackage('is damaged or truncated \\(it does not end as a whole tar archive does\\)'),
+    },
+    {
       name: 'inspect: random bytes',
       ...onHostile(() => randomBytes(8192), (pkg) => ['inspect', '-c', pkg]),
       exit: 2,

@@ -100,10 +100,11 @@ describe('opening a package (-c)', function () {
       expect((await open(gz)).manifest.name).to.equal('demo')
     })
 
-    it('reads only the head of the archive to recognise it; verification finds the damage after it', async function () {
+    it('reads only the head of the archive to recognise it, and tells a copy cut short after it by its end; verification finds the damage too', async function () {
       const file = await makePackage('kod-demo-1.0.0.kodpkg', base.created)
-      await truncate(file, 3000)
       expect((await readArchiveHead(file)).manifest.name).to.equal('demo')
+      await truncate(file, 3000)
+      await expectKodError(readArchiveHead(file), ExitCode.badPackage, /is damaged or truncated \(it does not end as a whole tar archive does\); get a fresh copy$/)
       await expectKodError(verifyArchive(file), ExitCode.badPackage, /is damaged or truncated/)
       await expectKodError(open(file), ExitCode.badPackage, /is damaged or truncated|is missing/)
       expect(await readdir(cwd)).to.deep.equal([])
