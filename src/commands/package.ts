@@ -118,10 +118,18 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
     platformsFromHost: boolean
   }> {
     const {flags, sourceFlags} = await this.parseWithSourceFlags(Package, 'package')
+    if (!flags.output.trim()) throw usageError('-o is empty: give a directory to write the package into, or a file name ending in .kodpkg')
     const info = await stat(flags.output).catch(() => undefined)
     const isDirectory = Boolean(info?.isDirectory())
     if (info && !isDirectory && !/\.(kodpkg|tgz|tar)$/.test(flags.output)) {
-      throw usageError(`-o ${flags.output} is an existing file, not a directory: give a directory to write the package into, or a file name ending in .kodpkg`)
+      throw usageError(`-o ${flags.output} is an existing file, not a directory: give a directory to write the package into, or a file name ending in .kodpkg (or .tgz, .tar)`)
+    }
+    if (!info && /\.(zip|gz|xz|bz2|zst|7z)$/i.test(flags.output)) {
+      throw usageError(`-o ${flags.output}: kod writes a package as a tar archive, named .kodpkg (or .tgz, .tar); give such a name, or a directory`)
+    }
+    // An unpacked package is deploy's directory and must hold only the package's files: a new package written into it would break that.
+    if (isDirectory && (await stat(path.join(flags.output, 'kod-package.yaml')).then(() => true, () => false))) {
+      throw usageError(`-o ${flags.output} is an unpacked kod package: write the new package somewhere else`)
     }
     // A bad platform or key is said before any work.
     const platforms = platformChoice(flags.platform, flags['all-platforms'])

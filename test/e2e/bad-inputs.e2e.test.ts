@@ -1120,6 +1120,28 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
       error: (d) => new RegExp(`^Error: -o ${esc(path.join(d.cwd, 'out'))} is an existing file, not a directory`),
     },
     {
+      name: 'package: -o naming an unpacked package',
+      setup: async (d) => {
+        const unpacked = await kod(['unpack', '-c', good], {cwd: d.cwd})
+        expect(unpacked.exitCode, unpacked.stderr).to.equal(0)
+      },
+      args: (d) => ['package', '-c', HELLO, '-f', valuesFile, '--insecure-registry', upstream.host, '-o', path.join(d.cwd, UNPACKED)],
+      exit: 2,
+      error: (d) => new RegExp(`^Error: -o ${esc(path.join(d.cwd, UNPACKED))} is an unpacked kod package: write the new package somewhere else$`),
+    },
+    {
+      name: 'package: -o naming a .zip',
+      args: (d) => ['package', '-c', HELLO, '-f', valuesFile, '--insecure-registry', upstream.host, '-o', path.join(d.cwd, 'hello.zip')],
+      exit: 2,
+      error: (d) => new RegExp(`^Error: -o ${esc(path.join(d.cwd, 'hello.zip'))}: kod writes a package as a tar archive, named \\.kodpkg`),
+    },
+    {
+      name: 'package: -o empty',
+      args: () => ['package', '-c', HELLO, '-f', valuesFile, '--insecure-registry', upstream.host, '-o', ''],
+      exit: 2,
+      error: () => /^Error: -o is empty: give a directory/,
+    },
+    {
       name: 'package: -o below a file',
       setup: (d) => writeFile(path.join(d.cwd, 'a-file'), 'x'),
       args: (d) => ['package', '-c', HELLO, '-f', valuesFile, '--insecure-registry', upstream.host, '-o', path.join(d.cwd, 'a-file', 'out')],
