@@ -11,6 +11,7 @@ import {type Analysis, analysisResult, conflicts, type Unpackaged} from './resul
 import {bindingsRound} from './sentinels.js'
 import {RenderSession} from './session.js'
 import {nameOf} from './values.js'
+import {varianceWarnings} from './variance.js'
 
 /** How often an image whose binding failed the probe is tried again without the values that failed. */
 const PROBE_RETRIES = 3
@@ -47,7 +48,10 @@ export class ImageAnalyzer {
     ahead?: RenderAhead,
   ) {
     this.session = new RenderSession(ctx, tree.dir, options, ahead)
+    this.kubeVersionGiven = Boolean(options.kubeVersion)
   }
+
+  private readonly kubeVersionGiven: boolean
 
   get renderCount(): number {
     return this.session.count
@@ -60,16 +64,18 @@ export class ImageAnalyzer {
     const base = session.occurrences(await session.render())
     const items = imageItems(session.ctx.refs, base, invalid)
     const unpackaged: Unpackaged[] = invalid.map((entry) => ({...entry, reason: 'is not a valid image reference (rendered as is: kod cannot pull it)'}))
+    // What renders otherwise on upgrade or for another Kubernetes version, found beside the rest (variance.ts).
+    const variance = varianceWarnings(session, this.tree.templates, this.kubeVersionGiven, items)
     const names = [...new Set(items.map((item) => nameOf(item.ref)))]
     // No image: nothing to tie to a value.
-    if (names.length === 0) return analysisResult(session, this.hints.images, {base, items, verified: new Map(), unpackaged})
+    if (names.length === 0) return analysisResult(session, this.hints.images, {base, items, verified: new Map(), unpackaged: [...unpackaged, ...(await variance)]})
 
     const candidates = findCandidates(session.effective, names, valuesPathsInTemplates(this.tree.templates, this.tree.top))
     session.ctx.log.debug(`candidates: ${candidates.map((candidate) => candidate.path).join(', ')}`)
     const bindings = await this.sentinelBindings(candidates, items)
     addHintBindings(session.ctx, session.effective, this.hints.images, items, bindings)
     const verified = await this.probe(bindings, items, candidates)
-    return analysisResult(session, this.hints.images, {base, items, verified, unpackaged})
+    return analysisResult(session, this.hints.images, {base, items, verified, unpackaged: [...unpackaged, ...(await variance)]})
   }
 
   /** Round 1 with every candidate; round 2 for what round 1 left unbound or bound to a value asked to hold two relocations. */

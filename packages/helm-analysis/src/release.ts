@@ -132,7 +132,7 @@ export async function analyseRelease(ctx: SourceContext, request: AnalyseRelease
   ctx.log.debug(`image analysis of ${chart.name}${request.release ? ` for release ${request.release}` : ''}: ${analyzer.renderCount} renders`)
   const where = request.release ? ` (release ${request.release})` : ''
   // Said now, and recorded so that populate and deploy say it again on the air-gapped side.
-  const warnings = unpackaged.map(({ref, template, reason}) => `${template}${where} names ${ref}, which ${reason}; if the workload runs it, add it with a hint (docs/hints.md)`)
+  const warnings = unpackaged.map(({advice, ref, template, reason}) => `${template}${where} names ${ref}, which ${reason}; ${advice ?? 'if the workload runs it, add it with a hint (docs/hints.md)'}`)
   for (const warning of warnings) ctx.log.warn(warning)
   for (const image of images.filter((found) => found.note)) {
     ctx.log.debug(`${image.ref}${where} cannot be relocated through values: ${image.note}`)

@@ -23,6 +23,8 @@ export interface Unpackaged {
   template: string
   /** What to tell the user, after "<template> names <ref>, which". */
   reason: string
+  /** What to do, when not adding the image with a hint (the default advice). */
+  advice?: string
 }
 
 /**

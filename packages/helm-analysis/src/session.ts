@@ -109,6 +109,16 @@ export class RenderSession {
     return this.renderFiles([await this.valuesFile(name, values)])
   }
 
+  /**
+   * The chart as the user renders it (the same values), but as `helm upgrade` renders it (--is-upgrade)
+   * or for another Kubernetes version: what the first render cannot show (variance.ts).
+   */
+  async renderVariant(variant: {kubeVersion?: string; upgrade?: boolean}): Promise<string> {
+    this.renders++
+    const options = {...this.options, ...(variant.kubeVersion ? {kubeVersion: variant.kubeVersion} : {}), valuesFiles: [...this.options.valuesFiles, ...this.fixedFiles]}
+    return (await this.ctx.tools.run('helm', [...templateArgs(this.chart, options), ...(variant.upgrade ? ['--is-upgrade'] : [])])).stdout
+  }
+
   /** The occurrences of one of this session's renders; documents an earlier render had are not parsed again. */
   occurrences(output: string): Occurrence[] {
     return occurrences(output, this.readings)
