@@ -243,7 +243,7 @@ export function debugPrinter(namespace: string, setting = process.env.DEBUG): (.
 
 /** --verify-key: every command that reads a package takes it (docs/security.md). */
 export const verifyKeyFlag = Flags.string({
-  summary: 'Refuse the package unless its SHA256SUMS is signed with this Ed25519 key (PEM public key), checked before anything else.',
+  summary: 'Refuse the package (or bundle) unless its SHA256SUMS is signed with this Ed25519 key (PEM public key), checked before anything else.',
 })
 
 /** The --verify-key file, loaded (one-line errors for a bad key), or undefined. */

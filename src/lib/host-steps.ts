@@ -49,7 +49,7 @@ registerTool({name: 'systemctl', installHint: 'run this on a host managed by sys
 
 /** --list-commands for a command that installs on the host. */
 export const listCommandsFlag = Flags.boolean({
-  summary: 'Print every step (copies, directories, users, services) as a shell command, one a line, instead of running them; nothing is changed.',
+  summary: 'Print every step as a shell command, one a line, instead of running them; nothing is installed (a bundle file is unpacked beside you, for the printed commands to read).',
 })
 
 /** Who owns what a step installs: `install`'s -o and -g (default: whoever runs kod). */

@@ -173,6 +173,8 @@ export interface CountedWords {
   noun: string
   /** What a slow item says it is still doing ('pulling'); default: doing, lower-cased, + 'ing'. */
   ongoing?: string
+  /** What the summary calls items skipped ('already in registry.local'); default: 'skipped'. */
+  skipped?: string
 }
 
 function capitalised(word: string): string {
@@ -182,15 +184,17 @@ function capitalised(word: string): string {
 /**
  * Subtasks that count: each item's title shows `3/11 <item>`, and `<did> 3/11 <item> (12.3 MiB)`
  * once done (a plain line each); the parent's title shows how many are done and how many bytes
- * moved (of how many, when every size is known up front), then `<Did> 11 image(s), 45.0 MiB`.
+ * moved (of how many, when every size is known up front), then `<Did> 11 image(s), 45.0 MiB` (and how
+ * many were skipped: `Pushed 1 image(s), 1.0 KiB; 1 already in registry.local`).
  */
 export function countedSubtasks(parent: StepWrapper, items: CountedItem[], words: CountedWords): Listr<unknown, ListrRendererFactory, ListrRendererFactory> {
   const total = items.length
   const sizes = items.map((item) => item.bytes)
   const known = sizes.every((size) => size !== undefined) ? sizes.reduce<number>((sum, size) => sum + (size ?? 0), 0) : undefined
   let done = 0
+  let skipped = 0
   let bytes = 0
-  const summary = (): string => `${capitalised(words.did)} ${total} ${words.noun}, ${formatSize(bytes)}`
+  const summary = (): string => `${capitalised(words.did)} ${total - skipped} ${words.noun}, ${formatSize(bytes)}${skipped > 0 ? `; ${skipped} ${words.skipped ?? 'skipped'}` : ''}`
   const running = (): string =>
     `${words.doing} ${total} ${words.noun}: ${done}/${total} done, ${formatSize(bytes)}${known === undefined ? '' : ` of ${formatSize(known)}`}`
   parent.title = total === 0 ? summary() : running()
@@ -203,6 +207,7 @@ export function countedSubtasks(parent: StepWrapper, items: CountedItem[], words
         const outcome = await keepSaying(task, task.title, words.ongoing ?? `${words.doing.toLowerCase()}ing`, () => item.run())
         done++
         if (typeof outcome === 'object') {
+          skipped++
           task.title = `${done}/${total} ${item.title}: ${outcome.skipped}`
         } else {
           const size = outcome ?? item.bytes ?? 0

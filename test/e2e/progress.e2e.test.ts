@@ -101,6 +101,15 @@ describe('progress on stderr, data on stdout (e2e)', function () {
     expect(result.stderr).to.match(new RegExp(`^Pushed 2 image\\(s\\), ${SIZE}$`, 'm'))
     expect(result.stderr).to.match(/^Pushed 1 chart\(s\)$/m)
     expect(result.stdout).to.equal('')
+
+    // One image deleted from the registry: the next populate pushes it, and its summary counts only that one.
+    const repository = `kod/${names[0].replace(':', '-').replace(/:1\.0\.0$/, '')}`
+    const manifest = await fetch(`http://${airgap.host}/v2/${repository}/manifests/1.0.0`, {method: 'HEAD', headers: {accept: 'application/vnd.oci.image.manifest.v1+json'}})
+    const deleted = await fetch(`http://${airgap.host}/v2/${repository}/manifests/${manifest.headers.get('docker-content-digest')}`, {method: 'DELETE'})
+    expect(deleted.status, 'the registry deleted the image').to.equal(202)
+    const again = await kod(['populate', '-c', path.join(work, 'plain', 'kod-two-0.1.0.kodpkg'), '-r', airgap.host, '--plain-http'], {cwd: await mkdtemp(path.join(work, 'again-'))})
+    expect(again.exitCode, again.stderr).to.equal(0)
+    expect(again.stderr).to.match(new RegExp(`^Pushed 1 image\\(s\\), ${SIZE}; 1 already in ${escape(airgap.host)} with the same digest$`, 'm'))
   })
 
   it('package with stderr on a terminal and stdout redirected: the live display on the terminal, the result in the file', async function () {

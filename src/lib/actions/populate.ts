@@ -245,7 +245,7 @@ export async function runPopulate(ctx: SourceContext, plan: PopulatePlan, option
           countedSubtasks(
             task,
             plan.images.map((image, index) => ({title: image.to, bytes: sizes[index], run: () => pushImage(image, holding[index], sizes[index])})),
-            {doing: 'Push', did: 'pushed', noun: 'image(s)'},
+            {doing: 'Push', did: 'pushed', noun: 'image(s)', skipped: `already in ${plan.registry} with the same digest`},
           ),
       },
       {

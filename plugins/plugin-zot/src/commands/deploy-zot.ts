@@ -44,7 +44,7 @@ export default class DeployZot extends KodCommand {
 
   static override description = `Verifies the bundle (every checksum, and the signature with --verify-key), the flags and the files they name before touching anything; runs the bundle's \`zot verify\` on the config it writes when that zot answers it; then installs zot (and zli) into /usr/local/bin, the config into /etc/zot, the unit into /etc/systemd/system, makes the user zot and the storage directory, and runs systemctl daemon-reload and enable --now zot.service (not with --no-start). A step that fails undoes the ones before it. A different file already installed is replaced only with --force.
 
---root DIR writes every file below DIR (an image being built, a test) with the paths inside the config and the unit unchanged; it never runs useradd or systemctl: systemd makes the user and gives zot its storage at boot (sysusers.d and tmpfiles.d entries kod installs), and kod says what it skipped. --list-commands prints every step, changing nothing (docs/zot.md).`
+--root DIR writes every file below DIR (an image being built, a test) with the paths inside the config and the unit unchanged; it never runs useradd or systemctl: systemd makes the user and gives zot its storage at boot (sysusers.d and tmpfiles.d entries kod installs), and kod says what it skipped. --list-commands prints every step, installing nothing: a bundle file is unpacked into ./kod-zot-<version>, which the printed commands read (docs/zot.md).`
 
   static override examples = [
     {description: 'Install and start zot on this host, on port 5000 of every address:', command: '<%= config.bin %> <%= command.id %> -c kod-zot-v2.1.2-linux-amd64.kodbundle'},
