@@ -206,7 +206,7 @@ export class ToolTimeout extends KodError {
 function toolError(tool: ToolName, file: string, args: string[], error: ExecaError, streamed: boolean, elapsedMs: number): KodError {
   const code = (error as {code?: string}).code
   if (code === 'ENOENT') {
-    return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${installHint(tool)}`, {
+    return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}${notThere(tool, file)}`, {
       exit: ExitCode.toolMissing,
       cause: error,
     })
@@ -232,7 +232,8 @@ function toolError(tool: ToolName, file: string, args: string[], error: ExecaErr
   const detail = streamed
     ? errorDetail(String(error.stderr ?? '').replaceAll(new RegExp(`^${tool}: `, 'gm'), '')) || `exit ${error.exitCode ?? '?'}, its own message is above`
     : errorDetail(String(error.stderr ?? '')) || errorDetail(String(error.stdout ?? '')) || errorDetail(error.shortMessage ?? '')
-  return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail}`, {exit: ExitCode.toolFailed, cause: error})
+  // helm starts its message with "Error: ", which kod's own "Error: " line already says.
+  return new KodError(`${tool} ${args[0] ?? ''} failed: ${detail.replace(/^Error: /, '')}`, {exit: ExitCode.toolFailed, cause: error})
 }
 
 /** Whether a tool can be run: its binary is an executable file, given as a path or found on PATH. */
@@ -252,7 +253,17 @@ export function missingTool(runner: ToolRunner, tool: ToolName): KodError {
     }
   })() : undefined
   if (there) {
-    return new KodError(`${tool} at ${file} is not an executable file (${there.isDirectory() ? 'it is a directory' : 'it cannot be run'}): ${installHint(tool)}`, {exit: ExitCode.toolMissing})
+    return new KodError(`${tool} at ${file} is not an executable file (${there.isDirectory() ? 'it is a directory' : 'it cannot be run'})${notThere(tool, file)}`, {exit: ExitCode.toolMissing})
   }
-  return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}: ${installHint(tool)}`, {exit: ExitCode.toolMissing})
+  return new KodError(`${tool} not found${file === tool ? ' on PATH' : ` at ${file}`}${notThere(tool, file)}`, {exit: ExitCode.toolMissing})
+}
+
+/**
+ * What to do about a tool kod cannot run, after the sentence saying so: when its path came from
+ * KOD_<TOOL>, that variable is what to fix (installing the tool would not help); otherwise, how to get it.
+ */
+function notThere(tool: ToolName, file: string): string {
+  const {env} = toolDefinition(tool)
+  if (file !== tool && process.env[env] === file) return ` (${env} names it): fix ${env}, or unset it to use ${tool} from PATH`
+  return `: ${installHint(tool)}`
 }

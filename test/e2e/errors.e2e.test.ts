@@ -94,7 +94,7 @@ describe('errors: one line naming the file or host, with the right exit code (e2
 
   describe('a missing skopeo exits 3 everywhere, with the install hint', function () {
     const noSkopeo = {KOD_SKOPEO: '/nonexistent/skopeo'}
-    const hint = /skopeo not found at \/nonexistent\/skopeo: install skopeo/
+    const hint = /skopeo not found at \/nonexistent\/skopeo \(KOD_SKOPEO names it\): fix KOD_SKOPEO/
 
     it('package', async function () {
       const out = await mkdtemp(path.join(work, 'out-'))

@@ -187,12 +187,12 @@ describe('chart inputs and bad input (e2e)', function () {
   it('names a missing helm or skopeo and how to get it', async function () {
     const noHelm = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-o', work], {env: {KOD_HELM: path.join(work, 'nope', 'helm')}})
     expect(noHelm.exitCode).to.equal(3)
-    oneLineError(noHelm, /helm not found at .*nope\/helm: install helm/)
+    oneLineError(noHelm, /helm not found at .*nope\/helm \(KOD_HELM names it\): fix KOD_HELM, or unset it to use helm from PATH$/)
     const noSkopeo = await kod(['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', valuesFile, '-o', work], {
       env: {KOD_SKOPEO: path.join(work, 'nope', 'skopeo')},
     })
     expect(noSkopeo.exitCode).to.equal(3)
-    oneLineError(noSkopeo, /skopeo not found at .*: install skopeo \(apt-get install skopeo\)/)
+    oneLineError(noSkopeo, /skopeo not found at .* \(KOD_SKOPEO names it\): fix KOD_SKOPEO/)
   })
 
   it('refuses an unknown source kind, a missing package and a bad registry address', async function () {

@@ -343,7 +343,7 @@ describe('deploy --image-pull-secret and --create-secret (e2e)', function () {
       const env = {...helmEnv, KOD_KUBECTL: '/nonexistent/kubectl'}
       const missing = await kod([...args(), '--registry-username', USER, '--registry-password-stdin', '--image-pull-secret', SECRET, '--create-secret'], {cwd, env, input: SENTINEL})
       expect(missing.exitCode, missing.stderr).to.equal(3)
-      oneLineError(missing, /^Error: kubectl not found at \/nonexistent\/kubectl: install kubectl .* or set KOD_KUBECTL to its path/)
+      oneLineError(missing, /^Error: kubectl not found at \/nonexistent\/kubectl \(KOD_KUBECTL names it\): fix KOD_KUBECTL, or unset it to use kubectl from PATH$/)
       expect(await readdir(cwd)).to.deep.equal([])
       const printed = await kod([...args(), '--list-commands', '--image-pull-secret', SECRET, '--create-secret'], {cwd, env})
       expect(printed.exitCode, printed.stderr).to.equal(0)

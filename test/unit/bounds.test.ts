@@ -156,7 +156,10 @@ describe('bounded waits', function () {
       try {
         const error = await createToolRunner().run('skopeo', ['inspect', 'docker://x/y']).catch((error_: unknown) => error_)
         expect((error as KodError).exit).to.equal(3)
-        expect((error as KodError).message).to.match(/^skopeo not found at .*nope\/skopeo: install skopeo/)
+        // KOD_SKOPEO named it: that is what to fix.
+        expect((error as KodError).message).to.match(/^skopeo not found at .*nope\/skopeo \(KOD_SKOPEO names it\): fix KOD_SKOPEO, or unset it to use skopeo from PATH$/)
+        const named = await createToolRunner({binaries: {skopeo: path.join(work, 'elsewhere', 'skopeo')}}).run('skopeo', ['inspect', 'docker://x/y']).catch((error_: unknown) => error_)
+        expect((named as KodError).message, 'a path not from KOD_SKOPEO').to.match(/^skopeo not found at .*elsewhere\/skopeo: install skopeo/)
       } finally {
         if (previous === undefined) delete process.env.KOD_SKOPEO
         else process.env.KOD_SKOPEO = previous
