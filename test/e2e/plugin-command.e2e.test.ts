@@ -57,7 +57,7 @@ describe('a plugin that adds a command, on kod/sdk (e2e)', function () {
     oneLineError(result, /^Error: hello-tool not found on PATH: put hello-tool \(test\/fixtures\/plugins\/hello-command\/bin\) on PATH or set KOD_HELLO_TOOL to its path$/)
     const elsewhere = await hello([], {KOD_HELLO_TOOL: path.join(work, 'no-such-tool')})
     expect(elsewhere.exitCode).to.equal(3)
-    oneLineError(elsewhere, /^Error: hello-tool not found at .*no-such-tool: put hello-tool/)
+    oneLineError(elsewhere, /^Error: hello-tool not found at .*no-such-tool \(KOD_HELLO_TOOL names it\): fix KOD_HELLO_TOOL, or unset it to use hello-tool from PATH$/)
   })
 
   it('the time limit the plugin declared stops a call that hangs (exit 4, named)', async function () {
