@@ -6,6 +6,7 @@ import {isRegistryInput, pullArchive} from '../lib/actions/registry-package.js'
 import {KodCommand, verifyKeyFlag, verifyKeyFrom} from '../lib/base-command.js'
 import {usageError} from '../lib/errors.js'
 import {formatSize} from '../lib/format.js'
+import {packageBaseName} from '../lib/kodpkg.js'
 
 export default class Pull extends KodCommand {
   static override summary = 'Get back a package file that populate --as-artifact pushed into a registry.'
@@ -36,6 +37,10 @@ A populated package's metadata (<prefix>/packages/<name>:<version>, without .kod
     const info = await stat(output).catch(() => undefined)
     const asFile = /\.kodpkg$/.test(output) && !info?.isDirectory()
     if (info && !info.isDirectory() && !asFile) throw usageError(`-o ${flags.output} is a file: give a directory, or a file name ending in .kodpkg`)
+    // The file it will write, when the reference names it (…/packages/<name>:<version>.kodpkg): one in the way is said before pulling.
+    const named = /\/packages\/([^/:@]+):([^/:@]+)\.kodpkg$/.exec(flags.package)
+    const expected = asFile ? output : named ? path.join(output, `${packageBaseName(named[1], named[2])}.kodpkg`) : undefined
+    if (expected && (await stat(expected).then(() => true, () => false))) throw usageError(`${expected} already exists: remove it or choose another name with -o`)
     const verifyKey = await verifyKeyFrom(flags['verify-key'])
     const ctx = await this.context()
     const result = await pullArchive(flags.package, asFile ? {dir: path.dirname(output), file: output} : {dir: output}, {

@@ -207,10 +207,15 @@ describe('registry-native packages: deploy and inspect from oci:// (e2e)', funct
       const pulled = await kod(['pull', '-c', to, '--plain-http', '-o', into])
       expect(pulled.exitCode, pulled.stderr).to.equal(0)
       expect(await readFile(path.join(into, 'kod-hello-0.1.0.kodpkg'))).to.deep.equal(await readFile(file))
+      // Pulled again where the file is: said before pulling anything.
+      const again = await kod(['pull', '-c', to, '--plain-http', '-o', into])
+      expect(again.exitCode).to.equal(2)
+      oneLineError(again, new RegExp(`^Error: ${path.join(into, 'kod-hello-0.1.0.kodpkg').replaceAll('.', '\\.')} already exists: remove it or choose another name with -o$`))
+      expect(again.stderr, 'nothing pulled').to.not.match(/Pull|Verif/)
       // The metadata reference is no package file, and says where to go instead.
       const wrong = await kod(['pull', '-c', reference, '--plain-http', '-o', path.join(work, 'pulled-wrong')])
       expect(wrong.exitCode).to.equal(2)
-      oneLineError(wrong, /holds a populated package's metadata, not a package file: deploy it with kod deploy -c/)
+      oneLineError(wrong, /holds a populated package's metadata, not a package file: deploy it with kod deploy -c .*\(a package file pushed with populate --as-artifact is at oci:\/\/.*\/packages\/hello:0\.1\.0\.kodpkg\)$/)
       expect(await readdir(work)).to.not.include('pulled-wrong')
     } finally {
       await upstreamAgain.stop()

@@ -241,7 +241,7 @@ export async function pullArchive(
         step('Verify the package', 'Verified the package', async () => {
           const artifact = await readPulledArtifact(layout, input)
           if (artifact.artifactType === KODINFO_ARTIFACT_TYPE) {
-            throw usageError(`${input} holds a populated package's metadata, not a package file: deploy it with kod deploy -c ${input}, or inspect it with kod inspect -c ${input}`)
+            throw usageError(`${input} holds a populated package's metadata, not a package file: deploy it with kod deploy -c ${input}, or inspect it with kod inspect -c ${input} (a package file pushed with populate --as-artifact is at ${input}.kodpkg)`)
           }
           const [layer] = artifact.layers
           if (artifact.artifactType !== ARCHIVE_ARTIFACT_TYPE || artifact.layers.length !== 1 || !layer) {
