@@ -130,7 +130,7 @@ function renderCheck(
   const {refused} = checked
   if (refused.length > 0) {
     throw new KodError(
-      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${target.registry}: ${listImages(refused, several)}. Relocate them with a hint or your -f files, or accept each with --allow-external IMAGE`,
+      `refusing to deploy: ${refused.length} image(s) would not be pulled from ${target.registry}: ${listImages(refused, several)}. Relocate them with your -f files (or package again with a hint, --hints FILE), or accept each with --allow-external IMAGE`,
       {exit: ExitCode.notRelocated},
     )
   }
