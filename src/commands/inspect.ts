@@ -12,7 +12,7 @@ import {formatSize, table} from '../lib/format.js'
 import {type ArchiveSummary, readArchiveHead, verifyArchive, verifyDirectory} from '../lib/kodpkg.js'
 import {manifestSchema} from '../lib/kodpkg-schema.js'
 import {runSteps, step} from '../lib/progress.js'
-import {checkSignature} from '../lib/signing.js'
+import {checkSignature, SIGNATURE_FILE} from '../lib/signing.js'
 
 export default class Inspect extends KodCommand {
   static override summary = 'Show what a package holds, after verifying every checksum.'
@@ -49,8 +49,17 @@ export default class Inspect extends KodCommand {
     const input = flags.package!
     await checkPackageInput(input)
     const verifyKey = await verifyKeyFrom(flags['verify-key'])
-    const summary = isRegistryInput(input) ? await this.fromRegistry(input, flags, verifyKey) : await this.verifyLocal(input, verifyKey, flags)
-    return this.show(summary)
+    const summary: Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'> & {signed?: boolean} = isRegistryInput(input)
+      ? await this.fromRegistry(input, flags, verifyKey)
+      : await this.verifyLocal(input, verifyKey, flags)
+    const signature = verifyKey
+      ? `signature verified with ${flags['verify-key']}`
+      : summary.signed === undefined
+        ? undefined
+        : summary.signed
+          ? `signed (${SIGNATURE_FILE}), signature not checked: give --verify-key PUBLIC_KEY`
+          : 'not signed'
+    return this.show(summary, signature)
   }
 
   /** A package in a registry: its metadata (kodinfo) pulled into scratch space and verified. */
@@ -66,15 +75,13 @@ export default class Inspect extends KodCommand {
     return {manifest: opened.manifest}
   }
 
-  private async verifyLocal(input: string, verifyKey: KeyObject | undefined, flags: {json?: boolean}): Promise<Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>> {
+  private async verifyLocal(input: string, verifyKey: KeyObject | undefined, flags: {json?: boolean}): Promise<Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'> & {signed: boolean}> {
     const info = await stat(input).catch(() => {
       throw usageError(`package not found: ${input}`)
     })
-    if (verifyKey) {
-      // Before anything else: the signature over SHA256SUMS, whose every line the verification then checks.
-      const signed = info.isDirectory() ? await directorySignature(input) : await readArchiveHead(input, this.abort.signal).then((head) => ({sums: head.sumsBytes, signature: head.signature}))
-      checkSignature(signed.sums, signed.signature, verifyKey, input)
-    }
+    const signed = info.isDirectory() ? await directorySignature(input) : await readArchiveHead(input, this.abort.signal).then((head) => ({sums: head.sumsBytes, signature: head.signature}))
+    // Before anything else: the signature over SHA256SUMS, whose every line the verification then checks.
+    if (verifyKey) checkSignature(signed.sums, signed.signature, verifyKey, input)
     // Verifying a large package takes seconds: a progress step says what kod is doing meanwhile.
     let summary: Partial<ArchiveSummary> | undefined
     await runSteps(
@@ -85,14 +92,15 @@ export default class Inspect extends KodCommand {
       ],
       {quiet: this.quiet(flags)},
     )
-    return summary as Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>
+    return {...(summary as Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>), signed: signed.signature !== undefined}
   }
 
-  private show(summary: Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>): PackageManifest {
+  private show(summary: Partial<ArchiveSummary> & Pick<ArchiveSummary, 'manifest'>, signature?: string): PackageManifest {
     const {manifest, files, bytes} = summary
     this.log(`${manifest.name} ${manifest.version}  (${manifest.source.kind} from ${manifest.source.ref}${manifest.source.version ? ` ${manifest.source.version}` : ''})`)
     this.log(`created ${manifest.created} by kod ${manifest.kodVersion}, format ${manifest.formatVersion}`)
     this.log(`checksums verified${files === undefined || bytes === undefined ? '' : `: ${files} files, ${formatSize(bytes)}`}`)
+    if (signature) this.log(signature)
     this.log('')
     this.log('Charts:')
     for (const chart of manifest.charts) this.log(`  ${chart.name} ${chart.version}${chart.appVersion ? ` (app ${chart.appVersion})` : ''}  ${chart.file}`)

@@ -248,7 +248,13 @@ export const verifyKeyFlag = Flags.string({
 
 /** The --verify-key file, loaded (one-line errors for a bad key), or undefined. */
 export async function verifyKeyFrom(file: string | undefined): Promise<KeyObject | undefined> {
-  return file === undefined ? undefined : loadVerifyKey(file)
+  if (file === undefined) return undefined
+  const key = await loadVerifyKey(file)
+  // Its public half verifies; but the key that signs packages has no business on the side that checks them.
+  if ((await readFile(file, 'utf8').catch(() => '')).includes('PRIVATE KEY')) {
+    process.stderr.write(`Warning: --verify-key ${file} is a private key: kod verifies with its public half, but keep the signing key where packages are made and give this side the public key (openssl pkey -in ${file} -pubout)\n`)
+  }
+  return key
 }
 
 export const packageFlag = Flags.string({

@@ -65,7 +65,17 @@ describe('signed packages (e2e)', function () {
   })
 
   it('inspect accepts the right key and refuses another key or an unsigned package (exit 5)', async function () {
-    expect((await kod(['inspect', '-c', signed, '--verify-key', key('key.pub')])).exitCode).to.equal(0)
+    const right = await kod(['inspect', '-c', signed, '--verify-key', key('key.pub')])
+    expect(right.exitCode, right.stderr).to.equal(0)
+    expect(right.stderr).to.not.match(/Warning/)
+    expect(right.stdout).to.match(/^signature verified with .*key\.pub$/m)
+    // Without a key, inspect says whether there is a signature at all.
+    expect((await kod(['inspect', '-c', signed])).stdout).to.match(/^signed \(SHA256SUMS\.sig\), signature not checked: give --verify-key PUBLIC_KEY$/m)
+    expect((await kod(['inspect', '-c', unsigned])).stdout).to.match(/^not signed$/m)
+    // The private key verifies too, with a warning: it belongs where packages are made.
+    const privateKey = await kod(['inspect', '-c', signed, '--verify-key', key('key.pem')])
+    expect(privateKey.exitCode, privateKey.stderr).to.equal(0)
+    expect(privateKey.stderr).to.match(/^Warning: --verify-key .*key\.pem is a private key: kod verifies with its public half, but keep the signing key where packages are made/m)
     const other = await kod(['inspect', '-c', signed, '--verify-key', key('other.pub')])
     expect(other.exitCode).to.equal(5)
     expect(other.stderr).to.match(/^Error: .*signed\.kodpkg: the signature does not match --verify-key/m)
