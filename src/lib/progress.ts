@@ -41,9 +41,10 @@ export function step(doing: string, did: string, run: () => Promise<unknown>): S
  */
 export type ProgressMode = 'live' | 'plain' | 'quiet'
 
-export function progressMode(quiet: boolean, stderr: {isTTY?: boolean} = process.stderr): ProgressMode {
+export function progressMode(quiet: boolean, stderr: {isTTY?: boolean; columns?: number} = process.stderr): ProgressMode {
   if (quiet) return 'quiet'
-  return stderr.isTTY ? 'live' : 'plain'
+  // A terminal that reports no width (script(1) without a size) would get the live display one character a line.
+  return stderr.isTTY && (stderr.columns === undefined || stderr.columns > 0) ? 'live' : 'plain'
 }
 
 /**

@@ -31,6 +31,9 @@ describe('progress mode', function () {
     expect(progressMode(false, {isTTY: true})).to.equal('live')
     expect(progressMode(false, {isTTY: false})).to.equal('plain')
     expect(progressMode(false, {})).to.equal('plain')
+    // A terminal that says it is 0 columns wide gets plain lines, not the live display a character a line.
+    expect(progressMode(false, {isTTY: true, columns: 0})).to.equal('plain')
+    expect(progressMode(false, {isTTY: true, columns: 80})).to.equal('live')
   })
 })
 
