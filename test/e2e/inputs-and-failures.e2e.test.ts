@@ -66,6 +66,14 @@ describe('chart inputs and bad input (e2e)', function () {
     })
   }
 
+  it('an oci:// chart in a plain-HTTP registry not marked insecure: one line naming --insecure-registry and the host', async function () {
+    const out = await mkdtemp(path.join(work, 'out-'))
+    const result = await kod(['package', '-c', `oci://${upstream.host}/charts/hello`, '--version', '0.1.0', '-o', out], {env: {HOME: work}})
+    expect(result.exitCode).to.equal(4)
+    oneLineError(result, new RegExp(`HTTP response to HTTPS client.*; if ${upstream.host.replaceAll('.', '\\.')} is a registry you trust over plain HTTP or without a verified certificate, give --insecure-registry ${upstream.host.replaceAll('.', '\\.')}$`))
+    expect(await readdir(out)).to.deep.equal([])
+  })
+
   it('pulls through --registry-mirror, recording the original references', async function () {
     const mirror = await startRegistry()
     try {

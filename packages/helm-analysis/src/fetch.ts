@@ -59,7 +59,15 @@ function insecureFlags(url: string, insecureHosts: readonly string[]): string[] 
  */
 async function pullOci(ctx: SourceContext, args: string[], url: string, insecureHosts: readonly string[], env?: Record<string, string>): Promise<void> {
   if (!isInsecure(url, insecureHosts)) {
-    await ctx.tools.run('helm', args, {env})
+    await ctx.tools.run('helm', args, {env}).catch((error: unknown) => {
+      // A registry that speaks plain HTTP (or has a certificate helm does not trust): say which flag lets kod in.
+      const failure = error as Error
+      if (/HTTP response to HTTPS client|x509|certificate/i.test(failure.message)) {
+        const host = urlHost(url) ?? 'HOST'
+        failure.message = `${failure.message}; if ${host} is a registry you trust over plain HTTP or without a verified certificate, give --insecure-registry ${host}`
+      }
+      throw failure
+    })
     return
   }
   try {
