@@ -50,6 +50,8 @@ With --relocate-to, writes the values file deploy would generate for that regist
 
   public async run(): Promise<{images: ImageRow[]; warnings: string[]; values?: string; valuesByUnit?: Record<string, string>}> {
     const {flags, sourceFlags} = await this.parseWithSourceFlags(Images, 'images')
+    // --prefix has a default, so oclif's dependsOn cannot tell it was given: a --prefix with nothing to apply to is said.
+    if (!flags['relocate-to'] && this.argv.some((arg) => arg === '--prefix' || arg.startsWith('--prefix='))) throw usageError('--prefix applies to --relocate-to REGISTRY: give both, or leave --prefix out')
     const target = flags['relocate-to'] ? parseTarget({registry: flags['relocate-to'], prefix: flags.prefix}) : undefined
     const ctx = await this.context()
     const {source, found, units} = await findImages(ctx, await this.sources(), await packageRequestFrom(flags, await this.hints(flags.hints)), flags.kind, sourceFlags)

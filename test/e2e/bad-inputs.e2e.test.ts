@@ -371,6 +371,12 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
       error: () => /^Error: .*--set.*image\.tag/,
     },
     {
+      name: 'images: --prefix without --relocate-to',
+      args: () => ['images', '-c', HELLO, '--prefix', 'mirror'],
+      exit: 2,
+      error: () => /^Error: --prefix applies to --relocate-to REGISTRY: give both, or leave --prefix out$/,
+    },
+    {
       name: 'images: --set with no key (helm would set nothing)',
       args: () => ['images', '-c', HELLO, '--set', 'image.tag=1,=x'],
       exit: 2,
