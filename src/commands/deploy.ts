@@ -31,7 +31,7 @@ so your own -f files win (and your --set, which helm ranks above every file). --
 
 A helmfile package installs every release: through a derived helmfile written beside the packaged one (helmfile apply; --sync for helmfile sync), or with --helm release by release in needs order (no helmfile binary needed). -n is the namespace of releases that name none, -d is refused (each release keeps its name), -f FILE goes to every release and -f RELEASE=FILE to that release only (docs/helmfile.md).
 
-Pull secrets: --image-pull-secret NAME (repeatable) gives every pod of every release the pull secret NAME. kod finds the chart's values that set pull secrets as it finds images, by rendering (global.imagePullSecrets, imagePullSecrets, image.pullSecrets, per-component keys; lists of names or of {name} maps, whichever the chart takes), writes the fewest that reach every pod into kod-values-<release>.yaml, keeping the secrets the package-time values already give, and warns about pods no value reaches and values your own -f files or --set set (yours win: add NAME there). --create-secret also creates or updates that secret (the first NAME) in each release namespace before helm runs, as a docker-registry secret holding the --registry-username login, with kubectl (KOD_KUBECTL; the password is in no argument). With --list-commands or --no-install it is printed instead, reading the login from the docker config.json named by $${AUTH_FILE_VARIABLE} (docs/pull-secrets.md).
+Pull secrets: --image-pull-secret NAME (repeatable) gives every pod of every release the pull secret NAME. kod finds the chart's values that set pull secrets as it finds images, by rendering (global.imagePullSecrets, imagePullSecrets, image.pullSecrets, per-component keys; lists of names or of {name} maps, whichever the chart takes), writes the fewest that reach every pod into kod's values file (kod-values-<chart>.yaml; one per release for a helmfile), keeping the secrets the package-time values already give, and warns about pods no value reaches and values your own -f files or --set set (yours win: add NAME there). --create-secret also creates or updates that secret (the first NAME) in each release namespace before helm runs, as a docker-registry secret holding the --registry-username login, with kubectl (KOD_KUBECTL; the password is in no argument). With --list-commands or --no-install it is printed instead, reading the login from the docker config.json named by $${AUTH_FILE_VARIABLE} (docs/pull-secrets.md).
 
 A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if it already holds the same package; replaced if it holds an unchanged unpack of another build of the same version; otherwise refused with the fix), so the generated values file and the printed commands stay valid after kod exits.`
 
@@ -104,7 +104,7 @@ A package file given with -c is unpacked into ./kod-<chart>-<version> (reused if
       multipleNonGreedy: true,
     }),
     'image-pull-secret': Flags.string({
-      summary: "Give every pod of the release(s) this pull secret (repeatable): kod finds the chart's pull-secret values by rendering and writes them into kod-values-<release>.yaml, keeping those the values already give.",
+      summary: "Give every pod of the release(s) this pull secret (repeatable): kod finds the chart's pull-secret values by rendering and writes them into kod's values file, keeping those the values already give.",
       multiple: true,
       multipleNonGreedy: true,
     }),
