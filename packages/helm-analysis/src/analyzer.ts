@@ -68,14 +68,14 @@ export class ImageAnalyzer {
     const variance = varianceWarnings(session, this.tree.templates, this.kubeVersionGiven, items)
     const names = [...new Set(items.map((item) => nameOf(item.ref)))]
     // No image: nothing to tie to a value.
-    if (names.length === 0) return analysisResult(session, this.hints.images, {base, items, verified: new Map(), unpackaged: [...unpackaged, ...(await variance)]})
+    if (names.length === 0) return analysisResult(session, this.hints.images, {items, verified: new Map(), unpackaged: [...unpackaged, ...(await variance)]})
 
     const candidates = findCandidates(session.effective, names, valuesPathsInTemplates(this.tree.templates, this.tree.top))
     session.ctx.log.debug(`candidates: ${candidates.map((candidate) => candidate.path).join(', ')}`)
     const bindings = await this.sentinelBindings(candidates, items)
     addHintBindings(session.ctx, session.effective, this.hints.images, items, bindings)
     const verified = await this.probe(bindings, items, candidates)
-    return analysisResult(session, this.hints.images, {base, items, verified, unpackaged: [...unpackaged, ...(await variance)]})
+    return analysisResult(session, this.hints.images, {items, verified, unpackaged: [...unpackaged, ...(await variance)]})
   }
 
   /** Round 1 with every candidate; round 2 for what round 1 left unbound or bound to a value asked to hold two relocations. */

@@ -67,8 +67,8 @@ function wholeImage(refs: RefHelpers, occurrence: Occurrence): {named: boolean} 
 }
 
 /**
- * The items of a render: every image field; arguments, env values and ConfigMap text only where they
- * look like an image (or hold image-like tokens). Image fields that are no valid reference are set aside
+ * The items of a render: every image field; arguments, env values, ConfigMap text and other fields named
+ * like an image only where they look like an image (or hold image-like tokens). Image fields that are no valid reference are set aside
  * in `invalid`.
  */
 export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array<{ref: string; template: string}> = []): Item[] {
@@ -87,7 +87,9 @@ export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array
       return []
     }
     if (kind === 'text') return tokens(occurrence)
-    if (kind === 'other') return []
+    // Another field named like an image (a custom resource's imageName, an annotation naming a proxy image):
+    // an image when it holds a whole reference, packaged only when a value sets it (field: false).
+    if (kind === 'other') return looksLikeImage(refs, occurrence.value) ? [{key: where, where, template, kind, ref: occurrence.value, prefix: '', partial: false, field: false}] : []
     const whole = wholeImage(refs, occurrence)
     if (!whole) return tokens(occurrence)
     const {prefix, ref} = imagePart(occurrence.value)

@@ -1,9 +1,8 @@
-import type {FoundImage, RefHelpers, ValuesBinding} from 'kod'
+import type {FoundImage, ValuesBinding} from 'kod'
 
 import {hintedImage} from './hint-bindings.js'
 import type {HintedImage} from './hints.js'
-import {type Binding, type Item, looksLikeImage} from './items.js'
-import type {Occurrence} from './render.js'
+import type {Binding, Item} from './items.js'
 import type {RenderSession} from './session.js'
 import {getPath, joinPath, splitPath, type Values} from './values.js'
 
@@ -49,20 +48,9 @@ export function conflicts(bindings: Map<string, Binding>, items: Item[]): Set<st
   return conflicting
 }
 
-/**
- * Image-like strings in fields kod does not read as images (imageName, a custom resource's package, …):
- * named so the user can add a hint, never packaged on a guess.
- */
-function otherImageFields(refs: RefHelpers, base: Occurrence[]): Unpackaged[] {
-  return base
-    .filter((occurrence) => occurrence.kind === 'other' && looksLikeImage(refs, occurrence.value))
-    .map((occurrence) => ({ref: occurrence.value, template: occurrence.template, reason: `looks like an image (field ${occurrence.where.split('/').at(-1)}) but kod reads only image fields: not packaged`}))
-}
-
 /** What the analysis found, with the bindings the probe kept. */
 export interface Findings {
-  /** The occurrences of the first render, and the items read from them. */
-  base: Occurrence[]
+  /** The items read from the first render. */
   items: Item[]
   verified: Map<string, Binding>
   /** What is known already not to be packaged (image fields that are no valid reference). */
@@ -70,15 +58,15 @@ export interface Findings {
 }
 
 /** The analysis: packaged images with their values (or a note why none), lists, and what is not packaged. */
-export function analysisResult(session: RenderSession, hinted: readonly HintedImage[], {base, items, verified, unpackaged}: Findings): Analysis {
+export function analysisResult(session: RenderSession, hinted: readonly HintedImage[], {items, verified, unpackaged}: Findings): Analysis {
   // Image fields are always packaged; other image-like text only when values set it.
   const packaged = items.filter((item) => item.field || verified.has(item.key))
   for (const item of items) {
     if (item.field || verified.has(item.key) || packaged.some((other) => other.ref === item.ref)) continue
     if (unpackaged.some((other) => other.ref === item.ref && other.template === item.template)) continue
-    unpackaged.push({ref: item.ref, template: item.template, reason: 'looks like an image but no value sets it: not packaged'})
+    const field = item.kind === 'other' ? ` (field ${item.where.split('/').at(-1)})` : ''
+    unpackaged.push({ref: item.ref, template: item.template, reason: `looks like an image${field} but no value sets it: not packaged`})
   }
-  unpackaged.push(...otherImageFields(session.ctx.refs, base).filter((other) => !packaged.some((item) => item.ref === other.ref)))
   // Lists that relocation values point into, as the chart has them: deploy writes them whole.
   const lists: Values = {}
   for (const binding of verified.values()) {
