@@ -91,6 +91,19 @@ export function composedImage(record: Record<string, unknown>): string | undefin
   return ref
 }
 
+/**
+ * The image of a prometheus-operator resource (Prometheus, Alertmanager, ThanosRuler) that gives
+ * `baseImage` instead of `image`, as the operator composes it: `@sha256:<sha>`, else `:<tag>`, else
+ * `:<version>`.
+ */
+function baseImageReference(baseImage: string, record: Record<string, unknown>): string {
+  const text = (field: unknown): string => (typeof field === 'string' || typeof field === 'number' ? String(field).trim() : '')
+  const sha = text(record.sha).replace(/^sha256:/, '')
+  if (sha) return `${baseImage}@sha256:${sha}`
+  const tag = text(record.tag) || text(record.version)
+  return tag ? `${baseImage}:${tag}` : baseImage
+}
+
 const SOURCE_COMMENT = /^# Source: (.+)$/m
 
 /** kod's exit code for a tool that ran and failed (ExitCode.toolFailed in the core; plugins import its types only). */
@@ -218,6 +231,8 @@ function visitDocument(document: unknown, template: string, base: string, found:
           if (image && !NOT_IMAGES.has(image) && !isImagePattern(image) && (!inText || imageInText(image, record, parentKey))) found.push({where, template, value: image, kind: 'image'})
         } else if (key === 'image' && typeof value === 'object' && value !== null && !Array.isArray(value) && imageFromMap(value as Record<string, unknown>)) {
           found.push({where, template, value: imageFromMap(value as Record<string, unknown>)!, kind: 'image'})
+        } else if (key === 'baseImage' && typeof value === 'string' && value.trim() && record.image === undefined) {
+          found.push({where, template, value: baseImageReference(value.trim(), record), kind: 'image'})
         } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {
           found.push({where, template, value: value.trim(), kind: 'env', ...(typeof record.name === 'string' ? {name: record.name} : {})})
         } else if (/image/i.test(key) && typeof value === 'string' && value.trim()) {

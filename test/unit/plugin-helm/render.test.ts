@@ -99,6 +99,36 @@ spec:
     ])
   })
 
+  it("composes a prometheus-operator resource's baseImage with its sha, tag or version, as the operator does", function () {
+    const output = `---
+# Source: mon/templates/prometheus.yaml
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+spec: {baseImage: quay.io/prometheus/prometheus, version: v2.50.1}
+---
+# Source: mon/templates/alertmanager.yaml
+apiVersion: monitoring.coreos.com/v1
+kind: Alertmanager
+spec: {baseImage: quay.io/prometheus/alertmanager, version: v0.26.0, tag: v0.27.0}
+---
+# Source: mon/templates/ruler.yaml
+apiVersion: monitoring.coreos.com/v1
+kind: ThanosRuler
+spec: {baseImage: quay.io/thanos/thanos, version: v0.34.0, sha: ${'e'.repeat(64)}}
+---
+# Source: mon/templates/both.yaml
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+spec: {image: quay.io/prometheus/prometheus:v3.0.0, baseImage: quay.io/ignored/prometheus, version: v2.0.0}
+`
+    expect(imagesInManifests(output).map((image) => image.ref)).to.deep.equal([
+      'quay.io/prometheus/alertmanager:v0.27.0',
+      'quay.io/prometheus/prometheus:v2.50.1',
+      'quay.io/prometheus/prometheus:v3.0.0',
+      `quay.io/thanos/thanos@sha256:${'e'.repeat(64)}`,
+    ])
+  })
+
   it('takes a policy\'s image patterns for what they are: nothing to pull', function () {
     const output = `---
 # Source: policies/templates/latest.yaml
