@@ -55,10 +55,13 @@ export function imageTokens(text: string): string[] {
  * field. Values still holding a template (`{{ .ProxyImage }}`) and values with neither tag, digest nor path
  * (`image: true`) are left out.
  */
-const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*[:=][ \t]*["']?([^\s"'#{},]+)["']?[ \t]*,?[ \t]*(?:#.*)?$/gm
+const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*([:=])[ \t]*["']?([^\s"'#{},]+)["']?[ \t]*,?[ \t]*(?:#.*)?$/gm
 
 export function imageFieldsInText(text: string): string[] {
-  const found = [...text.matchAll(TEXT_IMAGE_FIELD)].map((match) => match[1]).filter((value) => /[/:@]/.test(value))
+  const found = [...text.matchAll(TEXT_IMAGE_FIELD)]
+    // `image = "…"` of a config is an image only with a tag or digest (`image = "assets/hero.jpg"` is a picture).
+    .filter(([, separator, value]) => (separator === ':' ? /[/:@]/ : /[:@]/).test(separator === ':' ? value : value.slice(value.lastIndexOf('/') + 1)))
+    .map((match) => match[2])
   return [...new Set(found)]
 }
 
@@ -112,18 +115,22 @@ const TOOL_FAILED_EXIT = 4
 /**
  * An `image:` map, the values shape many charts also pass to their custom resources: `{registry,
  * repository, tag, digest}` (Bitnami, VictoriaMetrics), `{registry, image, tag, digest}` (ingress-nginx) or
- * `{name, version}` (linkerd) — the name from `repository`, `image` or `name`, the tag from `tag` or
- * `version` (a digest when it starts with sha256:) — read as the whole reference. Undefined when the map
- * names no image.
+ * `{name, version}` (linkerd) — the name from `repository`, `image` or `name` (`name` only with a tag or
+ * digest and a registry), the tag from `tag` or `version` (a digest when it starts with sha256:) — read as
+ * the whole reference. Undefined when the map names no image.
  */
 export function imageFromMap(map: Record<string, unknown>): string | undefined {
   const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '')
-  const name = [map.repository, map.image, map.name].map(text).find(Boolean)
-  if (!name) return undefined
   const registry = text(map.registry).replace(/\/+$/, '')
-  let ref = `${registry ? `${registry}/` : ''}${name}`
   const tag = [map.tag, map.version].map(text).find(Boolean)
   const digest = text(map.digest)
+  // `name` names many things (an OS image of a machine: {name: gardenlinux, version: …}): it is an image's
+  // only with a tag and a registry, in the map or in the name itself (linkerd's cr.l5d.io/linkerd/proxy).
+  const named = text(map.name)
+  const nameIsImage = named !== '' && (tag !== undefined || digest !== '') && (registry !== '' || named.includes('/'))
+  const name = [text(map.repository), text(map.image), nameIsImage ? named : ''].find(Boolean)
+  if (!name) return undefined
+  let ref = `${registry ? `${registry}/` : ''}${name}`
   const last = ref.slice(ref.lastIndexOf('/') + 1)
   if (tag && !/[:@]/.test(last)) ref += /^sha256:/.test(tag) ? `@${tag}` : `:${tag}`
   if (digest && !ref.includes('@')) ref += `@${digest}`
@@ -192,10 +199,11 @@ function structured(text: string): unknown[] {
  * template it does, even as a bare name (`image: busybox` of a container). But such text is also a
  * values dump an injector reads (istiod's `{"global": {"proxy": {"image": "proxyv2"}}}`), where a bare
  * name outside a container is the name part of an image composed at run time (a hint names that one):
- * not an image. So a bare name counts only in a container (beside a `name`, or in a list of containers).
+ * not an image. So a bare name counts only in a container (beside a `name`, in a list of containers, or
+ * under a `container` key, as an Argo template has it).
  */
 function imageInText(value: string, record: Record<string, unknown>, parentKey: string): boolean {
-  return /[/:@]/.test(value) || typeof record.name === 'string' || /containers$/i.test(parentKey)
+  return /[/:@]/.test(value) || typeof record.name === 'string' || /containers?$/i.test(parentKey)
 }
 
 /**
@@ -206,6 +214,12 @@ function imageInText(value: string, record: Record<string, unknown>, parentKey: 
  */
 function visitDocument(document: unknown, template: string, base: string, found: Occurrence[]): void {
   const inText = base !== ''
+  // In a values dump kept as text, an image map without tag or digest (linkerd's {name, version: ""}) is part
+  // of an image composed at run time, as a bare name is (imageInText).
+  const mapImage = (map: Record<string, unknown>): string | undefined => {
+    const ref = imageFromMap(map)
+    return ref !== undefined && (!inText || /[:@]/.test(ref.slice(ref.lastIndexOf('/') + 1))) ? ref : undefined
+  }
   const visit = (node: unknown, at: string, parentKey: string): void => {
     if (Array.isArray(node)) {
       let flag: string | undefined
@@ -229,8 +243,8 @@ function visitDocument(document: unknown, template: string, base: string, found:
         if (key === 'image' && typeof value === 'string') {
           const image = composed ?? value.trim()
           if (image && !NOT_IMAGES.has(image) && !isImagePattern(image) && (!inText || imageInText(image, record, parentKey))) found.push({where, template, value: image, kind: 'image'})
-        } else if (key === 'image' && typeof value === 'object' && value !== null && !Array.isArray(value) && imageFromMap(value as Record<string, unknown>)) {
-          found.push({where, template, value: imageFromMap(value as Record<string, unknown>)!, kind: 'image'})
+        } else if (key === 'image' && typeof value === 'object' && value !== null && !Array.isArray(value) && mapImage(value as Record<string, unknown>)) {
+          found.push({where, template, value: mapImage(value as Record<string, unknown>)!, kind: 'image'})
         } else if (key === 'baseImage' && typeof value === 'string' && value.trim() && record.image === undefined) {
           found.push({where, template, value: baseImageReference(value.trim(), record), kind: 'image'})
         } else if (key === 'value' && parentKey === 'env' && typeof value === 'string' && value.trim()) {

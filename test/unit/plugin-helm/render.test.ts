@@ -81,6 +81,9 @@ spec:
     expect(imageFromMap({repository: 'quay.io/acme/e', version: `sha256:${'d'.repeat(64)}`})).to.equal(`quay.io/acme/e@sha256:${'d'.repeat(64)}`)
     expect(imageFromMap({repository: 'registry.local:5000/f:1.0', tag: '2.0'})).to.equal('registry.local:5000/f:1.0')
     expect(imageFromMap({pullPolicy: 'Always'})).to.equal(undefined)
+    // name names other things too: an OS image of a machine, a name without a tag.
+    expect(imageFromMap({name: 'gardenlinux', version: '1443.3.0'})).to.equal(undefined)
+    expect(imageFromMap({name: 'cr.l5d.io/linkerd/proxy', version: ''})).to.equal(undefined)
     const output = `---
 # Source: mesh/templates/debug.yaml
 apiVersion: example.io/v1
@@ -129,6 +132,18 @@ spec: {image: quay.io/prometheus/prometheus:v3.0.0, baseImage: quay.io/ignored/p
     ])
   })
 
+  it("reads no image from a values dump kept as text, but a container's, even bare", function () {
+    const dump = JSON.stringify({
+      proxy: {image: {name: 'cr.l5d.io/linkerd/proxy', version: ''}},
+      debug: {image: {name: 'cr.l5d.io/linkerd/debug', version: ''}},
+      global: {proxy: {image: 'proxyv2'}},
+      workflow: {container: {image: 'alpine'}},
+      pinned: {image: {repository: 'quay.io/x/y', tag: '1.0'}},
+    })
+    const output = `---\n# Source: mesh/templates/config.yaml\nkind: ConfigMap\ndata:\n  values: '${dump}'\n`
+    expect(imagesInManifests(output).map((image) => image.ref)).to.deep.equal(['alpine', 'quay.io/x/y:1.0'])
+  })
+
   it('takes a policy\'s image patterns for what they are: nothing to pull', function () {
     const output = `---
 # Source: policies/templates/latest.yaml
@@ -163,7 +178,7 @@ spec:
     ].join('\n')
     expect(imageFieldsInText(text)).to.deep.equal(['busybox:1.28', `quay.io/x/y@sha256:${'b'.repeat(64)}`, 'registry.local:5000/z'])
     // A CI runner's TOML config.
-    const toml = ['[[runners]]', '  [runners.kubernetes]', '    image = "ubuntu:22.04"', "    image = 'alpine'", '    helper_image = "x/helper:1"'].join('\n')
+    const toml = ['[[runners]]', '  [runners.kubernetes]', '    image = "ubuntu:22.04"', "    image = 'alpine'", '    helper_image = "x/helper:1"', '[hero]', '  image = "assets/hero.jpg"'].join('\n')
     expect(imageFieldsInText(toml)).to.deep.equal(['ubuntu:22.04'])
   })
 
