@@ -209,10 +209,37 @@ export async function packageRequestFrom(flags: ChartFlagValues, hints: LoadedHi
   }
 }
 
+/**
+ * The key=value parts of one --set, split as helm splits them: at commas, except an escaped one (`\,`) and
+ * those inside a list (`{a,b}`).
+ */
+export function setParts(value: string): string[] {
+  const parts: string[] = []
+  let current = ''
+  let depth = 0
+  for (let index = 0; index < value.length; index++) {
+    const char = value[index]
+    if (char === '\\' && index + 1 < value.length) {
+      current += char + value[++index]
+      continue
+    }
+    if (char === '{') depth++
+    if (char === '}' && depth > 0) depth--
+    if (char === ',' && depth === 0) {
+      parts.push(current)
+      current = ''
+      continue
+    }
+    current += char
+  }
+  parts.push(current)
+  return parts
+}
+
 export function renderKnobsFrom(flags: {'kube-version'?: string; 'api-versions'?: string[]; set?: string[]}): RenderKnobs {
   checkKubeVersion(flags['kube-version'])
   // helm takes a --set with nothing before its "=" and sets nothing: a typo said, not ignored.
-  const keyless = flags.set?.find((value) => !value.trim() || value.split(/(?<!\\),/).some((part) => part.trim().startsWith('=')))
+  const keyless = flags.set?.find((value) => value.trim() === '' || setParts(value).some((part) => part.trim().startsWith('=')))
   if (keyless !== undefined) throw usageError(`--set ${JSON.stringify(keyless)}: no key before "="; use --set key=value (a.b=value for a nested key)`)
   return {
     ...(flags['kube-version'] ? {kubeVersion: flags['kube-version']} : {}),

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 
 import {deployFailure} from '../../src/lib/actions/deploy.js'
 import {asKodError} from '../../src/lib/actions/package.js'
-import {insecureRegistryHost} from '../../src/lib/base-command.js'
+import {insecureRegistryHost, renderKnobsFrom, setParts} from '../../src/lib/base-command.js'
 import {ExitCode, fileSystemError, KodError, yamlProblem} from '../../src/lib/errors.js'
 
 describe('errors: file-system errors, YAML problems, --insecure-registry', function () {
@@ -67,6 +67,22 @@ describe('errors: file-system errors, YAML problems, --insecure-registry', funct
       expect(yamlProblem('a: 1\n---\nb: 2\n')).to.equal(undefined)
       expect(yamlProblem('a: 1\na: 2\n')).to.equal(undefined)
       expect(yamlProblem('a: 1\na: 2\n', {uniqueKeys: true})).to.match(/unique/i)
+    })
+  })
+
+  describe('--set', function () {
+    it('splits as helm does: at commas, not escaped ones nor those inside a list', function () {
+      expect(setParts('a=1,b=2')).to.deep.equal(['a=1', 'b=2'])
+      expect(setParts('list={a,=b},c=3')).to.deep.equal(['list={a,=b}', 'c=3'])
+      expect(setParts(String.raw`k=a\,=c`)).to.deep.equal([String.raw`k=a\,=c`])
+      expect(setParts(String.raw`k=a\\,=c`)).to.deep.equal([String.raw`k=a\\`, '=c'])
+    })
+
+    it('refuses a part with nothing before its "=", and nothing else', function () {
+      for (const bad of ['=x', 'a=1,=x', String.raw`k=a\\,=c`, ' ']) {
+        expect(() => renderKnobsFrom({set: [bad]}), bad).to.throw(/no key before "="/)
+      }
+      for (const good of ['a=1', 'list={a,=b}', String.raw`k=a\,=c`, 'a=1,b=2']) expect(renderKnobsFrom({set: [good]}).set).to.deep.equal([good])
     })
   })
 
