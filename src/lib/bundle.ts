@@ -20,6 +20,7 @@ import {
 } from './kodpkg.js'
 import {schemaProblem} from './schemas.js'
 import {checkSignature, SIGNATURE_FILE} from './signing.js'
+import {sweepPartialFiles} from './leftovers.js'
 
 /**
  * Bundles (docs/plugins.md, "Bundles"): what a plugin carries across the air gap that is not a Helm
@@ -159,6 +160,8 @@ export async function writeBundle<M extends BundleManifest>(
   const text = YAML.stringify(manifest, {lineWidth: 0})
   // What this kod writes, it must read back.
   parseBundleManifest(kind, text, 'internal: the bundle kod is writing')
+  // What a bundle run killed outright was writing here goes first (as package does before writing).
+  await sweepPartialFiles(path.dirname(outFile))
   return writeArchive(staging, {manifestFile: BUNDLE_MANIFEST_FILE, manifestText: text}, outFile, options.signal, options.signingKey)
 }
 

@@ -87,11 +87,19 @@ export async function sweepPackageLeftovers(outDir: string, layout: string, log:
     log.debug(`removing ${staging}, left by an interrupted kod package`)
     await remove(staging)
   }
+  await sweepPartialFiles(outDir, log)
+  return reused
+}
+
+/**
+ * Archives (packages, bundles) that interrupted runs were writing in `outDir` (`.<file>.partial-<pid>`,
+ * `<file>.partial-<pid>` by earlier kod), whose process is gone: removed.
+ */
+export async function sweepPartialFiles(outDir: string, log?: Pick<Logger, 'debug'>): Promise<void> {
   for (const name of await deadEntries(outDir, /\.partial-(\d+)$/)) {
-    log.debug(`removing ${path.join(outDir, name)}, left by an interrupted kod package`)
+    log?.debug(`removing ${path.join(outDir, name)}, left by an interrupted kod run`)
     await remove(path.join(outDir, name))
   }
-  return reused
 }
 
 /**

@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {execa} from 'execa'
 import {generateKeyPairSync, type KeyObject} from 'node:crypto'
 import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile} from 'node:fs/promises'
 import os from 'node:os'
@@ -95,6 +96,21 @@ describe('kod/sdk bundles', function () {
     expect(await readFile(path.join(into, 'share', 'hello.txt'), 'utf8')).to.equal('hello\n')
     // The unpacked directory is a bundle too.
     expect((await openBundle(helloBundle, into, {verifyKey: key.publicKey})).manifest).to.deep.equal(manifest())
+  })
+
+  it('removes what a bundle run killed outright was writing beside it, and nothing a live run or the user has', async function () {
+    const exited = execa('true')
+    const dead = exited.pid!
+    await exited
+    const base = path.basename(file)
+    const leftovers = [`.${base}.partial-${dead}`, `${base}.partial-${dead}`]
+    // A live process of ours (not this one, whose own partial file is the bundle being written).
+    const kept = [`.${base}.partial-${process.ppid}`, 'notes.partial-x']
+    for (const name of [...leftovers, ...kept]) await writeFile(path.join(path.dirname(file), name), 'x')
+    await writeBundle(helloBundle, await staged(), manifest(), file)
+    const left = await readdir(path.dirname(file))
+    for (const name of leftovers) expect(left, name).to.not.include(name)
+    for (const name of kept) expect(left, name).to.include(name)
   })
 
   it('refuses a bundle not signed with --verify-key, before reading further (exit 5)', async function () {
