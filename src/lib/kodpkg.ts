@@ -934,7 +934,10 @@ export async function readArchiveHeadAs<M>(format: ArchiveFormat<M>, file: strin
   const sumsText = sumsBytes?.toString('utf8')
   if (manifestBytes !== undefined && manifestText !== undefined && (first === manifestFile || sumsText !== undefined)) {
     // Only the head was read: a copy cut short further on is told by its end, before anything trusts the rest.
-    if (!(await endsWhole(file))) throw packageError(`${file} is damaged or truncated (it does not end as a whole tar archive does); get a fresh copy`)
+    if (!(await endsWhole(file))) {
+      // Its head was read whole: a kod archive, cut short after it (kod package may replace such a file).
+      throw Object.assign(packageError(`${file} is damaged or truncated (it does not end as a whole tar archive does); get a fresh copy`), {headWhole: true})
+    }
     return {
       manifest: format.parse(manifestText, file),
       manifestText,

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
 import {existsSync} from 'node:fs'
-import {cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {cp, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
@@ -72,6 +72,16 @@ describe('chart inputs and bad input (e2e)', function () {
     expect(result.exitCode).to.equal(4)
     oneLineError(result, new RegExp(`HTTP response to HTTPS client.*; if ${upstream.host.replaceAll('.', '\\.')} is a registry you trust over plain HTTP or without a verified certificate, give --insecure-registry ${upstream.host.replaceAll('.', '\\.')}$`))
     expect(await readdir(out)).to.deep.equal([])
+  })
+
+  it('replaces an earlier package at -o, even one cut short after its head (an interrupted copy)', async function () {
+    const file = path.join(await mkdtemp(path.join(work, 'out-')), 'hello.kodpkg')
+    const args = ['package', '-c', path.join(FIXTURES, 'charts', 'hello'), '-f', valuesFile, '-o', file, '--insecure-registry', upstream.host]
+    expect((await kod(args, {env: {HOME: work}})).exitCode).to.equal(0)
+    await truncate(file, Math.floor((await stat(file)).size * 0.6))
+    const again = await kod(args, {env: {HOME: work}})
+    expect(again.exitCode, again.stderr).to.equal(0)
+    expect((await kod(['inspect', '-c', file])).exitCode, 'the new package is whole').to.equal(0)
   })
 
   it('pulls through --registry-mirror, recording the original references', async function () {

@@ -363,7 +363,12 @@ async function checkReplaceable(file: string, signal?: AbortSignal): Promise<voi
   const info = await stat(file).catch(() => undefined)
   if (!info) return
   if (!info.isFile()) throw usageError(`${file} already exists and is no file: choose another name with -o`)
-  if (!(await readArchiveHead(file, signal).then(() => true, () => false))) {
+  // An earlier package, even one cut short after its head (an interrupted copy), may be replaced; anything else not.
+  const earlier = await readArchiveHead(file, signal).then(
+    () => true,
+    (error: unknown) => (error as {headWhole?: boolean}).headWhole === true,
+  )
+  if (!earlier) {
     throw usageError(`${file} already exists and is not a kod package: kod package replaces only an earlier package; move it away, or choose another name with -o`)
   }
 }
