@@ -128,8 +128,9 @@ The file appears only when complete: a failed or interrupted run leaves nothing 
       throw usageError(`-o ${flags.output}: kod writes a package as a tar archive, named .kodpkg (or .tgz, .tar); give such a name, or a directory`)
     }
     // An unpacked package is deploy's directory and must hold only the package's files: a new package written into it would break that.
-    if (isDirectory && (await stat(path.join(flags.output, 'kod-package.yaml')).then(() => true, () => false))) {
-      throw usageError(`-o ${flags.output} is an unpacked kod package: write the new package somewhere else`)
+    const into = isDirectory ? flags.output : path.dirname(path.resolve(flags.output))
+    if (await stat(path.join(into, 'kod-package.yaml')).then(() => true, () => false)) {
+      throw usageError(`-o ${flags.output} is ${isDirectory ? 'an unpacked kod package' : 'inside an unpacked kod package'}: write the new package somewhere else`)
     }
     // A bad platform or key is said before any work.
     const platforms = platformChoice(flags.platform, flags['all-platforms'])

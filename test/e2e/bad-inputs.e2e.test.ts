@@ -1137,6 +1137,16 @@ describe('bad inputs: exit code, one line naming the file or host, nothing left 
       error: (d) => new RegExp(`^Error: -o ${esc(path.join(d.cwd, UNPACKED))} is an unpacked kod package: write the new package somewhere else$`),
     },
     {
+      name: 'package: -o naming a file inside an unpacked package',
+      setup: async (d) => {
+        const unpacked = await kod(['unpack', '-c', good], {cwd: d.cwd})
+        expect(unpacked.exitCode, unpacked.stderr).to.equal(0)
+      },
+      args: (d) => ['package', '-c', HELLO, '-f', valuesFile, '--insecure-registry', upstream.host, '-o', path.join(d.cwd, UNPACKED, 'new.kodpkg')],
+      exit: 2,
+      error: (d) => new RegExp(`^Error: -o ${esc(path.join(d.cwd, UNPACKED, 'new.kodpkg'))} is inside an unpacked kod package: write the new package somewhere else$`),
+    },
+    {
       name: 'package: -o naming a .zip',
       args: (d) => ['package', '-c', HELLO, '-f', valuesFile, '--insecure-registry', upstream.host, '-o', path.join(d.cwd, 'hello.zip')],
       exit: 2,
