@@ -66,6 +66,8 @@ export class ImageAnalyzer {
     const unpackaged: Unpackaged[] = invalid.map((entry) => ({...entry, reason: 'is not a valid image reference (rendered as is: kod cannot pull it)'}))
     // What renders otherwise on upgrade or for another Kubernetes version, found beside the rest (variance.ts).
     const variance = varianceWarnings(session, this.tree.templates, this.kubeVersionGiven, items)
+    // Awaited below; an interruption before then must not become an unhandled rejection.
+    variance.catch(() => undefined)
     const names = [...new Set(items.map((item) => nameOf(item.ref)))]
     // No image: nothing to tie to a value.
     if (names.length === 0) return analysisResult(session, this.hints.images, {items, verified: new Map(), unpackaged: [...unpackaged, ...(await variance)]})

@@ -3,20 +3,19 @@ import type {Unpackaged} from './result.js'
 import type {RenderSession} from './session.js'
 
 /**
- * The Kubernetes version of the render that shows what depends on it: far from any helm's default (the
- * version of the client-go it is built with), and above the lower bounds charts set (kubeVersion: ">=1.2x").
+ * The Kubernetes versions of the render that shows what depends on it, tried in turn until helm renders one:
+ * far from any helm's default (the version of the client-go it is built with) and above the lower bounds
+ * charts set (kubeVersion: ">=1.2x"); then an older one, for a chart that caps the version.
  */
-export const VARIANT_KUBE_VERSION = '1.99.0'
+export const VARIANT_KUBE_VERSIONS = ['1.99.0', '1.25.0'] as const
 
 /** Templates that read the Kubernetes version (an image tagged with it: kubectl at the cluster's version). */
 const READS_KUBE_VERSION = /\.Capabilities\.KubeVersion/
 /** Templates that render otherwise on upgrade (a migration Job only an upgrade runs). */
 const READS_UPGRADE = /\.Release\.Is(?:Upgrade|Install)\b/
 
-type Variant = {kubeVersion?: string; upgrade?: boolean}
-
 /** What one variant render shows that the first does not, as warnings. */
-function differences(base: readonly Item[], variant: readonly Item[], what: 'kube' | 'upgrade'): Unpackaged[] {
+function differences(base: readonly Item[], variant: readonly Item[], what: 'kube' | 'upgrade', kubeVersion = ''): Unpackaged[] {
   const baseRefs = new Set(base.map((item) => item.ref))
   const byKey = new Map(base.map((item) => [item.key, item]))
   const found = new Map<string, Unpackaged>()
@@ -31,8 +30,8 @@ function differences(base: readonly Item[], variant: readonly Item[], what: 'kub
         ref,
         template,
         reason: before
-          ? `changes with the Kubernetes version the chart is rendered for (it is ${item.ref} for ${VARIANT_KUBE_VERSION}): kod rendered helm's default version, as no --kube-version was given, and the cluster renders its own`
-          : `renders only for another Kubernetes version than helm's default (${VARIANT_KUBE_VERSION} here): not packaged`,
+          ? `changes with the Kubernetes version the chart is rendered for (it is ${item.ref} for ${kubeVersion}): kod rendered helm's default version, as no --kube-version was given, and the cluster renders its own`
+          : `renders only for another Kubernetes version than helm's default (${kubeVersion} here): not packaged`,
         advice: "package again with --kube-version set to your cluster's version (kubectl version)",
       })
     } else {
@@ -51,25 +50,38 @@ function differences(base: readonly Item[], variant: readonly Item[], what: 'kub
  * time (docs/images.md): one more render for another Kubernetes version, when a template reads it and no
  * --kube-version was given (an image whose reference changes with it is named, since the cluster renders it
  * for its own version), and one as `helm upgrade` renders, when a template reads .Release.IsUpgrade (an
- * image only an upgrade renders is named, not packaged). Both run beside the rest of the analysis. Never
- * rejects: a variant helm refuses to render (a chart that caps the version) is skipped, and said in debug.
+ * image only an upgrade renders is named, not packaged). Both run beside the rest of the analysis. Rejects
+ * only when interrupted: a version helm refuses to render (a chart that caps it) is followed by an older
+ * one, and when it renders neither, that is said; a failed upgrade render is said in debug.
  */
 export async function varianceWarnings(session: RenderSession, templates: ReadonlyMap<string, string>, kubeVersionGiven: boolean, base: readonly Item[]): Promise<Unpackaged[]> {
   const texts = [...templates.values()]
-  const variants: Array<[Variant, 'kube' | 'upgrade']> = [
-    ...(!kubeVersionGiven && texts.some((text) => READS_KUBE_VERSION.test(text)) ? [[{kubeVersion: VARIANT_KUBE_VERSION}, 'kube'] as [Variant, 'kube']] : []),
-    ...(texts.some((text) => READS_UPGRADE.test(text)) ? [[{upgrade: true}, 'upgrade'] as [Variant, 'upgrade']] : []),
-  ]
-  const found = await Promise.all(
-    variants.map(async ([variant, what]) => {
+  const items = (output: string): Item[] => imageItems(session.ctx.refs, session.occurrences(output))
+  const kube = async (): Promise<Unpackaged[]> => {
+    const refusals: string[] = []
+    for (const kubeVersion of VARIANT_KUBE_VERSIONS) {
       try {
-        const output = await session.renderVariant(variant)
-        return differences(base, imageItems(session.ctx.refs, session.occurrences(output)), what)
+        return differences(base, items(await session.renderVariant({kubeVersion})), 'kube', kubeVersion)
       } catch (error) {
-        session.ctx.log.debug(`the render ${what === 'kube' ? `for Kubernetes ${VARIANT_KUBE_VERSION}` : 'as an upgrade'} failed, so what depends on it is not checked: ${(error as Error).message}`)
-        return []
+        session.rethrowIfCancelled(error)
+        refusals.push(`${kubeVersion}: ${(error as Error).message}`)
       }
-    }),
-  )
+    }
+    session.ctx.log.warn(`helm would not render the chart for another Kubernetes version (${refusals.join('; ')}), so kod cannot tell which images depend on it: give --kube-version your cluster's version`)
+    return []
+  }
+  const upgrade = async (): Promise<Unpackaged[]> => {
+    try {
+      return differences(base, items(await session.renderVariant({upgrade: true})), 'upgrade')
+    } catch (error) {
+      session.rethrowIfCancelled(error)
+      session.ctx.log.debug(`the render as an upgrade failed, so what only an upgrade renders is not checked: ${(error as Error).message}`)
+      return []
+    }
+  }
+  const found = await Promise.all([
+    !kubeVersionGiven && texts.some((text) => READS_KUBE_VERSION.test(text)) ? kube() : [],
+    texts.some((text) => READS_UPGRADE.test(text)) ? upgrade() : [],
+  ])
   return found.flat()
 }
