@@ -118,7 +118,8 @@ describe('progress on stderr, data on stdout (e2e)', function () {
     const resultFile = path.join(work, 'live-result.txt')
     const command = [process.execPath, path.join(ROOT, 'bin', 'run.js'), 'package', ...chartArgs, '-o', out, '--insecure-registry', upstream.host]
     const quoted = command.map((arg) => `'${arg.replaceAll("'", String.raw`'\''`)}'`).join(' ')
-    const terminal = await execa('script', ['-qec', `${quoted} > '${resultFile}'`, '/dev/null'], {
+    // A terminal of a size: script(1) alone gives one of 0 columns, which gets plain lines (below).
+    const terminal = await execa('script', ['-qec', `stty cols 100 rows 30; ${quoted} > '${resultFile}'`, '/dev/null'], {
       cwd: ROOT,
       env: {PATH: toolPath(), TERM: 'xterm'},
       stdin: 'ignore',
@@ -135,5 +136,16 @@ describe('progress on stderr, data on stdout (e2e)', function () {
     expect(stdout.trim().split('\n')).to.have.length(1)
     expect(stdout).to.match(/kod-two-0\.1\.0\.kodpkg: two 0\.1\.0, 2 image\(s\), /)
     expect(stdout).to.not.include(ESC)
+
+    // A terminal that says it has no width gets the plain lines, not a display drawn a character a line.
+    const narrow = await execa('script', ['-qec', `stty cols 0 rows 0; ${quoted.replace(`'${out}'`, `'${out}-narrow'`)} > /dev/null`, '/dev/null'], {
+      cwd: ROOT,
+      env: {PATH: toolPath(), TERM: 'xterm'},
+      stdin: 'ignore',
+      reject: false,
+    })
+    expect(narrow.exitCode, String(narrow.stdout)).to.equal(0)
+    expect(String(narrow.stdout)).to.not.include(`${ESC}[?25l`)
+    expect(String(narrow.stdout)).to.match(/^pulled 1\/2 .*\r?$/m)
   })
 })
