@@ -60,10 +60,10 @@ export class ImageAnalyzer {
   async analyze(): Promise<Analysis> {
     const {session} = this
     await session.prepare(this.tree.values, this.hints.values)
-    const invalid: Array<{ref: string; template: string}> = []
+    const invalid: Array<{ref: string; template: string; reason?: string}> = []
     const base = session.occurrences(await session.render())
     const items = imageItems(session.ctx.refs, base, invalid)
-    const unpackaged: Unpackaged[] = invalid.map((entry) => ({...entry, reason: 'is not a valid image reference (rendered as is: kod cannot pull it)'}))
+    const unpackaged: Unpackaged[] = invalid.map((entry) => ({...entry, reason: entry.reason ?? 'is not a valid image reference (rendered as is: kod cannot pull it)'}))
     // What renders otherwise on upgrade or for another Kubernetes version, found beside the rest (variance.ts).
     const variance = varianceWarnings(session, this.tree.templates, this.kubeVersionGiven, items)
     // Awaited below; an interruption before then must not become an unhandled rejection.

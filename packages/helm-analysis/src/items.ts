@@ -60,6 +60,13 @@ export function isNamedImageValue(refs: RefHelpers, value: string): boolean {
   return !ref.includes('://') && parseable(refs, ref) && (ref.includes('/') || /[:@]/.test(ref.slice(nameOf(ref).length)))
 }
 
+/** The repository an argument or env value named for an image holds when it has a path but neither tag nor digest. */
+function untaggedRepository(refs: RefHelpers, occurrence: Occurrence): string | undefined {
+  if (!namedForImage(occurrence.name)) return undefined
+  const {ref} = imagePart(occurrence.value)
+  return !ref.includes('://') && parseable(refs, ref) && ref.includes('/') && !/[:@]/.test(ref.slice(nameOf(ref).length)) ? ref : undefined
+}
+
 /** An argument or env value that is one whole image: named for one, or looking like one. */
 function wholeImage(refs: RefHelpers, occurrence: Occurrence): {named: boolean} | undefined {
   const named = namedForImage(occurrence.name) && isNamedImageValue(refs, occurrence.value)
@@ -68,10 +75,11 @@ function wholeImage(refs: RefHelpers, occurrence: Occurrence): {named: boolean} 
 
 /**
  * The items of a render: every image field; arguments, env values, ConfigMap text and other fields named
- * like an image only where they look like an image (or hold image-like tokens). Image fields that are no valid reference are set aside
- * in `invalid`.
+ * like an image only where they look like an image (or hold image-like tokens). Image fields that are no
+ * valid reference, and repositories without a tag in arguments or env values named for an image, are set
+ * aside in `invalid`, with why.
  */
-export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array<{ref: string; template: string}> = []): Item[] {
+export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array<{ref: string; template: string; reason?: string}> = []): Item[] {
   const tokens = (occurrence: Occurrence): Item[] => {
     // Text that parses is read field by field (its fields are occurrences of their own); other text by its image: lines.
     const fields = occurrence.kind === 'text' && !occurrence.structured ? imageFieldsInText(occurrence.value) : []
@@ -90,6 +98,13 @@ export function imageItems(refs: RefHelpers, found: Occurrence[], invalid: Array
     // Another field named like an image (a custom resource's imageName, an annotation naming a proxy image):
     // an image when it holds a whole reference, packaged only when a value sets it (field: false).
     if (kind === 'other') return looksLikeImage(refs, occurrence.value) ? [{key: where, where, template, kind, ref: occurrence.value, prefix: '', partial: false, field: false}] : []
+    // Named for an image but a repository alone (MONGODB_DATABASE_IMAGE=quay.io/mongodb/database beside a
+    // *_VERSION variable): the program composes the image at run time; packaging it would take :latest.
+    const repository = untaggedRepository(refs, occurrence)
+    if (repository) {
+      invalid.push({ref: repository, template, reason: `is named for an image (${occurrence.name}) but has no tag or digest: a repository the workload completes at run time (kod would pull :latest), not packaged`})
+      return []
+    }
     const whole = wholeImage(refs, occurrence)
     if (!whole) return tokens(occurrence)
     const {prefix, ref} = imagePart(occurrence.value)

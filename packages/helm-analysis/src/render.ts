@@ -237,12 +237,18 @@ function visitDocument(document: unknown, template: string, base: string, found:
       }
     } else if (typeof node === 'object' && node !== null) {
       const record = node as Record<string, unknown>
+      // A component a custom resource turns off (the GPU operator's vgpuManager: {enabled: false, image:
+      // vgpu-manager}): nothing of it runs.
+      if (record.enabled === false && ('image' in record || 'repository' in record)) return
       const composed = composedImage(record)
       for (const [key, value] of Object.entries(record)) {
         const where = `${base}${at}/${key}`
         if (key === 'image' && typeof value === 'string') {
           const image = composed ?? value.trim()
-          if (image && !NOT_IMAGES.has(image) && !isImagePattern(image) && (!inText || imageInText(image, record, parentKey))) found.push({where, template, value: image, kind: 'image'})
+          // The split shape with its repository left empty (a GPU operator component not configured, often
+          // disabled): the bare name is no image to pull.
+          const unconfigured = composed === undefined && typeof record.repository === 'string' && !record.repository.trim() && !/[/:@]/.test(image)
+          if (image && !unconfigured && !NOT_IMAGES.has(image) && !isImagePattern(image) && (!inText || imageInText(image, record, parentKey))) found.push({where, template, value: image, kind: 'image'})
         } else if (key === 'image' && typeof value === 'object' && value !== null && !Array.isArray(value) && mapImage(value as Record<string, unknown>)) {
           found.push({where, template, value: mapImage(value as Record<string, unknown>)!, kind: 'image'})
         } else if (key === 'baseImage' && typeof value === 'string' && value.trim() && record.image === undefined) {

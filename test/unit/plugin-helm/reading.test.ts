@@ -127,6 +127,31 @@ ${keys.replaceAll(/^ {4}/gm, '      ')}
   })
 })
 
+describe('plugin-helm: a repository without a tag named for an image', function () {
+  it('is set aside with why, not packaged as :latest; a whole image beside it is an item', function () {
+    const output = `---
+# Source: op/templates/operator.yaml
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers:
+        - name: operator
+          image: quay.io/mongodb/operator:1.33.0
+          env:
+            - {name: MONGODB_ENTERPRISE_DATABASE_IMAGE, value: quay.io/mongodb/mongodb-enterprise-database-ubi}
+            - {name: DATABASE_VERSION, value: 1.33.0}
+            - {name: AGENT_IMAGE, value: "quay.io/mongodb/agent:108.0.0"}
+`
+    const invalid: Array<{ref: string; template: string; reason?: string}> = []
+    const refs = imageItems(refHelpers, occurrences(output), invalid).map((item) => item.ref)
+    expect(refs).to.deep.equal(['quay.io/mongodb/operator:1.33.0', 'quay.io/mongodb/agent:108.0.0'])
+    expect(invalid).to.have.length(1)
+    expect(invalid[0].ref).to.equal('quay.io/mongodb/mongodb-enterprise-database-ubi')
+    expect(invalid[0].reason).to.match(/^is named for an image \(MONGODB_ENTERPRISE_DATABASE_IMAGE\) but has no tag or digest: a repository the workload completes at run time/)
+  })
+})
+
 describe('plugin-helm: reading a chart archive in memory', function () {
   let work: string
   before(async function () {

@@ -65,7 +65,11 @@ kind: ClusterPolicy
 spec:
   driver: {repository: nvcr.io/nvidia, image: driver, version: "550.54.15"}
   toolkit: {repository: nvcr.io/nvidia/k8s, image: container-toolkit, version: v1.17.0}
+  vgpuManager: {enabled: false, repository: "", image: vgpu-manager, version: ""}
+  gds: {enabled: false, image: nvidia-fs}
+  sandboxDevicePlugin: {repository: "", image: kubevirt-gpu-device-plugin, version: ""}
 `
+    // A component turned off, or whose repository is left empty, names no image (not docker.io/library/vgpu-manager).
     expect(imagesInManifests(output).map((image) => image.ref)).to.deep.equal(['nvcr.io/nvidia/driver:550.54.15', 'nvcr.io/nvidia/k8s/container-toolkit:v1.17.0'])
   })
 
