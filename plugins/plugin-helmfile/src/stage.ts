@@ -21,7 +21,8 @@ export function chartInput(chart: ChartRef): ChartInput {
     case 'oci':
       return {type: 'oci', url: chart.url}
     case 'repo':
-      return chart.oci ? {type: 'oci', url: `oci://${chart.url.replace(/^oci:\/\//, '').replace(/\/+$/, '')}/${chart.name}`} : {type: 'repo', repo: chart.url, name: chart.name}
+      // An OCI repository's chart: url is the chart's own oci://…/name already (chart.ts).
+      return chart.oci ? {type: 'oci', url: chart.url} : {type: 'repo', repo: chart.url, name: chart.name}
   }
 }
 

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
 import {readHelmfile, type Release} from '../src/index.js'
+import {chartInput} from '../src/stage.js'
 import {fixture} from './helpers.js'
 
 const shop = fixture('shop')
@@ -58,6 +59,8 @@ describe('readHelmfile: the shop fixture', () => {
   it('resolves a chart of an oci: true repository to an oci:// URL', async () => {
     const metrics = byName((await readHelmfile(shop)).releases, 'metrics')
     expect(metrics.chart).to.deep.equal({kind: 'repo', repository: 'ocirepo', name: 'metrics', url: 'oci://registry.example.com/charts/metrics', oci: true})
+    // helm pulls it from there, its name once (it was added twice: …/charts/metrics/metrics).
+    expect(chartInput(metrics.chart)).to.deep.equal({type: 'oci', url: 'oci://registry.example.com/charts/metrics'})
     expect(metrics.versionIsRange).to.equal(false)
   })
 
