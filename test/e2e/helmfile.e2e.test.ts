@@ -1,15 +1,16 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
 import {accessSync, constants} from 'node:fs'
-import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 
 import {imagesToCheck} from '../../packages/helm-analysis/src/deploy-check.js'
 import {refHelpers} from '../../src/lib/refs.js'
+import {oneLineError} from '../support/assertions.js'
 import {startChartServer, type ChartServer} from '../support/chart-server.js'
-import {kod, TOOLS_BIN, toolPath} from '../support/kod.js'
+import {FIXTURES, kod, TOOLS_BIN, toolPath} from '../support/kod.js'
 import {buildLayout} from '../support/oci-build.js'
 import {remoteDigest, startRegistry, type TestRegistry} from '../support/registry.js'
 
@@ -588,6 +589,27 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
       expect(lines[0]).to.include(file)
       expect(lines[0]).to.match(/helmfile/)
       expect(lines[0]).to.match(/needs|install/)
+    })
+
+    it('a plain helmfile whose release values file is templated, without the binary: the values file is the one named', async function () {
+      if (hasHelmfile) this.skip()
+      const dir = path.join(work, 'templated-values')
+      await mkdir(dir, {recursive: true})
+      await writeFile(path.join(dir, 'helmfile.yaml'), 'releases:\n  - name: web\n    chart: ./app\n    values: [v.yaml.gotmpl]\n')
+      await writeFile(path.join(dir, 'v.yaml.gotmpl'), 'replicas: {{ 1 }}\n')
+      await cp(path.join(FIXTURES, 'charts', 'hello'), path.join(dir, 'app'), {recursive: true})
+      const result = await kod(['package', '-c', dir, '-o', path.join(work, 'nothing')], {env: helmEnv})
+      expect(result.exitCode, result.stderr).to.equal(3)
+      oneLineError(result, new RegExp(`${path.join(dir, 'v.yaml.gotmpl').replaceAll('.', '\\.')}.*needs the helmfile binary.*helmfile not found`))
+    })
+
+    it('a helmfile that lists no releases: one line, exit 2, not an internal error', async function () {
+      const dir = path.join(work, 'no-releases')
+      await mkdir(dir, {recursive: true})
+      await writeFile(path.join(dir, 'helmfile.yaml'), 'releases: []\n')
+      const result = await kod(['package', '-c', dir, '-o', path.join(work, 'nothing')], {env: helmEnv})
+      expect(result.exitCode, result.stderr).to.equal(2)
+      oneLineError(result, /helmfile\.yaml: it lists no releases \(nor do its sub-helmfiles\): nothing to package$/)
     })
   })
 })

@@ -10,6 +10,7 @@ import {derivedHelmfile} from './derived.js'
 import {needsHelmfileBinary} from './helmfile/binary.js'
 import {locateHelmfile} from './helmfile/locate.js'
 import type {HelmfileModel, Release} from './helmfile/model.js'
+import {HelmfileError} from './helmfile/errors.js'
 import {readHelmfile} from './helmfile/read.js'
 import {chartInput, chartKey, chartLabel, stageReleaseValues} from './stage.js'
 
@@ -35,10 +36,13 @@ async function isHelmfile(ref: string): Promise<boolean> {
 async function plainHelmfile(ctx: SourceContext, file: string, environment: string | undefined): Promise<string> {
   if (!(await needsHelmfileBinary(file))) return file
   const args = ['--file', file, ...(environment ? ['--environment', environment] : []), 'build', '--embed-values']
-  const {stdout} = await ctx.tools.run('helmfile', args).catch((error: Error) => {
+  const {stdout} = await ctx.tools.run('helmfile', args).catch(async (error: Error) => {
     // The toolkit's own error, only said about this file: a new Error would lose its exit code (3 when
     // helmfile is missing, 4 when it fails), since the core keeps a tool error's code only on its own errors.
-    error.message = `${file} is a templated helmfile, which kod renders with helmfile build: ${error.message}`
+    // Without the binary, the file that needs it is named (a templated values file, a sub-helmfile), as
+    // readHelmfile says it.
+    const which = (error as {exit?: number}).exit === 3 ? await readHelmfile(file, {environment}).then(() => undefined, (why: unknown) => (why instanceof HelmfileError && why.needsHelmfile ? why.message : undefined)) : undefined
+    error.message = which ? `${which}: ${error.message}` : `${file} is a templated helmfile, which kod renders with helmfile build: ${error.message}`
     throw error
   })
   // Beside a copy of its directory, so that relative chart and values paths still resolve.

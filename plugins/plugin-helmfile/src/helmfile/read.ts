@@ -32,6 +32,7 @@ export async function readHelmfile(fileOrDir: string, options: ReadOptions = {})
     warnings: out.warnings,
   }
   checkDuplicates(model.releases)
+  if (model.releases.length === 0) refuse(file, 'it lists no releases (nor do its sub-helmfiles): nothing to package')
   return model
 }
 
