@@ -31,13 +31,18 @@ export function valuesFilesByUnit(manifest: PackageManifest, given: ReadonlyArra
 }
 
 /**
- * Splits "-f UNIT=FILE" when UNIT is one of the installed units' ids; a value that is an existing file is a
- * file name whatever it holds. Anything else with "=" names a release the package does not install.
+ * Splits "-f UNIT=FILE" when UNIT names one of the installed units (its id, or namespace/name); a value
+ * that is an existing file is a file name whatever it holds. Anything else with "=" names a release the package does not install.
  */
 export function scopedValuesFile(value: string, manifest: PackageManifest): {file: string; unit?: string} {
-  const ids = installedUnits(manifest).map((unit) => unit.id)
+  const installed = installedUnits(manifest)
+  const ids = installed.map((unit) => unit.id)
+  // A release by its id (its name, or namespace/name where two share a name) or always by namespace/name.
+  const byName = new Map<string, string>(installed.map((unit) => [unit.id, unit.id]))
+  for (const unit of installed) if (!byName.has(`${unit.namespace ?? 'default'}/${unit.release}`)) byName.set(`${unit.namespace ?? 'default'}/${unit.release}`, unit.id)
   const eq = value.indexOf('=')
-  if (eq > 0 && ids.includes(value.slice(0, eq))) return {unit: value.slice(0, eq), file: value.slice(eq + 1)}
+  const named = eq > 0 ? byName.get(value.slice(0, eq)) : undefined
+  if (named !== undefined) return {unit: named, file: value.slice(eq + 1)}
   if (eq > 0 && !existsSync(value)) {
     const unit = value.slice(0, eq)
     const recorded = manifest.units.some((candidate) => candidate.id === unit)
