@@ -32,6 +32,9 @@ const cases: Array<[string, string, string, RegExp]> = [
   ['a condition not ending in .enabled', 'bad-condition.yaml', 'bad-condition.yaml', /must be in the form 'foo.enabled'/],
   ['a condition on values that do not exist', 'missing-condition.yaml', 'missing-condition.yaml', /field '.redis' not found/],
   ['a missing values file', 'missing-values.yaml', 'missing-values.yaml', /values file of release "a" matching "nope.yaml" does not exist/],
+  ['a directory holding helmfile.d/', 'several', 'several', /holds helmfile\.d\/, several helmfiles; a kod package holds one helmfile/],
+  ['helmfile.d/ itself', 'several/helmfile.d', 'helmfile.d', /is helmfile\.d\/, several helmfiles; a kod package holds one helmfile/],
+  ['a values file that holds a list, not a map', 'list-values-helmfile.yaml', 'list-values.yaml', /values file of release "a" holds a list, not a map of values/],
 ]
 
 describe('readHelmfile: refusals (one line, exit 2, naming the file)', () => {

@@ -85,8 +85,12 @@ export async function releaseValues(ctx: LoadContext, entries: unknown, prefix: 
       for (const f of files) {
         const text = await readText(f, what, false)
         // helm reads it (duplicate keys allowed, the last wins); a broken one is refused here, naming the user's file.
-        const broken = YAML.parseAllDocuments(text, {uniqueKeys: false}).find((doc) => doc.errors.length > 0)
+        const documents = YAML.parseAllDocuments(text, {uniqueKeys: false})
+        const broken = documents.find((doc) => doc.errors.length > 0)
         if (broken) refuse(f, `not valid YAML: ${broken.errors[0].message.split('\n')[0].replace(/:\s*$/, '')}`)
+        // helm takes a map (or nothing): a list or a scalar fails in helm, naming kod's staged copy instead.
+        const notMap = documents.map((doc) => doc.toJS() as unknown).find((value) => value !== null && value !== undefined && !isMap(value))
+        if (notMap !== undefined) refuse(f, `${what} holds ${Array.isArray(notMap) ? 'a list' : 'a single value'}, not a map of values`)
         if (text.includes('{{')) ctx.warnings.push(`${f}: contains "{{"; helmfile passes it to helm unrendered (only .gotmpl values files are templates), so only the chart's tpl can render it`)
         out.push({kind: 'file', path: f})
       }
