@@ -603,6 +603,17 @@ describe('helmfile: package → populate → deploy, release by release (e2e)', 
       oneLineError(result, new RegExp(`${path.join(dir, 'v.yaml.gotmpl').replaceAll('.', '\\.')}.*needs the helmfile binary.*helmfile not found`))
     })
 
+    it('a directory of helmfile.d/ is taken for a helmfile project and refused as such, not as a missing chart', async function () {
+      const dir = path.join(work, 'several')
+      await mkdir(path.join(dir, 'helmfile.d'), {recursive: true})
+      await writeFile(path.join(dir, 'helmfile.d', 'a.yaml'), 'releases:\n  - name: a\n    chart: ./app\n')
+      for (const input of [dir, path.join(dir, 'helmfile.d')]) {
+        const result = await kod(['package', '-c', input, '-o', path.join(work, 'nothing')], {env: helmEnv})
+        expect(result.exitCode, result.stderr).to.equal(2)
+        oneLineError(result, /helmfile\.d\/, several helmfiles; a kod package holds one helmfile — write one helmfile\.yaml that lists them under helmfiles:$/)
+      }
+    })
+
     it('a helmfile that lists no releases: one line, exit 2, not an internal error', async function () {
       const dir = path.join(work, 'no-releases')
       await mkdir(dir, {recursive: true})

@@ -28,7 +28,9 @@ async function isHelmfile(ref: string): Promise<boolean> {
   const info = await stat(ref).catch(() => undefined)
   if (info?.isFile()) return HELMFILE_NAME.test(ref) || /\.gotmpl$/.test(ref)
   if (!info?.isDirectory()) return false
-  for (const name of ['helmfile.yaml', 'helmfile.yaml.gotmpl']) if (await stat(path.join(ref, name)).then(() => true, () => false)) return true
+  // A helmfile.d/ (or a directory holding one) is a helmfile project too: this source says why kod takes one helmfile.
+  if (path.basename(path.resolve(ref)) === 'helmfile.d') return true
+  for (const name of ['helmfile.yaml', 'helmfile.yaml.gotmpl', 'helmfile.d']) if (await stat(path.join(ref, name)).then(() => true, () => false)) return true
   return false
 }
 

@@ -15,6 +15,7 @@ export async function locateHelmfile(fileOrDir: string): Promise<string> {
   const kind = await exists(abs)
   if (kind === undefined) refuse(abs, 'no such helmfile or directory')
   if (kind === 'file') return abs
+  if (path.basename(abs) === 'helmfile.d') refuse(abs, 'is helmfile.d/, several helmfiles; a kod package holds one helmfile — write one helmfile.yaml that lists them under helmfiles:')
   const yaml = path.join(abs, 'helmfile.yaml')
   const gotmpl = `${yaml}.gotmpl`
   const [hasYaml, hasGotmpl, hasD] = await Promise.all([exists(yaml), exists(gotmpl), exists(path.join(abs, 'helmfile.d'))])
