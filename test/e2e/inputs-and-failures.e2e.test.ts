@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
 import {existsSync} from 'node:fs'
-import {cp, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile} from 'node:fs/promises'
+import {cp, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
@@ -72,6 +72,23 @@ describe('chart inputs and bad input (e2e)', function () {
     expect(result.exitCode).to.equal(4)
     oneLineError(result, new RegExp(`HTTP response to HTTPS client.*; if ${upstream.host.replaceAll('.', '\\.')} is a registry you trust over plain HTTP or without a verified certificate, give --insecure-registry ${upstream.host.replaceAll('.', '\\.')}$`))
     expect(await readdir(out)).to.deep.equal([])
+  })
+
+  it('packages the same chart directory as the same chart archive, whatever its files\' times (a fresh checkout)', async function () {
+    const chart = path.join(work, 'checkout', 'hello')
+    await cp(path.join(FIXTURES, 'charts', 'hello'), chart, {recursive: true})
+    const chartSum = async (): Promise<string> => {
+      const out = await mkdtemp(path.join(work, 'out-'))
+      const made = await kod(['package', '-c', chart, '-f', valuesFile, '-o', out, '--insecure-registry', upstream.host], {env: {HOME: work}})
+      expect(made.exitCode, made.stderr).to.equal(0)
+      const sums = await execa('tar', ['-xOf', path.join(out, 'kod-hello-0.1.0.kodpkg'), 'SHA256SUMS'])
+      return sums.stdout.split('\n').find((line) => line.endsWith('  charts/hello-0.1.0.tgz'))!
+    }
+    const first = await chartSum()
+    const later = new Date(Date.now() + 86_400_000)
+    await utimes(path.join(chart, 'values.yaml'), later, later)
+    await utimes(path.join(chart, 'Chart.yaml'), later, later)
+    expect(await chartSum()).to.equal(first)
   })
 
   it('replaces an earlier package at -o, even one cut short after its head (an interrupted copy)', async function () {

@@ -1,4 +1,4 @@
-import {cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import YAML from 'yaml'
@@ -188,6 +188,23 @@ async function chartYamlFiles(chartDir: string): Promise<string[]> {
  * is not valid: for a directory the file is found and its problem given with line and column; for an
  * archive helm's own words are kept. Anything else is rethrown as it is.
  */
+/** The time every file of a chart is packaged with: SOURCE_DATE_EPOCH when set (reproducible builds), else 2000-01-01. */
+function packagedTime(): Date {
+  const epoch = Number(process.env.SOURCE_DATE_EPOCH)
+  return Number.isSafeInteger(epoch) && epoch >= 0 ? new Date(epoch * 1000) : new Date('2000-01-01T00:00:00Z')
+}
+
+/** Gives every file and directory below `dir` the same modification time (packagedTime). */
+async function settleTimes(dir: string): Promise<void> {
+  const time = packagedTime()
+  for (const entry of await readdir(dir, {withFileTypes: true})) {
+    const at = path.join(dir, entry.name)
+    if (entry.isDirectory()) await settleTimes(at)
+    if (entry.isDirectory() || entry.isFile()) await utimes(at, time, time)
+  }
+  await utimes(dir, time, time)
+}
+
 async function explainLoadFailure(error: unknown, chart: string, dir?: string): Promise<never> {
   const message = error instanceof Error ? error.message : String(error)
   const load = /cannot load ([\w./-]+\.ya?ml): (?:cannot unmarshal yaml document: )?(?:error converting YAML to JSON: )?(.*)$/.exec(message)
@@ -285,9 +302,9 @@ function metadataOf(text: string, archive: string): {name: string; version: stri
 
 /**
  * Brings the chart into `chartsDir` as a helm-packaged .tgz with its dependencies, whatever the input:
- * a local chart is packaged (`helm package` only reads it; a chart missing dependencies is copied first,
- * so that `helm dependency build` never writes into the user's directory), anything remote is pulled
- * with helm.
+ * a local chart is packaged from a copy (so that `helm dependency build`, for a chart missing dependencies,
+ * never writes into the user's directory, and every file has the same time: the same chart, the same
+ * archive), anything remote is pulled with helm.
  */
 export async function fetchChart(ctx: SourceContext, input: ChartInput, request: PackageRequest, chartsDir: string): Promise<ChartEntry> {
   const download = await mkdtemp(path.join(ctx.tmpDir, 'chart-'))
@@ -295,11 +312,12 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
   switch (input.type) {
     case 'directory': {
       await checkChartYaml(input.path)
-      let chartDir = input.path
+      // helm's archive carries each file's modification time: packaged from a copy whose times are all one,
+      // the same chart makes the same archive (the same digest in the registry) from any checkout of it.
+      const copy = path.join(download, 'src', path.basename(input.path))
+      await cp(input.path, copy, {recursive: true})
+      const chartDir = copy
       if ((await missingDependencies(input.path)).length > 0) {
-        const copy = path.join(download, 'src', path.basename(input.path))
-        await cp(input.path, copy, {recursive: true})
-        chartDir = copy
         await ctx.tools.run('helm', ['dependency', 'build', copy]).catch(async (error: unknown) => {
           // helm names its cache; the user needs the dependencies and where they come from.
           const chart = (await readValuesYaml(path.join(copy, 'Chart.yaml'), 'chart file')) as {dependencies?: Array<{name?: string; repository?: string}>} | null
@@ -311,6 +329,8 @@ export async function fetchChart(ctx: SourceContext, input: ChartInput, request:
           throw error
         })
       }
+      // After helm dependency build, whose downloads are files of the chart too.
+      await settleTimes(chartDir)
       // The chart's values are parsed while helm packages it (readChartFiles takes them if the archive holds the same).
       await Promise.all([
         ctx.tools.run('helm', ['package', chartDir, '--destination', download]).catch((error: unknown) => explainLoadFailure(error, input.path, chartDir)),
