@@ -1,7 +1,7 @@
 import type {RefHelpers, ValuesBinding} from 'kod'
 
 import {imageFieldsInText, imageTokens, namedForImage, type Occurrence} from './render.js'
-import {nameOf} from './values.js'
+import {hasTagOrDigest} from './values.js'
 
 /** One place an image reference sits in the rendered output. */
 export interface Item {
@@ -48,7 +48,7 @@ export function imagePart(value: string): {prefix: string; ref: string} {
 /** An argument or env value that is an image reference: a path and a tag or digest ("host:port" alone is not). */
 export function looksLikeImage(refs: RefHelpers, value: string): boolean {
   const {ref} = imagePart(value)
-  return parseable(refs, ref) && ref.includes('/') && /[:@]/.test(ref.slice(nameOf(ref).length))
+  return parseable(refs, ref) && ref.includes('/') && hasTagOrDigest(ref)
 }
 
 /**
@@ -57,14 +57,14 @@ export function looksLikeImage(refs: RefHelpers, value: string): boolean {
  */
 export function isNamedImageValue(refs: RefHelpers, value: string): boolean {
   const {ref} = imagePart(value)
-  return !ref.includes('://') && parseable(refs, ref) && (ref.includes('/') || /[:@]/.test(ref.slice(nameOf(ref).length)))
+  return !ref.includes('://') && parseable(refs, ref) && (ref.includes('/') || hasTagOrDigest(ref))
 }
 
 /** The repository an argument or env value named for an image holds when it has a path but neither tag nor digest. */
 function untaggedRepository(refs: RefHelpers, occurrence: Occurrence): string | undefined {
-  if (!namedForImage(occurrence.name)) return undefined
   const {ref} = imagePart(occurrence.value)
-  return !ref.includes('://') && parseable(refs, ref) && ref.includes('/') && !/[:@]/.test(ref.slice(nameOf(ref).length)) ? ref : undefined
+  // A named image value without tag or digest has a path (isNamedImageValue): a repository.
+  return namedForImage(occurrence.name) && isNamedImageValue(refs, occurrence.value) && !hasTagOrDigest(ref) ? ref : undefined
 }
 
 /** An argument or env value that is one whole image: named for one, or looking like one. */

@@ -4,6 +4,8 @@ import YAML from 'yaml'
 
 import type {SourceContext} from 'kod'
 
+import {hasTagOrDigest} from './values.js'
+
 /** Images in rendered manifests: every non-empty string under a key named "image", at any depth. */
 export interface RenderedImage {
   ref: string
@@ -60,7 +62,7 @@ const TEXT_IMAGE_FIELD = /^[ \t]*(?:-[ \t]+)?["']?image["']?[ \t]*([:=])[ \t]*["
 export function imageFieldsInText(text: string): string[] {
   const found = [...text.matchAll(TEXT_IMAGE_FIELD)]
     // `image = "…"` of a config is an image only with a tag or digest (`image = "assets/hero.jpg"` is a picture).
-    .filter(([, separator, value]) => (separator === ':' ? /[/:@]/ : /[:@]/).test(separator === ':' ? value : value.slice(value.lastIndexOf('/') + 1)))
+    .filter(([, separator, value]) => (separator === ':' ? /[/:@]/.test(value) : hasTagOrDigest(value)))
     .map((match) => match[2])
   return [...new Set(found)]
 }
@@ -84,14 +86,19 @@ export function namedForImage(name: string | undefined): boolean {
 export function composedImage(record: Record<string, unknown>): string | undefined {
   const {image, repository} = record
   if (typeof image !== 'string' || !image.trim() || typeof repository !== 'string' || !repository.trim()) return undefined
-  let ref = `${repository.trim().replace(/\/+$/, '')}/${image.trim().replace(/^\/+/, '')}`
-  const version = [record.version, record.tag].find((value) => (typeof value === 'string' && value.trim() !== '') || typeof value === 'number')
-  const last = ref.slice(ref.lastIndexOf('/') + 1)
-  if (version !== undefined && !/[:@]/.test(last)) {
-    const text = String(version).trim()
-    ref += /^sha256:/.test(text) ? `@${text}` : `:${text}`
-  }
-  return ref
+  const ref = `${repository.trim().replace(/\/+$/, '')}/${image.trim().replace(/^\/+/, '')}`
+  return withTag(ref, [record.version, record.tag].map(scalarText).find(Boolean))
+}
+
+/** A scalar value as text, trimmed ('' for anything else): versions and tags may be numbers. */
+function scalarText(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' ? String(value).trim() : ''
+}
+
+/** `ref` with `tag` after it (a digest when it starts with sha256:), unless it has a tag or digest already. */
+function withTag(ref: string, tag: string | undefined): string {
+  if (!tag || hasTagOrDigest(ref)) return ref
+  return /^sha256:/.test(tag) ? `${ref}@${tag}` : `${ref}:${tag}`
 }
 
 /**
@@ -100,10 +107,9 @@ export function composedImage(record: Record<string, unknown>): string | undefin
  * `:<version>`.
  */
 function baseImageReference(baseImage: string, record: Record<string, unknown>): string {
-  const text = (field: unknown): string => (typeof field === 'string' || typeof field === 'number' ? String(field).trim() : '')
-  const sha = text(record.sha).replace(/^sha256:/, '')
+  const sha = scalarText(record.sha).replace(/^sha256:/, '')
   if (sha) return `${baseImage}@sha256:${sha}`
-  const tag = text(record.tag) || text(record.version)
+  const tag = scalarText(record.tag) || scalarText(record.version)
   return tag ? `${baseImage}:${tag}` : baseImage
 }
 
@@ -120,21 +126,17 @@ const TOOL_FAILED_EXIT = 4
  * the whole reference. Undefined when the map names no image.
  */
 export function imageFromMap(map: Record<string, unknown>): string | undefined {
-  const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value).trim() : '')
-  const registry = text(map.registry).replace(/\/+$/, '')
-  const tag = [map.tag, map.version].map(text).find(Boolean)
-  const digest = text(map.digest)
+  const registry = scalarText(map.registry).replace(/\/+$/, '')
+  const tag = [map.tag, map.version].map(scalarText).find(Boolean)
+  const digest = scalarText(map.digest)
   // `name` names many things (an OS image of a machine: {name: gardenlinux, version: …}): it is an image's
   // only with a tag and a registry, in the map or in the name itself (linkerd's cr.l5d.io/linkerd/proxy).
-  const named = text(map.name)
+  const named = scalarText(map.name)
   const nameIsImage = named !== '' && (tag !== undefined || digest !== '') && (registry !== '' || named.includes('/'))
-  const name = [text(map.repository), text(map.image), nameIsImage ? named : ''].find(Boolean)
+  const name = [scalarText(map.repository), scalarText(map.image), nameIsImage ? named : ''].find(Boolean)
   if (!name) return undefined
-  let ref = `${registry ? `${registry}/` : ''}${name}`
-  const last = ref.slice(ref.lastIndexOf('/') + 1)
-  if (tag && !/[:@]/.test(last)) ref += /^sha256:/.test(tag) ? `@${tag}` : `:${tag}`
-  if (digest && !ref.includes('@')) ref += `@${digest}`
-  return ref
+  const ref = withTag(`${registry ? `${registry}/` : ''}${name}`, tag)
+  return digest && !ref.includes('@') ? `${ref}@${digest}` : ref
 }
 
 /** Text a ConfigMap or Secret carries, by key: data (a Secret's decoded from base64) and a Secret's stringData. */
@@ -218,7 +220,7 @@ function visitDocument(document: unknown, template: string, base: string, found:
   // of an image composed at run time, as a bare name is (imageInText).
   const mapImage = (map: Record<string, unknown>): string | undefined => {
     const ref = imageFromMap(map)
-    return ref !== undefined && (!inText || /[:@]/.test(ref.slice(ref.lastIndexOf('/') + 1))) ? ref : undefined
+    return ref !== undefined && (!inText || hasTagOrDigest(ref)) ? ref : undefined
   }
   const visit = (node: unknown, at: string, parentKey: string): void => {
     if (Array.isArray(node)) {

@@ -102,6 +102,11 @@ export function nameOf(reference: string): string {
   return colon > withoutDigest.lastIndexOf('/') ? withoutDigest.slice(0, colon) : withoutDigest
 }
 
+/** Whether a reference carries a tag or a digest after its name (`registry.local:5000/app` does not). */
+export function hasTagOrDigest(reference: string): boolean {
+  return reference.length > nameOf(reference).length
+}
+
 /**
  * The value that makes `binding.path` render the image at its relocated location.
  *
