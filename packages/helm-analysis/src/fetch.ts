@@ -183,28 +183,27 @@ async function chartYamlFiles(chartDir: string): Promise<string[]> {
   return [...own, ...nested.flat()]
 }
 
-/**
- * Why helm could not load a chart, as bad input naming the file, when the reason is a YAML file that
- * is not valid: for a directory the file is found and its problem given with line and column; for an
- * archive helm's own words are kept. Anything else is rethrown as it is.
- */
 /** The time every file of a chart is packaged with: SOURCE_DATE_EPOCH when set (reproducible builds), else 2000-01-01. */
 function packagedTime(): Date {
   const epoch = Number(process.env.SOURCE_DATE_EPOCH)
   return Number.isSafeInteger(epoch) && epoch >= 0 ? new Date(epoch * 1000) : new Date('2000-01-01T00:00:00Z')
 }
 
-/** Gives every file and directory below `dir` the same modification time (packagedTime). */
-async function settleTimes(dir: string): Promise<void> {
-  const time = packagedTime()
+/** Gives `dir` and every file and directory below it the same modification time (packagedTime). */
+async function settleTimes(dir: string, time = packagedTime()): Promise<void> {
   for (const entry of await readdir(dir, {withFileTypes: true})) {
     const at = path.join(dir, entry.name)
-    if (entry.isDirectory()) await settleTimes(at)
-    if (entry.isDirectory() || entry.isFile()) await utimes(at, time, time)
+    if (entry.isDirectory()) await settleTimes(at, time)
+    else if (entry.isFile()) await utimes(at, time, time)
   }
   await utimes(dir, time, time)
 }
 
+/**
+ * Why helm could not load a chart, as bad input naming the file, when the reason is a YAML file that
+ * is not valid: for a directory the file is found and its problem given with line and column; for an
+ * archive helm's own words are kept. Anything else is rethrown as it is.
+ */
 async function explainLoadFailure(error: unknown, chart: string, dir?: string): Promise<never> {
   const message = error instanceof Error ? error.message : String(error)
   const load = /cannot load ([\w./-]+\.ya?ml): (?:cannot unmarshal yaml document: )?(?:error converting YAML to JSON: )?(.*)$/.exec(message)
