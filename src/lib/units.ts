@@ -39,7 +39,10 @@ export function scopedValuesFile(value: string, manifest: PackageManifest): {fil
   const ids = installed.map((unit) => unit.id)
   // A release by its id (its name, or namespace/name where two share a name) or always by namespace/name.
   const byName = new Map<string, string>(installed.map((unit) => [unit.id, unit.id]))
-  for (const unit of installed) if (!byName.has(`${unit.namespace ?? 'default'}/${unit.release}`)) byName.set(`${unit.namespace ?? 'default'}/${unit.release}`, unit.id)
+  for (const unit of installed) {
+    const qualified = `${unit.namespace ?? 'default'}/${unit.release}`
+    if (!byName.has(qualified)) byName.set(qualified, unit.id)
+  }
   const eq = value.indexOf('=')
   const named = eq > 0 ? byName.get(value.slice(0, eq)) : undefined
   if (named !== undefined) return {unit: named, file: value.slice(eq + 1)}
